@@ -1,0 +1,203 @@
+//! Strict request extraction: JSON bodies with precise per-field errors, and the error handlers for
+//! actix's own path, query and payload extractors.
+
+use std::collections::BTreeMap;
+
+use actix_web::dev::Payload;
+use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
+use actix_web::http::header::CONTENT_LENGTH;
+use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
+use futures_util::StreamExt;
+use futures_util::future::LocalBoxFuture;
+use serde::de::DeserializeOwned;
+use serde_json::error::Category;
+
+use crate::{ApiError, BODY_LIMIT_BYTES};
+
+/// A JSON body: `Content-Type: application/json` (415), at most 64 KiB (413), valid JSON (400),
+/// the right shape (422 naming each bad or unknown field). Write DTOs use `deny_unknown_fields`,
+/// so mass assignment is impossible.
+#[derive(Debug)]
+pub struct Json<T>(pub T);
+
+impl<T> Json<T> {
+    /// The inner value.
+    pub fn into_inner(self) -> T {
+        self.0
+    }
+}
+
+impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let is_json = matches!(req.mime_type(), Ok(Some(mime))
+            if mime.type_() == "application" && (mime.subtype() == "json" || mime.suffix().is_some_and(|s| s == "json")));
+        let declared_len =
+            req.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
+        let mut payload = payload.take();
+        Box::pin(async move {
+            if !is_json {
+                return Err(ApiError::new(
+                    actix_web::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "unsupported_media_type",
+                    "the body must be JSON with Content-Type: application/json",
+                ));
+            }
+            if declared_len.is_some_and(|len| len > BODY_LIMIT_BYTES) {
+                return Err(ApiError::payload_too_large());
+            }
+            let mut body = web::BytesMut::with_capacity(declared_len.unwrap_or(1024).min(BODY_LIMIT_BYTES));
+            while let Some(chunk) = payload.next().await {
+                let chunk = chunk.map_err(|e| ApiError::malformed_json(format!("could not read the body: {e}")))?;
+                if body.len() + chunk.len() > BODY_LIMIT_BYTES {
+                    return Err(ApiError::payload_too_large());
+                }
+                body.extend_from_slice(&chunk);
+            }
+            parse_json(&body).map(Json)
+        })
+    }
+}
+
+/// Parses `bytes` as `T`, mapping syntax errors to 400 and shape errors to 422 with the field path.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|err| {
+        let path = err.path().to_string();
+        let inner = err.into_inner();
+        match inner.classify() {
+            Category::Data => {
+                let (field, message) = describe_data_error(&path, &inner);
+                ApiError::validation(BTreeMap::from([(field, message)]))
+            }
+            Category::Syntax | Category::Eof | Category::Io => ApiError::malformed_json(strip_position(&inner)),
+        }
+    })?;
+    de.end().map_err(|e| ApiError::malformed_json(strip_position(&e)))?;
+    Ok(value)
+}
+
+/// serde names unknown and missing fields in the message, with the path of the object around them.
+fn describe_data_error(path: &str, err: &serde_json::Error) -> (String, String) {
+    let message = strip_position(err);
+    let is_root = matches!(path, "." | "?" | "");
+    // The path of an unknown field already ends with it; a missing field's path is the object around it.
+    if message.starts_with("unknown field `") {
+        return (if is_root { "body".to_owned() } else { path.to_owned() }, "unknown field".to_owned());
+    }
+    if let Some(rest) = message.strip_prefix("missing field `")
+        && let Some(end) = rest.find('`')
+    {
+        let name = &rest[..end];
+        return (if is_root { name.to_owned() } else { format!("{path}.{name}") }, "is required".to_owned());
+    }
+    (if is_root { "body".to_owned() } else { path.to_owned() }, message)
+}
+
+fn strip_position(err: &serde_json::Error) -> String {
+    let text = err.to_string();
+    match text.rfind(" at line ") {
+        Some(pos) => text[..pos].to_owned(),
+        None => text,
+    }
+}
+
+/// A path segment that does not parse (e.g. a malformed id) names nothing that can exist: 404.
+pub fn path_config() -> web::PathConfig {
+    web::PathConfig::default()
+        .error_handler(|_: PathError, _| ApiError::not_found("not_found", "no such resource").into())
+}
+
+/// A bad query string is a 422 naming the problem.
+pub fn query_config() -> web::QueryConfig {
+    web::QueryConfig::default()
+        .error_handler(|err: QueryPayloadError, _| ApiError::invalid_field("query", err.to_string()).into())
+}
+
+/// actix's own `web::Json`, should anything use it, maps errors the same way as [`Json`].
+pub fn json_config() -> web::JsonConfig {
+    web::JsonConfig::default().limit(BODY_LIMIT_BYTES).error_handler(|err: JsonPayloadError, _| {
+        match err {
+            JsonPayloadError::OverflowKnownLength { .. } | JsonPayloadError::Overflow { .. } => {
+                ApiError::payload_too_large()
+            }
+            JsonPayloadError::ContentType => ApiError::for_status(actix_web::http::StatusCode::UNSUPPORTED_MEDIA_TYPE),
+            JsonPayloadError::Deserialize(e) if e.classify() == Category::Data => {
+                ApiError::invalid_field("body", strip_position(&e))
+            }
+            other => ApiError::malformed_json(other),
+        }
+        .into()
+    })
+}
+
+/// Raw bodies (`web::Bytes`, used for signed webhooks) share the 64 KiB limit.
+pub fn payload_config() -> web::PayloadConfig {
+    web::PayloadConfig::new(BODY_LIMIT_BYTES)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[expect(dead_code, reason = "fields exist to be deserialized")]
+    struct Body {
+        email: String,
+        count: u32,
+        nested: Option<Inner>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[expect(dead_code, reason = "fields exist to be deserialized")]
+    struct Inner {
+        flag: bool,
+    }
+
+    fn fields(err: &ApiError) -> serde_json::Value {
+        err.details()["fields"].clone()
+    }
+
+    #[test]
+    fn syntax_errors_are_400() {
+        for body in [&b"{"[..], b"not json", b"", b"{\"email\": \"a\", \"count\": 1} trailing"] {
+            let err = parse_json::<Body>(body).err().unwrap_or_else(|| panic!("accepted {body:?}"));
+            assert_eq!(err.status().as_u16(), 400, "{body:?}");
+            assert_eq!(err.code(), "malformed_json");
+        }
+    }
+
+    #[test]
+    fn unknown_fields_are_422_naming_the_field() {
+        let err = parse_json::<Body>(br#"{"email":"a","count":1,"status":"active"}"#).err();
+        let err = err.unwrap_or_else(|| panic!("unknown field accepted"));
+        assert_eq!(err.status().as_u16(), 422);
+        assert_eq!(err.code(), "validation_failed");
+        assert_eq!(fields(&err), serde_json::json!({"status": "unknown field"}));
+    }
+
+    #[test]
+    fn missing_and_mistyped_fields_name_their_path() {
+        let err = parse_json::<Body>(br#"{"count":1}"#).err().unwrap_or_else(|| panic!("accepted"));
+        assert_eq!(fields(&err), serde_json::json!({"email": "is required"}));
+        let err = parse_json::<Body>(br#"{"email":"a","count":-1}"#).err().unwrap_or_else(|| panic!("accepted"));
+        assert!(fields(&err)["count"].as_str().is_some_and(|m| m.contains("invalid value")), "{err:?}");
+        let err = parse_json::<Body>(br#"{"email":"a","count":1,"nested":{"flag":"yes"}}"#).err();
+        let err = err.unwrap_or_else(|| panic!("accepted"));
+        assert!(fields(&err)["nested.flag"].is_string(), "{err:?}");
+        let err = parse_json::<Body>(br#"{"email":"a","count":1,"nested":{"x":1}}"#).err();
+        assert_eq!(err.map(|e| fields(&e)), Some(serde_json::json!({"nested.x": "unknown field"})));
+    }
+
+    #[test]
+    fn a_non_object_body_is_422_on_the_body() {
+        let err = parse_json::<Body>(br#""just a string""#).err().unwrap_or_else(|| panic!("accepted"));
+        assert_eq!(err.status().as_u16(), 422, "{err:?}");
+        assert!(fields(&err)["body"].is_string(), "{err:?}");
+    }
+}

@@ -1,0 +1,26 @@
+#![doc = include_str!("../README.md")]
+
+pub mod context;
+pub mod envelope;
+pub mod error;
+pub mod extract;
+pub mod health;
+pub mod metrics;
+pub mod middleware;
+pub mod openapi;
+pub mod server;
+pub mod telemetry;
+
+pub use context::{RequestId, current_request_id};
+pub use envelope::{ApiResponse, created, ok};
+pub use error::ApiError;
+pub use extract::Json;
+pub use server::{AppContext, app};
+
+/// Every request body is refused above this size (413).
+pub const BODY_LIMIT_BYTES: usize = 64 * 1024;
+
+/// RFC 3339 UTC with `Z`, to the second, as every timestamp in the API is rendered.
+pub fn rfc3339(at: chrono::DateTime<chrono::Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}

@@ -1,0 +1,49 @@
+//! The OpenAPI document (routes common to both services merged into each service's own) and Swagger UI.
+
+use utoipa::openapi::OpenApi as Document;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::error::ErrorEnvelope;
+use crate::health::{BasicHealth, CheckOutcome, DetailedHealth};
+
+/// Adds the `bearer` (JWT) security scheme routes refer to.
+struct BearerScheme;
+
+impl Modify for BearerScheme {
+    fn modify(&self, doc: &mut Document) {
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+        );
+    }
+}
+
+/// Routes and schemas every service has.
+#[derive(OpenApi)]
+#[openapi(
+    paths(crate::health::basic, crate::health::detailed, crate::metrics::render),
+    components(schemas(ErrorEnvelope, BasicHealth, DetailedHealth, CheckOutcome)),
+    modifiers(&BearerScheme),
+    tags(
+        (name = "health", description = "Liveness and dependency checks"),
+        (name = "operations", description = "Metrics and operations"),
+    )
+)]
+pub struct CommonApi;
+
+/// A service's document with the common routes merged in, titled and described.
+pub fn document(mut service: Document, title: &str, description: &str) -> Document {
+    service.merge(CommonApi::openapi());
+    service.info.title = title.to_owned();
+    service.info.version = env!("CARGO_PKG_VERSION").to_owned();
+    service.info.description = Some(description.to_owned());
+    service
+}
+
+/// Swagger UI at `/docs/` (assets compiled in, so it works offline) and the document at `/openapi.json`.
+pub fn swagger(doc: Document) -> SwaggerUi {
+    SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", doc)
+}

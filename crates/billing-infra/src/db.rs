@@ -1,0 +1,89 @@
+//! The PostgreSQL pool and the error type of repository functions.
+
+use std::time::{Duration, Instant};
+
+use billing_config::DatabaseSettings;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel::sql_types::Integer;
+use diesel::{IntoSql, select};
+use diesel_async::pooled_connection::AsyncDieselConnectionManager;
+use diesel_async::pooled_connection::deadpool::{Object, Pool, PoolError};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+
+/// The pool every request and job borrows its connection from.
+pub type DbPool = Pool<AsyncPgConnection>;
+/// A pooled connection, returned to the pool on drop.
+pub type DbConn = Object<AsyncPgConnection>;
+
+/// What a repository function can fail with; services map it to their own errors.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("row not found")]
+    NotFound,
+    #[error("unique constraint {constraint} violated")]
+    UniqueViolation { constraint: String },
+    #[error("concurrent update conflict")]
+    Conflict,
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    #[error("database error: {0}")]
+    Other(String),
+}
+
+impl From<DieselError> for DbError {
+    fn from(err: DieselError) -> Self {
+        match err {
+            DieselError::NotFound => Self::NotFound,
+            DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, info) => {
+                Self::UniqueViolation { constraint: info.constraint_name().unwrap_or_default().to_owned() }
+            }
+            DieselError::DatabaseError(DatabaseErrorKind::SerializationFailure, _) => Self::Conflict,
+            DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection, info) => {
+                Self::Unavailable(info.message().to_owned())
+            }
+            other => Self::Other(other.to_string()),
+        }
+    }
+}
+
+impl From<PoolError> for DbError {
+    fn from(err: PoolError) -> Self {
+        Self::Unavailable(err.to_string())
+    }
+}
+
+/// Builds the pool; no connection is opened until the first request needs one.
+pub fn build_pool(settings: &DatabaseSettings) -> Result<DbPool, DbError> {
+    build_pool_for_url(
+        settings.url.expose(),
+        settings.pool_max_size,
+        settings.acquire_timeout,
+        settings.connect_timeout,
+    )
+}
+
+/// Builds a pool for an explicit URL (tests point it at their own database).
+pub fn build_pool_for_url(
+    url: &str,
+    max_size: usize,
+    acquire_timeout: Duration,
+    connect_timeout: Duration,
+) -> Result<DbPool, DbError> {
+    let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(url);
+    Pool::builder(manager)
+        .max_size(max_size)
+        .wait_timeout(Some(acquire_timeout))
+        .create_timeout(Some(connect_timeout))
+        .recycle_timeout(Some(connect_timeout))
+        .runtime(deadpool::Runtime::Tokio1)
+        .build()
+        .map_err(|e| DbError::Other(e.to_string()))
+}
+
+/// Borrows a connection and runs `SELECT 1`, returning how long the round trip took.
+pub async fn ping(pool: &DbPool) -> Result<Duration, DbError> {
+    let started = Instant::now();
+    let mut conn = pool.get().await?;
+    select(1.into_sql::<Integer>()).get_result::<i32>(&mut conn).await?;
+    Ok(started.elapsed())
+}

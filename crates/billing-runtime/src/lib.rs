@@ -1,0 +1,242 @@
+#![doc = include_str!("../README.md")]
+
+use std::net::{SocketAddr, TcpListener};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use billing_config::{ServiceKind, Settings};
+use billing_http::health::{DatabaseCheck, Health, HealthCheck, RedisCheck};
+use billing_http::server::{AppContext, Routes};
+use billing_infra::{DbPool, Redis, migrate};
+use clap::{Parser, Subcommand};
+use diesel_migrations::EmbeddedMigrations;
+
+/// The connections a service process holds.
+#[derive(Clone)]
+pub struct Infra {
+    pub settings: Arc<Settings>,
+    pub db: DbPool,
+    pub redis: Redis,
+}
+
+impl std::fmt::Debug for Infra {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Infra")
+            .field("service", &self.settings.service)
+            .field("redis", &self.redis)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Infra {
+    /// Builds the pool and the Redis handle; neither connects until first used, so a process starts
+    /// (and reports itself unhealthy) while a dependency is down.
+    pub fn connect(settings: Arc<Settings>) -> anyhow::Result<Self> {
+        let db = billing_infra::db::build_pool(&settings.database).context("building the database pool")?;
+        let redis = Redis::connect_lazy(&settings.redis).context("REDIS_URL: cannot create the Redis client")?;
+        Ok(Self { settings, db, redis })
+    }
+}
+
+/// What a service brings to the shared runtime.
+pub trait Service: 'static {
+    /// Which service this is.
+    const KIND: ServiceKind;
+    /// Its migrations, embedded in the binary.
+    const MIGRATIONS: EmbeddedMigrations;
+
+    /// Its OpenAPI document (the common routes are merged in by the runtime).
+    fn openapi() -> utoipa::openapi::OpenApi;
+
+    /// A one-paragraph description for the OpenAPI document.
+    fn description() -> &'static str;
+
+    /// Builds the service's state and returns the function that registers its routes.
+    fn routes(infra: &Infra) -> anyhow::Result<Routes>;
+
+    /// Dependency checks for `/v1/health/detailed`, beyond the database and Redis.
+    fn extra_health_checks(_infra: &Infra) -> Vec<Arc<dyn HealthCheck>> {
+        Vec::new()
+    }
+
+    /// Runs the queue consumers and scheduler until `shutdown` resolves.
+    fn worker(infra: Infra, shutdown: ShutdownSignal) -> impl Future<Output = anyhow::Result<()>> + Send {
+        async move {
+            let _ = infra;
+            tracing::info!("no queue consumers are registered for this service yet; idling until shutdown");
+            shutdown.await;
+            Ok(())
+        }
+    }
+
+    /// Loads the development seed data (`env-manager.sh seed`).
+    fn seed(infra: Infra) -> impl Future<Output = anyhow::Result<()>> + Send {
+        async move {
+            let _ = infra;
+            tracing::info!("no seed data is defined for this service");
+            Ok(())
+        }
+    }
+}
+
+/// Resolves when the process is asked to stop (SIGINT or SIGTERM).
+pub type ShutdownSignal = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// A future that resolves on SIGINT or SIGTERM.
+pub fn shutdown_signal() -> ShutdownSignal {
+    Box::pin(async {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            match signal(SignalKind::terminate()) {
+                Ok(mut term) => {
+                    tokio::select! {
+                        _ = tokio::signal::ctrl_c() => {}
+                        _ = term.recv() => {}
+                    }
+                }
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    })
+}
+
+#[derive(Debug, Parser)]
+#[command(version, about = "Run with APP_ENV=development|staging|production|test (default development).")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the HTTP API (applies migrations first in development and test).
+    Serve,
+    /// Run the queue consumers and the scheduler.
+    Worker,
+    /// Create the database if missing and apply pending migrations.
+    Migrate,
+    /// Load the development seed data.
+    Seed,
+    /// Load and validate the configuration, then exit.
+    CheckConfig,
+}
+
+/// The whole `main` of a service binary.
+pub fn main<S: Service>() -> ExitCode {
+    let cli = Cli::parse();
+    let settings = match Settings::load(S::KIND) {
+        Ok(settings) => Arc::new(settings),
+        Err(err) => {
+            eprintln!("{}: configuration error: {err}", S::KIND.name());
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(err) = billing_http::telemetry::init(&settings.log) {
+        eprintln!("{}: configuration error: {err}", S::KIND.name());
+        return ExitCode::from(2);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("{}: cannot start the async runtime: {err}", S::KIND.name());
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve => serve::<S>(settings).await,
+            Command::Worker => {
+                let infra = Infra::connect(settings)?;
+                tracing::info!(service = S::KIND.name(), "worker started");
+                S::worker(infra, shutdown_signal()).await
+            }
+            Command::Migrate => run_migrations::<S>(&settings).await,
+            Command::Seed => {
+                run_migrations::<S>(&settings).await?;
+                S::seed(Infra::connect(settings)?).await
+            }
+            Command::CheckConfig => {
+                println!("{}: configuration is valid for {}", S::KIND.name(), settings.app_env.as_str());
+                Ok(())
+            }
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!(error = format!("{err:#}"), "{} stopped with an error", S::KIND.name());
+            eprintln!("{}: {err:#}", S::KIND.name());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Creates the database when missing and applies pending migrations.
+pub async fn run_migrations<S: Service>(settings: &Settings) -> anyhow::Result<()> {
+    let url = settings.database.url.expose();
+    match migrate::ensure_database(url).await {
+        Ok(true) => tracing::info!("database created"),
+        Ok(false) => {}
+        // The role may lack CREATEDB in production, where the database is provisioned beforehand.
+        Err(err) => tracing::warn!(error = %err, "could not check or create the database; trying to migrate anyway"),
+    }
+    let applied = migrate::run_pending(url, S::MIGRATIONS).await.context("applying migrations")?;
+    if applied.is_empty() {
+        tracing::info!("migrations: database is up to date");
+    } else {
+        tracing::info!(applied = ?applied, "migrations applied");
+    }
+    Ok(())
+}
+
+/// The HTTP server of `S`, built and bound but not yet awaited.
+pub struct RunningServer {
+    pub addr: SocketAddr,
+    pub server: actix_web::dev::Server,
+    pub infra: Infra,
+}
+
+/// Builds the app of `S` and binds it to `listener`.
+pub fn start_server<S: Service>(infra: Infra, listener: TcpListener) -> anyhow::Result<RunningServer> {
+    let settings = infra.settings.clone();
+    let mut checks: Vec<Arc<dyn HealthCheck>> =
+        vec![Arc::new(DatabaseCheck(infra.db.clone())), Arc::new(RedisCheck(infra.redis.clone()))];
+    checks.extend(S::extra_health_checks(&infra));
+    let ctx = AppContext {
+        settings: settings.clone(),
+        health: Health::new(S::KIND.name(), env!("CARGO_PKG_VERSION"), checks),
+        openapi: Arc::new(billing_http::openapi::document(S::openapi(), S::KIND.name(), S::description())),
+        metrics: billing_http::metrics::install(),
+    };
+    let routes = S::routes(&infra)?;
+    let addr = listener.local_addr()?;
+    let server = billing_http::server::serve(ctx, routes, listener)?;
+    Ok(RunningServer { addr, server, infra })
+}
+
+async fn serve<S: Service>(settings: Arc<Settings>) -> anyhow::Result<()> {
+    if settings.database.migrate_on_start {
+        run_migrations::<S>(&settings).await?;
+    }
+    let infra = Infra::connect(settings.clone())?;
+    let bind = (settings.http.host.as_str(), settings.http.port);
+    let listener = TcpListener::bind(bind)
+        .with_context(|| format!("cannot listen on {}:{}", settings.http.host, settings.http.port))?;
+    let running = start_server::<S>(infra, listener)?;
+    tracing::info!(
+        service = S::KIND.name(),
+        env = settings.app_env.as_str(),
+        addr = %running.addr,
+        docs = format!("http://{}/docs/", running.addr),
+        "listening"
+    );
+    running.server.await.context("HTTP server failed")
+}

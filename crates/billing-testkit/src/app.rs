@@ -1,0 +1,92 @@
+//! A service's real app, served in-process on a free port with its own database and Redis prefix.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::dev::ServerHandle;
+use billing_config::{ServiceKind, Settings};
+use billing_runtime::{Infra, Service};
+
+use crate::{MigrationSet, TestDb, TestRedis};
+
+/// A running service for one test.
+pub struct TestApp {
+    pub base_url: String,
+    pub client: reqwest::Client,
+    pub settings: Arc<Settings>,
+    pub infra: Infra,
+    pub db: TestDb,
+    pub redis: TestRedis,
+    handle: ServerHandle,
+}
+
+impl std::fmt::Debug for TestApp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestApp").field("base_url", &self.base_url).finish_non_exhaustive()
+    }
+}
+
+/// The key naming a service's database URL.
+pub fn database_url_key(kind: ServiceKind) -> &'static str {
+    match kind {
+        ServiceKind::Subscription => "SUBSCRIPTION_DATABASE_URL",
+        ServiceKind::Payment => "PAYMENT_DATABASE_URL",
+    }
+}
+
+impl TestApp {
+    /// Serves `S` with a fresh database and Redis prefix.
+    pub async fn spawn<S: Service>(migrations: MigrationSet) -> Self {
+        Self::spawn_with::<S>(migrations, &[]).await
+    }
+
+    /// Serves `S` with extra configuration `overrides` (process-environment style).
+    pub async fn spawn_with<S: Service>(migrations: MigrationSet, overrides: &[(&str, String)]) -> Self {
+        let db = TestDb::new(migrations).await;
+        let redis = TestRedis::new();
+        let mut all = vec![(database_url_key(S::KIND), db.url.clone()), ("REDIS_KEY_PREFIX", redis.prefix.clone())];
+        all.extend(overrides.iter().cloned());
+        let settings = Arc::new(crate::test_settings(S::KIND, &all));
+        let infra = Infra::connect(settings.clone()).expect("connecting the test infrastructure");
+        let listener = TcpListener::bind("127.0.0.1:0").expect("binding a free port");
+        let running = billing_runtime::start_server::<S>(infra, listener).expect("starting the test server");
+        let handle = running.server.handle();
+        tokio::spawn(running.server);
+        Self {
+            base_url: format!("http://{}", running.addr),
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("HTTP client"),
+            settings,
+            infra: running.infra,
+            db,
+            redis,
+            handle,
+        }
+    }
+
+    /// The absolute URL of `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
+    }
+
+    /// `GET path`.
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.expect("GET failed")
+    }
+
+    /// `POST path` with a JSON body.
+    pub async fn post_json(&self, path: &str, body: &serde_json::Value) -> reqwest::Response {
+        self.client.post(self.url(path)).json(body).send().await.expect("POST failed")
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        let handle = self.handle.clone();
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move { handle.stop(false).await });
+        }
+    }
+}

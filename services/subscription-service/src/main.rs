@@ -1,0 +1,5 @@
+//! `subscription-service serve | worker | migrate | seed | check-config`
+
+fn main() -> std::process::ExitCode {
+    billing_runtime::main::<subscription_service::SubscriptionService>()
+}
