@@ -45,6 +45,7 @@ impl TestApp {
         let db = TestDb::new(migrations).await;
         let redis = TestRedis::new();
         let mut all = vec![(database_url_key(S::KIND), db.url.clone()), ("REDIS_KEY_PREFIX", redis.prefix.clone())];
+        // Later entries win: an override replaces the test database or Redis.
         all.extend(overrides.iter().cloned());
         let settings = Arc::new(crate::test_settings(S::KIND, &all));
         let infra = Infra::connect(settings.clone()).expect("connecting the test infrastructure");

@@ -14,10 +14,11 @@ use billing_config::ServiceKind;
 type SyncConn = AsyncConnectionWrapper<AsyncPgConnection>;
 
 /// A service's migrations: embedded (to run) and on disk (to hash into the template's name).
-/// Services expose it as a `const`, so each use is a fresh value.
+#[derive(Clone, Copy)]
 pub struct MigrationSet {
     pub service: ServiceKind,
-    pub embedded: EmbeddedMigrations,
+    /// Returns the service's `embed_migrations!` constant (which is not `Clone` itself).
+    pub embedded: fn() -> EmbeddedMigrations,
     /// The directory under `migrations/`.
     pub dir: &'static str,
 }
@@ -37,7 +38,7 @@ impl TestDb {
         let server_url = settings.database.url.expose().clone();
         let admin_url = with_database(&server_url, "postgres");
         let template = format!("tpl_{}_{}", set.dir, migrations_hash(set.dir));
-        let embedded = set.embedded;
+        let embedded = (set.embedded)();
         let name = format!("t_{}_{}", set.dir, uuid::Uuid::new_v4().simple());
         let url = with_database(&server_url, &name);
         let (admin, tpl, db, template_url) = (
@@ -114,8 +115,11 @@ fn ensure_template(conn: &mut SyncConn, template: &str, build_url: &str, migrati
     conn.batch_execute("SELECT pg_advisory_lock(727274)").unwrap_or_else(|e| panic!("{e}"));
     if !exists(conn) {
         let build = format!("{template}_build");
-        conn.batch_execute(&format!("DROP DATABASE IF EXISTS \"{build}\" WITH (FORCE); CREATE DATABASE \"{build}\""))
-            .unwrap_or_else(|e| panic!("creating {build}: {e}"));
+        // Separate statements: a multi-statement string is one implicit transaction, which these refuse.
+        for sql in [format!("DROP DATABASE IF EXISTS \"{build}\" WITH (FORCE)"), format!("CREATE DATABASE \"{build}\"")]
+        {
+            conn.batch_execute(&sql).unwrap_or_else(|e| panic!("creating {build}: {e}"));
+        }
         {
             use diesel_migrations::MigrationHarness;
             let mut tpl = SyncConn::establish(build_url).unwrap_or_else(|e| panic!("{e}"));

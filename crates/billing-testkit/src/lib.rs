@@ -2,6 +2,7 @@
 #![expect(clippy::expect_used, reason = "a harness that cannot set up must stop the test loudly")]
 
 mod app;
+mod conformance;
 mod db;
 mod redis_server;
 
@@ -11,6 +12,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 pub use app::TestApp;
+pub use conformance::{assert_health_follows_its_dependencies, assert_migrations_round_trip};
 pub use db::{MigrationSet, TestDb};
 pub use redis_server::RedisServer;
 
