@@ -385,7 +385,7 @@ run_migrations() {
 }
 
 run_seed() {
-  is_deployed && die "seed loads development data; in $ENV_NAME create an admin with: subscription-service create-admin"
+  is_deployed && die "seed loads development data only; it never runs in $ENV_NAME"
   info "seeding"
   (cd "$ROOT" && "$BIN_DIR/subscription-service" seed) || die "seed failed"
 }
@@ -527,11 +527,17 @@ do_seed() {
 }
 
 do_validate() {
-  ensure_built
+  # Validation is the same code in every build profile: use whichever binaries exist.
+  local dir=""
+  for dir in "$BIN_DIR" "$TARGET_DIR/release" "$TARGET_DIR/debug"; do
+    [[ -x "$dir/subscription-service" && -x "$dir/payment-service" ]] && break
+    dir=""
+  done
+  if [[ -z "$dir" ]]; then ensure_built; dir=$BIN_DIR; fi
   export_runtime_env
   local svc failed=0
   for svc in "${SERVICES[@]}"; do
-    if (cd "$ROOT" && "$BIN_DIR/$svc" check-config); then :; else failed=1; fi
+    if (cd "$ROOT" && "$dir/$svc" check-config); then :; else failed=1; fi
   done
   [[ $failed -eq 0 ]] || die "the $ENV_NAME configuration is invalid (see the key named above)"
   ok "the $ENV_NAME configuration is valid"
