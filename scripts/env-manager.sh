@@ -198,6 +198,7 @@ pick_ports() {
 export_runtime_env() {
   export APP_ENV="$ENV_NAME" CONFIG_DIR
   if ! is_deployed; then export PG_PORT REDIS_PORT; fi
+  # shellcheck disable=SC1090  # written by the secrets action
   if [[ -f "$SECRETS_FILE" ]]; then set -a; source "$SECRETS_FILE"; set +a; fi
 }
 
@@ -227,7 +228,8 @@ prepare_pg_dirs() {
       if ! runuser -u "$PG_OS_USER" -- test -w "$root" 2>/dev/null; then
         # A parent directory is closed to the postgres user: keep the data outside, linked from .run/.
         rmdir "$root"
-        local outside="/var/tmp/billing-pg-$(printf '%s' "$ROOT" | sha1sum | cut -c1-10)-$ENV_NAME"
+        local outside
+        outside="/var/tmp/billing-pg-$(printf '%s' "$ROOT" | sha1sum | cut -c1-10)-$ENV_NAME"
         mkdir -p "$outside"; chown "$PG_OS_USER" "$outside"; chmod 700 "$outside"
         ln -s "$outside" "$RUN_DIR/pg"
         root=$outside
@@ -293,8 +295,8 @@ start_redis() {
   redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --protected-mode yes --dir "$RUN_DIR/redis" \
     --daemonize yes --pidfile "$PID_DIR/redis.pid" --logfile "$LOG_DIR/redis.log" --save "" "${persist[@]}" \
     || die "redis-server did not start (log: $LOG_DIR/redis.log)"
-  local i
-  for i in $(seq 1 100); do
+  local _
+  for _ in $(seq 1 100); do
     redis_running && port_in_use "$REDIS_PORT" && { ok "redis running on 127.0.0.1:$REDIS_PORT"; return; }
     sleep 0.1
   done
@@ -312,8 +314,8 @@ stop_redis() {
 
 # ---------------------------------------------------------------------------------------------- services
 wait_gone() {
-  local pid=$1 secs=$2 i
-  for i in $(seq 1 $((secs * 10))); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
+  local pid=$1 secs=$2 _
+  for _ in $(seq 1 $((secs * 10))); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
   return 1
 }
 
@@ -365,8 +367,8 @@ stop_proc() {
 http_code() { curl -s -o /dev/null -m 3 -w '%{http_code}' "$1" 2>/dev/null || true; }
 
 wait_healthy() {
-  local name=$1 port=${HEALTH_PORT[$1]} secs=${2:-120} i code=""
-  for i in $(seq 1 $((secs * 4))); do
+  local name=$1 port=${HEALTH_PORT[$1]} secs=${2:-120} _ code=""
+  for _ in $(seq 1 $((secs * 4))); do
     proc_running "$name" || { tail -n 30 "$LOG_DIR/$name.log" >&2 || true; die "$name exited during start (log: .run/$ENV_NAME/logs/$name.log)"; }
     code=$(http_code "http://127.0.0.1:$port/v1/health/detailed")
     [[ "$code" == 200 ]] && { ok "$name healthy (http://127.0.0.1:$port/v1/health/detailed)"; return 0; }
@@ -409,12 +411,7 @@ EOF
 
 # ---------------------------------------------------------------------------------------------- actions
 do_start() {
-  if use_docker; then
-    info "starting with docker compose ($(basename "$(compose_file)"))"
-    compose up -d --build
-    local name; for name in "${SERVICES[@]}"; do wait_http_only "$name"; done
-    print_urls; return
-  fi
+  if use_docker; then compose_up; return; fi
   is_deployed && die "$ENV_NAME runs against its own PostgreSQL and Redis: use 'deploy' (validates first)"
   ensure_packages
   pick_ports
@@ -425,6 +422,18 @@ do_start() {
   start_redis
   run_migrations
   run_seed
+  start_processes
+}
+
+compose_up() {
+  info "starting $ENV_NAME with docker compose ($(basename "$(compose_file)"))"
+  compose up -d --build
+  local name; for name in "${SERVICES[@]}"; do wait_http_only "$name"; done
+  print_urls
+}
+
+# Both services and both workers, then wait until the services are healthy and the workers still alive.
+start_processes() {
   local name
   for name in "${PROCS[@]}"; do start_proc "$name"; done
   for name in "${SERVICES[@]}"; do wait_healthy "$name"; done
@@ -435,8 +444,8 @@ do_start() {
 }
 
 wait_http_only() {
-  local name=$1 port=${HEALTH_PORT[$1]} i
-  for i in $(seq 1 480); do
+  local name=$1 port=${HEALTH_PORT[$1]} _
+  for _ in $(seq 1 480); do
     [[ $(http_code "http://127.0.0.1:$port/v1/health/detailed") == 200 ]] && { ok "$name healthy"; return 0; }
     sleep 0.25
   done
@@ -572,20 +581,13 @@ EOF
 
 do_deploy() {
   do_validate
-  if use_docker; then
-    info "deploying $ENV_NAME with docker compose"
-    compose up -d --build
-    local name; for name in "${SERVICES[@]}"; do wait_http_only "$name"; done
-    print_urls; return
-  fi
+  if use_docker; then compose_up; return; fi
   is_deployed || die "deploy is for staging and production; use start for $ENV_NAME"
   build
   export_runtime_env
+  mkdir -p "$PID_DIR" "$LOG_DIR"
   run_migrations
-  local name
-  for name in "${PROCS[@]}"; do start_proc "$name"; done
-  for name in "${SERVICES[@]}"; do wait_healthy "$name"; done
-  print_urls
+  start_processes
 }
 
 do_test() {
