@@ -1,0 +1,124 @@
+//! Plan features: `{"api_calls": {"limit": 1000}, "storage": {"limit": "1GB"}, "sso": true}`.
+//! An integer `limit` is metered, `"limit": null` is unlimited, anything else is informational.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+/// One feature of a plan.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Feature {
+    /// Counted per billing period against `limit`.
+    Metered { limit: u64 },
+    /// Counted, never limited.
+    Unlimited,
+    /// Shown to customers, not counted (`"sso": true`, `{"limit": "1GB"}`).
+    Informational(Value),
+}
+
+impl Feature {
+    /// True when usage of this feature is counted.
+    pub fn is_counted(&self) -> bool {
+        matches!(self, Self::Metered { .. } | Self::Unlimited)
+    }
+
+    /// The limit, `None` when unlimited or informational.
+    pub fn limit(&self) -> Option<u64> {
+        match self {
+            Self::Metered { limit } => Some(*limit),
+            _ => None,
+        }
+    }
+}
+
+/// The features of a plan, parsed and validated.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct PlanFeatures(BTreeMap<String, Feature>);
+
+/// The longest feature name accepted.
+const MAX_NAME: usize = 64;
+
+impl PlanFeatures {
+    /// Parses a features object; the error names the feature and the problem.
+    pub fn parse(value: &Value) -> Result<Self, (String, String)> {
+        let Value::Object(map) = value else {
+            return Err(("features".to_owned(), "must be an object of feature name to definition".to_owned()));
+        };
+        let mut features = BTreeMap::new();
+        for (name, definition) in map {
+            if !is_valid_name(name) {
+                return Err((
+                    format!("features.{name}"),
+                    format!("a feature name is 1-{MAX_NAME} lower-case letters, digits or underscores"),
+                ));
+            }
+            let feature = match definition {
+                Value::Object(fields) => match fields.get("limit") {
+                    Some(Value::Null) => Feature::Unlimited,
+                    Some(Value::Number(n)) => match n.as_u64() {
+                        Some(limit) => Feature::Metered { limit },
+                        None => {
+                            return Err((
+                                format!("features.{name}.limit"),
+                                "a metered limit is a whole number ≥ 0 (or null for unlimited)".to_owned(),
+                            ));
+                        }
+                    },
+                    _ => Feature::Informational(definition.clone()),
+                },
+                other => Feature::Informational(other.clone()),
+            };
+            features.insert(name.clone(), feature);
+        }
+        Ok(Self(features))
+    }
+
+    /// The feature called `name`.
+    pub fn get(&self, name: &str) -> Option<&Feature> {
+        self.0.get(name)
+    }
+
+    /// Counted features (metered or unlimited), by name.
+    pub fn counted(&self) -> impl Iterator<Item = (&str, &Feature)> {
+        self.0.iter().filter(|(_, f)| f.is_counted()).map(|(n, f)| (n.as_str(), f))
+    }
+}
+
+fn is_valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_NAME
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn classifies_the_seed_003_features() {
+        let f = PlanFeatures::parse(&json!({
+            "api_calls": {"limit": 1000}, "storage": {"limit": "1GB"}, "sso": true, "seats": {"limit": null}
+        }))
+        .unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(f.get("api_calls"), Some(&Feature::Metered { limit: 1000 }));
+        assert_eq!(f.get("seats"), Some(&Feature::Unlimited));
+        assert!(matches!(f.get("storage"), Some(Feature::Informational(_))));
+        assert!(matches!(f.get("sso"), Some(Feature::Informational(_))));
+        let counted: Vec<_> = f.counted().map(|(n, _)| n).collect();
+        assert_eq!(counted, vec!["api_calls", "seats"]);
+        assert_eq!(f.get("api_calls").and_then(Feature::limit), Some(1000));
+    }
+
+    #[test]
+    fn refuses_bad_limits_and_names() {
+        assert_eq!(
+            PlanFeatures::parse(&json!({"x": {"limit": -1}})).err().map(|e| e.0),
+            Some("features.x.limit".into())
+        );
+        assert!(PlanFeatures::parse(&json!({"x": {"limit": 1.5}})).is_err());
+        assert!(PlanFeatures::parse(&json!({"Bad Name": true})).is_err());
+        assert!(PlanFeatures::parse(&json!([1, 2])).is_err());
+        assert!(PlanFeatures::parse(&json!({})).is_ok_and(|f| f.counted().count() == 0));
+    }
+}

@@ -1,0 +1,50 @@
+//! Invoice numbers and totals.
+
+use std::fmt::Write as _;
+
+use chrono::{DateTime, Datelike, Utc};
+
+use crate::{Money, MoneyError};
+
+/// `INV-YYYYMM-NNNN`: the month of finalization and the invoice's place in that month, from 1, without gaps.
+/// The sequence is zero-padded to four digits and simply grows past 9999.
+pub fn invoice_number(finalized_at: DateTime<Utc>, sequence: u32) -> String {
+    let mut number = String::with_capacity(16);
+    let _ = write!(number, "INV-{:04}{:02}-{sequence:04}", finalized_at.year(), finalized_at.month());
+    number
+}
+
+/// The month key an invoice number sequence runs in (`202611`).
+pub fn sequence_month(finalized_at: DateTime<Utc>) -> i32 {
+    finalized_at.year() * 100 + i32::try_from(finalized_at.month()).unwrap_or(1)
+}
+
+/// The sum of `amounts`, all in `currency`'s units.
+pub fn total(amounts: impl IntoIterator<Item = Money>, zero: Money) -> Result<Money, MoneyError> {
+    amounts.into_iter().try_fold(zero, Money::checked_add)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Currency;
+    use chrono::TimeZone;
+
+    #[test]
+    fn numbers_follow_the_format() {
+        let at = Utc.with_ymd_and_hms(2026, 3, 9, 10, 0, 0).single().unwrap_or_else(|| panic!("date"));
+        assert_eq!(invoice_number(at, 1), "INV-202603-0001");
+        assert_eq!(invoice_number(at, 42), "INV-202603-0042");
+        assert_eq!(invoice_number(at, 12345), "INV-202603-12345");
+        assert_eq!(sequence_month(at), 202_603);
+    }
+
+    #[test]
+    fn totals_add_exactly_and_refuse_mixed_currencies() {
+        let usd = Currency::from_code("USD").unwrap_or_else(|| panic!("USD"));
+        let eur = Currency::from_code("EUR").unwrap_or_else(|| panic!("EUR"));
+        let lines = [Money::from_minor(2999, usd), Money::from_minor(-1500, usd), Money::from_minor(1, usd)];
+        assert_eq!(total(lines, Money::zero(usd)).map(Money::minor), Ok(1500));
+        assert!(total([Money::from_minor(1, eur)], Money::zero(usd)).is_err());
+    }
+}

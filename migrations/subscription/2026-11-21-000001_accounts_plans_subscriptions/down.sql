@@ -1,0 +1,12 @@
+DROP TABLE IF EXISTS usage_events;
+DROP TABLE IF EXISTS usage_counters;
+DROP TABLE IF EXISTS invoice_number_counters;
+DROP TABLE IF EXISTS invoice_lines;
+DROP TABLE IF EXISTS invoices;
+DROP FUNCTION IF EXISTS invoices_freeze_settled();
+DROP TABLE IF EXISTS subscription_events;
+DROP FUNCTION IF EXISTS forbid_change();
+DROP TABLE IF EXISTS subscriptions;
+DROP TABLE IF EXISTS plans;
+DROP TABLE IF EXISTS refresh_tokens;
+DROP TABLE IF EXISTS users;
