@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+pub mod auth;
 pub mod context;
 pub mod envelope;
 pub mod error;
@@ -8,9 +9,11 @@ pub mod health;
 pub mod metrics;
 pub mod middleware;
 pub mod openapi;
+pub mod ratelimit;
 pub mod server;
 pub mod telemetry;
 
+pub use auth::{AdminUser, AuthUser};
 pub use context::{RequestId, current_request_id};
 pub use envelope::{ApiResponse, created, ok};
 pub use error::ApiError;

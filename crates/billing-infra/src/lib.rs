@@ -1,8 +1,10 @@
 #![doc = include_str!("../README.md")]
 
+pub mod clock;
 pub mod db;
 pub mod migrate;
 pub mod redis;
 
+pub use clock::{Clock, SharedClock, SystemClock};
 pub use db::{DbConn, DbError, DbPool};
 pub use redis::Redis;

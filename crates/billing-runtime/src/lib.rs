@@ -70,6 +70,14 @@ pub trait Service: 'static {
         }
     }
 
+    /// Creates an administrator (or promotes an existing account) with an operator-supplied password.
+    fn create_admin(infra: Infra, email: String, password: String) -> impl Future<Output = anyhow::Result<()>> + Send {
+        async move {
+            let _ = (infra, email, password);
+            anyhow::bail!("this service has no accounts")
+        }
+    }
+
     /// Loads the development seed data (`env-manager.sh seed`).
     fn seed(infra: Infra) -> impl Future<Output = anyhow::Result<()>> + Send {
         async move {
@@ -127,6 +135,12 @@ enum Command {
     Seed,
     /// Load and validate the configuration, then exit.
     CheckConfig,
+    /// Create an administrator; the password is read from ADMIN_PASSWORD or the first line of standard input.
+    CreateAdmin {
+        /// The administrator's email.
+        #[arg(long)]
+        email: String,
+    },
 }
 
 /// The whole `main` of a service binary.
@@ -162,6 +176,17 @@ pub fn main<S: Service>() -> ExitCode {
             Command::Seed => {
                 run_migrations::<S>(&settings).await?;
                 S::seed(Infra::connect(settings)?).await
+            }
+            Command::CreateAdmin { email } => {
+                let password = match std::env::var("ADMIN_PASSWORD") {
+                    Ok(p) => p,
+                    Err(_) => {
+                        let mut line = String::new();
+                        std::io::stdin().read_line(&mut line).context("reading the password from standard input")?;
+                        line.trim_end_matches(['\r', '\n']).to_owned()
+                    }
+                };
+                S::create_admin(Infra::connect(settings)?, email, password).await
             }
             Command::CheckConfig => {
                 println!("{}: configuration is valid for {}", S::KIND.name(), settings.app_env.as_str());

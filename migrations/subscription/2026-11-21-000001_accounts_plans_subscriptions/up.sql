@@ -200,6 +200,7 @@ CREATE TABLE usage_events (
     created_at      timestamptz NOT NULL DEFAULT now(),
     updated_at      timestamptz NOT NULL DEFAULT now()
 );
-CREATE UNIQUE INDEX usage_events_idempotency_key ON usage_events (subscription_id, idempotency_key)
+-- An idempotency key counts once per subscription and period (Redis keeps the key as long as the period).
+CREATE UNIQUE INDEX usage_events_idempotency_key ON usage_events (subscription_id, period_start, idempotency_key)
     WHERE idempotency_key IS NOT NULL;
 CREATE INDEX usage_events_counter_idx ON usage_events (subscription_id, feature, period_start);

@@ -3,24 +3,73 @@
 //! A library so tests and the benchmark can build the same app the binary serves; `main.rs` only
 //! hands control to [`billing_runtime::main`].
 
-use std::sync::Arc;
+pub mod db;
+pub mod error;
+pub mod routes;
+pub mod services;
+pub mod state;
 
-use billing_config::ServiceKind;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::web;
+use anyhow::Context as _;
+use billing_auth::{JwtIssuer, JwtVerifier};
+use billing_config::{AppEnv, ServiceKind};
+use billing_http::ratelimit::RateLimiter;
 use billing_http::server::Routes;
+use billing_infra::SystemClock;
 use billing_runtime::{Infra, Service};
 use diesel_migrations::{EmbeddedMigrations, embed_migrations};
 use utoipa::OpenApi;
+
+use crate::services::plans::PlanCache;
+use crate::services::usage::UsageMeter;
+use crate::state::AppState;
 
 /// Migrations of the `billing_subscription` database, compiled into the binary.
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/subscription");
 
 #[derive(OpenApi)]
-#[openapi(info(title = "subscription-service"))]
+#[openapi(
+    paths(
+        routes::auth::register, routes::auth::login, routes::auth::refresh, routes::auth::me,
+        routes::plans::list, routes::plans::get, routes::plans::create, routes::plans::update, routes::plans::deactivate,
+        routes::subscriptions::create, routes::subscriptions::create_trial, routes::subscriptions::list_mine,
+        routes::subscriptions::get, routes::subscriptions::change, routes::subscriptions::cancel,
+        routes::subscriptions::reactivate, routes::subscriptions::events,
+        routes::invoices::list_mine, routes::invoices::get,
+        routes::usage::use_feature, routes::usage::me, routes::usage::limits,
+    ),
+    tags(
+        (name = "auth", description = "Accounts and tokens (EdDSA JWT access tokens, rotating refresh tokens)"),
+        (name = "plans", description = "The public plan catalog"),
+        (name = "admin", description = "Catalog management (administrators)"),
+        (name = "subscriptions", description = "Subscriptions: paid, trial, changes, cancellation"),
+        (name = "invoices", description = "Invoices with sequential numbers INV-YYYYMM-NNNN"),
+        (name = "usage", description = "Metered features, counted atomically per billing period"),
+    )
+)]
 struct ApiDoc;
 
 /// The subscription service as the shared runtime runs it.
 #[derive(Debug)]
 pub struct SubscriptionService;
+
+/// Builds the state every handler shares.
+pub fn build_state(infra: &Infra) -> anyhow::Result<AppState> {
+    let settings = infra.settings.clone();
+    Ok(AppState {
+        jwt: JwtIssuer::from_settings(&settings.jwt).map_err(|e| anyhow::anyhow!("{e}"))?,
+        db: infra.db.clone(),
+        redis: infra.redis.clone(),
+        clock: Arc::new(SystemClock),
+        limiter: RateLimiter::new(infra.redis.clone()),
+        plans: PlanCache::default(),
+        usage: UsageMeter::new(infra.redis.clone()),
+        settings,
+    })
+}
 
 impl Service for SubscriptionService {
     const KIND: ServiceKind = ServiceKind::Subscription;
@@ -33,10 +82,40 @@ impl Service for SubscriptionService {
     fn description() -> &'static str {
         "Accounts, plan catalog, subscriptions, invoices and usage metering. Every response is JSON in the \
          success or error envelope (health routes excepted), carries X-Request-Id, and renders money as strings \
-         with the currency's minor digits."
+         with the currency's minor digits. Amounts in requests are read exactly from JSON numbers or strings. \
+         Write bodies are closed: an unknown field is a 422 naming it. Another user's subscription or invoice is \
+         a 404."
     }
 
-    fn routes(_infra: &Infra) -> anyhow::Result<Routes> {
-        Ok(Arc::new(|_cfg| {}))
+    fn routes(infra: &Infra) -> anyhow::Result<Routes> {
+        let state = build_state(infra)?;
+        let verifier = JwtVerifier::from_settings(&infra.settings.jwt).map_err(|e| anyhow::anyhow!("{e}"))?;
+        // Until the usage-sync queue exists, the serving process folds usage itself.
+        services::usage::spawn_sync_loop(state.clone(), Duration::from_secs(1));
+        let state = web::Data::new(state);
+        let verifier = web::Data::new(verifier);
+        Ok(Arc::new(move |cfg: &mut web::ServiceConfig| {
+            cfg.app_data(state.clone()).app_data(verifier.clone()).configure(routes::configure);
+        }))
+    }
+
+    async fn seed(infra: Infra) -> anyhow::Result<()> {
+        let mut conn = infra.db.get().await.context("connecting to the database")?;
+        let added = services::seed::seed_catalog(&mut conn).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        println!("seed: plan catalog ready ({added} plans added)");
+        if matches!(infra.settings.app_env, AppEnv::Development | AppEnv::Test) {
+            let (email, password) = (services::seed::DEV_ADMIN_EMAIL, services::seed::DEV_ADMIN_PASSWORD);
+            services::seed::ensure_admin(&mut conn, email, password).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("seed: development admin {email} / {password}");
+        }
+        Ok(())
+    }
+
+    async fn create_admin(infra: Infra, email: String, password: String) -> anyhow::Result<()> {
+        let mut conn = infra.db.get().await.context("connecting to the database")?;
+        let created =
+            services::seed::ensure_admin(&mut conn, &email, &password).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        println!("{}", if created { format!("admin {email} created") } else { format!("{email} is now an admin") });
+        Ok(())
     }
 }

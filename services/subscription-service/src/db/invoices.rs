@@ -1,0 +1,108 @@
+//! Invoices, their lines, and the gapless monthly number sequence.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel::upsert::excluded;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use uuid::Uuid;
+
+use super::models::{InvoiceLineRow, InvoiceRow, NewInvoice};
+use super::schema::{invoice_lines, invoice_number_counters, invoices};
+use billing_infra::DbError;
+
+/// Inserts an invoice with its lines.
+pub async fn insert(
+    conn: &mut AsyncPgConnection,
+    invoice: &NewInvoice,
+    lines: &[InvoiceLineRow],
+) -> Result<InvoiceRow, DbError> {
+    let row = diesel::insert_into(invoices::table)
+        .values(invoice)
+        .returning(InvoiceRow::as_returning())
+        .get_result(conn)
+        .await?;
+    diesel::insert_into(invoice_lines::table).values(lines).execute(conn).await?;
+    Ok(row)
+}
+
+/// The next number of `month` (`202611`). The counter row stays locked until the caller's transaction ends,
+/// so concurrent finalizations take numbers one after another and a rollback returns its number: no gaps.
+pub async fn next_number(conn: &mut AsyncPgConnection, month: i32) -> Result<i32, DbError> {
+    Ok(diesel::insert_into(invoice_number_counters::table)
+        .values((invoice_number_counters::month.eq(month), invoice_number_counters::last_number.eq(1)))
+        .on_conflict(invoice_number_counters::month)
+        .do_update()
+        .set(
+            invoice_number_counters::last_number
+                .eq(invoice_number_counters::last_number + excluded(invoice_number_counters::last_number)),
+        )
+        .returning(invoice_number_counters::last_number)
+        .get_result(conn)
+        .await?)
+}
+
+/// Moves a draft to `open` with its number; `None` when it was not a draft.
+pub async fn finalize(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    number: &str,
+    at: DateTime<Utc>,
+) -> Result<Option<InvoiceRow>, DbError> {
+    Ok(diesel::update(invoices::table.find(id).filter(invoices::status.eq("draft")))
+        .set((invoices::status.eq("open"), invoices::number.eq(number), invoices::finalized_at.eq(at)))
+        .returning(InvoiceRow::as_returning())
+        .get_result(conn)
+        .await
+        .optional()?)
+}
+
+/// Voids an open invoice.
+pub async fn void(conn: &mut AsyncPgConnection, id: Uuid, at: DateTime<Utc>) -> Result<(), DbError> {
+    diesel::update(invoices::table.find(id).filter(invoices::status.eq("open")))
+        .set((
+            invoices::status.eq("void"),
+            invoices::voided_at.eq(at),
+            invoices::amount_due.eq(rust_decimal::Decimal::ZERO),
+        ))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// One invoice.
+pub async fn find(conn: &mut AsyncPgConnection, id: Uuid) -> Result<Option<InvoiceRow>, DbError> {
+    Ok(invoices::table.find(id).select(InvoiceRow::as_select()).first(conn).await.optional()?)
+}
+
+/// A user's invoices, newest first.
+pub async fn list_for_user(conn: &mut AsyncPgConnection, user: Uuid) -> Result<Vec<InvoiceRow>, DbError> {
+    Ok(invoices::table
+        .filter(invoices::user_id.eq(user))
+        .order((invoices::created_at.desc(), invoices::id.desc()))
+        .select(InvoiceRow::as_select())
+        .load(conn)
+        .await?)
+}
+
+/// The open invoices of a subscription.
+pub async fn open_for_subscription(
+    conn: &mut AsyncPgConnection,
+    subscription: Uuid,
+) -> Result<Vec<InvoiceRow>, DbError> {
+    Ok(invoices::table
+        .filter(invoices::subscription_id.eq(subscription))
+        .filter(invoices::status.eq("open"))
+        .select(InvoiceRow::as_select())
+        .load(conn)
+        .await?)
+}
+
+/// The lines of `invoices`, in order.
+pub async fn lines(conn: &mut AsyncPgConnection, ids: &[Uuid]) -> Result<Vec<InvoiceLineRow>, DbError> {
+    Ok(invoice_lines::table
+        .filter(invoice_lines::invoice_id.eq_any(ids))
+        .order((invoice_lines::invoice_id.asc(), invoice_lines::position.asc()))
+        .select(InvoiceLineRow::as_select())
+        .load(conn)
+        .await?)
+}

@@ -1,0 +1,227 @@
+//! Rows as stored.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use rust_decimal::Decimal;
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::schema::*;
+
+#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[diesel(table_name = users, check_for_backend(diesel::pg::Pg))]
+pub struct UserRow {
+    pub id: Uuid,
+    pub email: String,
+    pub password_hash: String,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub role: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = users)]
+pub struct NewUser<'a> {
+    pub id: Uuid,
+    pub email: &'a str,
+    pub password_hash: &'a str,
+    pub first_name: Option<&'a str>,
+    pub last_name: Option<&'a str>,
+    pub role: &'a str,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = refresh_tokens, check_for_backend(diesel::pg::Pg))]
+pub struct RefreshTokenRow {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub family_id: Uuid,
+    pub expires_at: DateTime<Utc>,
+    pub rotated_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = refresh_tokens)]
+pub struct NewRefreshToken<'a> {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub family_id: Uuid,
+    pub token_hash: &'a [u8],
+    pub expires_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[diesel(table_name = plans, check_for_backend(diesel::pg::Pg))]
+pub struct PlanRow {
+    pub id: i32,
+    pub code: String,
+    pub name: String,
+    pub description: String,
+    pub price: Decimal,
+    pub currency: String,
+    pub billing_cycle: String,
+    pub trial_period_days: i32,
+    pub is_trial_plan: bool,
+    pub converts_to_plan_id: Option<i32>,
+    pub features: Value,
+    pub is_active: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Insertable, AsChangeset, Default, PartialEq)]
+#[diesel(table_name = plans)]
+pub struct PlanChanges {
+    pub code: Option<String>,
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub price: Option<Decimal>,
+    pub currency: Option<String>,
+    pub billing_cycle: Option<String>,
+    pub trial_period_days: Option<i32>,
+    pub is_trial_plan: Option<bool>,
+    pub converts_to_plan_id: Option<Option<i32>>,
+    pub features: Option<Value>,
+    pub is_active: Option<bool>,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[diesel(table_name = subscriptions, check_for_backend(diesel::pg::Pg))]
+pub struct SubscriptionRow {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub plan_id: i32,
+    pub quantity: i32,
+    pub status: String,
+    pub is_trial: bool,
+    pub billing_anchor: Option<DateTime<Utc>>,
+    pub current_period_start: Option<DateTime<Utc>>,
+    pub current_period_end: Option<DateTime<Utc>>,
+    pub trial_start: Option<DateTime<Utc>>,
+    pub trial_end: Option<DateTime<Utc>>,
+    pub cancel_at_period_end: bool,
+    pub canceled_at: Option<DateTime<Utc>>,
+    pub cancel_reason: Option<String>,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub pending_plan_id: Option<i32>,
+    pub pending_quantity: Option<i32>,
+    pub payment_method_id: Option<String>,
+    pub version: i32,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = subscriptions)]
+pub struct NewSubscription {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub plan_id: i32,
+    pub quantity: i32,
+    pub status: String,
+    pub is_trial: bool,
+    pub billing_anchor: Option<DateTime<Utc>>,
+    pub current_period_start: Option<DateTime<Utc>>,
+    pub current_period_end: Option<DateTime<Utc>>,
+    pub trial_start: Option<DateTime<Utc>>,
+    pub trial_end: Option<DateTime<Utc>>,
+}
+
+/// Columns a transition may change; `None` leaves a column as it is.
+#[derive(Debug, AsChangeset, Default)]
+#[diesel(table_name = subscriptions)]
+pub struct SubscriptionChanges {
+    pub plan_id: Option<i32>,
+    pub quantity: Option<i32>,
+    pub status: Option<String>,
+    pub billing_anchor: Option<Option<DateTime<Utc>>>,
+    pub current_period_start: Option<Option<DateTime<Utc>>>,
+    pub current_period_end: Option<Option<DateTime<Utc>>>,
+    pub cancel_at_period_end: Option<bool>,
+    pub canceled_at: Option<Option<DateTime<Utc>>>,
+    pub cancel_reason: Option<Option<String>>,
+    pub ended_at: Option<Option<DateTime<Utc>>>,
+    pub pending_plan_id: Option<Option<i32>>,
+    pub pending_quantity: Option<Option<i32>>,
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = subscription_events)]
+pub struct NewSubscriptionEvent<'a> {
+    pub subscription_id: Uuid,
+    pub event_type: &'a str,
+    pub from_status: Option<&'a str>,
+    pub to_status: &'a str,
+    pub data: Value,
+    pub occurred_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = subscription_events, check_for_backend(diesel::pg::Pg))]
+pub struct SubscriptionEventRow {
+    pub id: i64,
+    pub subscription_id: Uuid,
+    pub event_type: String,
+    pub from_status: Option<String>,
+    pub to_status: String,
+    pub data: Value,
+    pub occurred_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[diesel(table_name = invoices, check_for_backend(diesel::pg::Pg))]
+pub struct InvoiceRow {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub subscription_id: Option<Uuid>,
+    pub number: Option<String>,
+    pub status: String,
+    pub kind: String,
+    pub currency: String,
+    pub subtotal: Decimal,
+    pub total: Decimal,
+    pub amount_due: Decimal,
+    pub amount_paid: Decimal,
+    pub period_start: Option<DateTime<Utc>>,
+    pub period_end: Option<DateTime<Utc>>,
+    pub finalized_at: Option<DateTime<Utc>>,
+    pub due_at: Option<DateTime<Utc>>,
+    pub paid_at: Option<DateTime<Utc>>,
+    pub voided_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = invoices)]
+pub struct NewInvoice {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub subscription_id: Option<Uuid>,
+    pub status: String,
+    pub kind: String,
+    pub currency: String,
+    pub subtotal: Decimal,
+    pub total: Decimal,
+    pub amount_due: Decimal,
+    pub period_start: Option<DateTime<Utc>>,
+    pub period_end: Option<DateTime<Utc>>,
+    pub due_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = invoice_lines, check_for_backend(diesel::pg::Pg))]
+pub struct InvoiceLineRow {
+    pub invoice_id: Uuid,
+    pub position: i32,
+    pub kind: String,
+    pub description: String,
+    pub quantity: i32,
+    pub unit_amount: Decimal,
+    pub amount: Decimal,
+    pub period_start: Option<DateTime<Utc>>,
+    pub period_end: Option<DateTime<Utc>>,
+}

@@ -1,0 +1,99 @@
+//! Subscriptions and their event log.
+
+use diesel::prelude::*;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use uuid::Uuid;
+
+use super::models::{
+    NewSubscription, NewSubscriptionEvent, SubscriptionChanges, SubscriptionEventRow, SubscriptionRow,
+};
+use super::schema::{subscription_events, subscriptions};
+use billing_infra::DbError;
+
+const CURRENT: [&str; 4] = ["pending", "trial", "active", "past_due"];
+
+/// Inserts a subscription; unique violations name the partial index that refused it.
+pub async fn insert(conn: &mut AsyncPgConnection, new: &NewSubscription) -> Result<SubscriptionRow, DbError> {
+    Ok(diesel::insert_into(subscriptions::table)
+        .values(new)
+        .returning(SubscriptionRow::as_returning())
+        .get_result(conn)
+        .await?)
+}
+
+/// One subscription.
+pub async fn find(conn: &mut AsyncPgConnection, id: Uuid) -> Result<Option<SubscriptionRow>, DbError> {
+    Ok(subscriptions::table.find(id).select(SubscriptionRow::as_select()).first(conn).await.optional()?)
+}
+
+/// A user's subscriptions, newest first.
+pub async fn list_for_user(conn: &mut AsyncPgConnection, user: Uuid) -> Result<Vec<SubscriptionRow>, DbError> {
+    Ok(subscriptions::table
+        .filter(subscriptions::user_id.eq(user))
+        .order((subscriptions::created_at.desc(), subscriptions::id.desc()))
+        .select(SubscriptionRow::as_select())
+        .load(conn)
+        .await?)
+}
+
+/// A user's current subscriptions (pending, trial, active, past due): at most a trial and a pending one.
+pub async fn current_for_user(conn: &mut AsyncPgConnection, user: Uuid) -> Result<Vec<SubscriptionRow>, DbError> {
+    Ok(subscriptions::table
+        .filter(subscriptions::user_id.eq(user))
+        .filter(subscriptions::status.eq_any(CURRENT))
+        .select(SubscriptionRow::as_select())
+        .load(conn)
+        .await?)
+}
+
+/// The subscription giving the user access (trial, active or past due), if any.
+pub async fn with_access(conn: &mut AsyncPgConnection, user: Uuid) -> Result<Option<SubscriptionRow>, DbError> {
+    Ok(subscriptions::table
+        .filter(subscriptions::user_id.eq(user))
+        .filter(subscriptions::status.eq_any(["trial", "active", "past_due"]))
+        .select(SubscriptionRow::as_select())
+        .first(conn)
+        .await
+        .optional()?)
+}
+
+/// True when the user ever had a trial.
+pub async fn has_had_trial(conn: &mut AsyncPgConnection, user: Uuid) -> Result<bool, DbError> {
+    Ok(diesel::select(diesel::dsl::exists(
+        subscriptions::table.filter(subscriptions::user_id.eq(user)).filter(subscriptions::is_trial.eq(true)),
+    ))
+    .get_result(conn)
+    .await?)
+}
+
+/// Applies `changes` only if the row is still at `expected_version` (optimistic concurrency); the version goes
+/// up by one. `None` means another change won.
+pub async fn update_versioned(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    expected_version: i32,
+    changes: &SubscriptionChanges,
+) -> Result<Option<SubscriptionRow>, DbError> {
+    Ok(diesel::update(subscriptions::table.find(id).filter(subscriptions::version.eq(expected_version)))
+        .set((changes, subscriptions::version.eq(subscriptions::version + 1)))
+        .returning(SubscriptionRow::as_returning())
+        .get_result(conn)
+        .await
+        .optional()?)
+}
+
+/// Appends to the event log.
+pub async fn insert_event(conn: &mut AsyncPgConnection, event: &NewSubscriptionEvent<'_>) -> Result<(), DbError> {
+    diesel::insert_into(subscription_events::table).values(event).execute(conn).await?;
+    Ok(())
+}
+
+/// The event log of a subscription, oldest first.
+pub async fn events(conn: &mut AsyncPgConnection, id: Uuid) -> Result<Vec<SubscriptionEventRow>, DbError> {
+    Ok(subscription_events::table
+        .filter(subscription_events::subscription_id.eq(id))
+        .order(subscription_events::id.asc())
+        .select(SubscriptionEventRow::as_select())
+        .load(conn)
+        .await?)
+}

@@ -1,0 +1,72 @@
+//! `/v1/auth`: register, login, refresh, me.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use billing_http::{ApiError, AuthUser, Json, created, ok};
+
+use super::dto::{LoginBody, RefreshBody, RegisterBody, TokensDto, UserDto};
+use crate::services::auth::{self, Registration};
+use crate::state::AppState;
+
+fn client_ip(req: &HttpRequest) -> String {
+    // The TCP peer: forwarded headers are spoofable unless a trusted proxy sets them.
+    req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_else(|| "unknown".to_owned())
+}
+
+/// Create an account and receive tokens.
+#[utoipa::path(post, path = "/v1/auth/register", tag = "auth", request_body = RegisterBody,
+    responses(
+        (status = 201, description = "Account created", body = TokensDto),
+        (status = 409, description = "`email_taken`", body = billing_http::error::ErrorEnvelope),
+        (status = 422, description = "`validation_failed`: bad email, weak or common password, unknown field", body = billing_http::error::ErrorEnvelope),
+        (status = 429, description = "`rate_limited`, with `Retry-After`", body = billing_http::error::ErrorEnvelope)))]
+pub async fn register(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: Json<RegisterBody>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let input = Registration {
+        email: body.email,
+        password: body.password,
+        first_name: body.first_name,
+        last_name: body.last_name,
+    };
+    let tokens = auth::register(&state, input, &client_ip(&req)).await?;
+    Ok(created(TokensDto::from(tokens), "account created"))
+}
+
+/// Sign in with email and password.
+#[utoipa::path(post, path = "/v1/auth/login", tag = "auth", request_body = LoginBody,
+    responses(
+        (status = 200, description = "Signed in", body = TokensDto),
+        (status = 401, description = "`invalid_credentials` (the same for an unknown email and a wrong password)", body = billing_http::error::ErrorEnvelope),
+        (status = 429, description = "`rate_limited` after 10 failures per email and address in 15 minutes", body = billing_http::error::ErrorEnvelope)))]
+pub async fn login(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: Json<LoginBody>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let tokens = auth::login(&state, &body.email, body.password, &client_ip(&req)).await?;
+    Ok(ok(TokensDto::from(tokens), "signed in"))
+}
+
+/// Exchange a refresh token for a new pair; the old one stops working, and reusing it revokes the family.
+#[utoipa::path(post, path = "/v1/auth/refresh", tag = "auth", request_body = RefreshBody,
+    responses(
+        (status = 200, description = "A new token pair", body = TokensDto),
+        (status = 401, description = "`invalid_refresh_token`", body = billing_http::error::ErrorEnvelope)))]
+pub async fn refresh(state: web::Data<AppState>, body: Json<RefreshBody>) -> Result<HttpResponse, ApiError> {
+    let tokens = auth::refresh(&state, &body.into_inner().refresh_token).await?;
+    Ok(ok(TokensDto::from(tokens), "tokens refreshed"))
+}
+
+/// The signed-in user.
+#[utoipa::path(get, path = "/v1/auth/me", tag = "auth", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The user", body = UserDto),
+        (status = 401, description = "Missing, invalid or expired token", body = billing_http::error::ErrorEnvelope)))]
+pub async fn me(state: web::Data<AppState>, user: AuthUser) -> Result<HttpResponse, ApiError> {
+    let row = auth::me(&state, user.id).await?;
+    Ok(ok(UserDto::from(row), "current user"))
+}

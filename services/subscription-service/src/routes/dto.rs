@@ -1,0 +1,526 @@
+//! Request and response bodies. Write bodies are closed (`deny_unknown_fields`): no mass assignment.
+
+use std::collections::BTreeMap;
+
+use billing_domain::{AmountText, Currency, Money};
+use billing_http::rfc3339;
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::db::models::{InvoiceLineRow, InvoiceRow, SubscriptionEventRow, SubscriptionRow, UserRow};
+use crate::services::auth::Tokens;
+use crate::services::invoices::InvoiceView;
+use crate::services::plans::Plan;
+
+fn ts(at: Option<DateTime<Utc>>) -> Option<String> {
+    at.map(rfc3339)
+}
+
+/// Renders a stored amount with its currency's digits.
+pub fn amount(value: Decimal, currency: &str) -> String {
+    Currency::from_code(currency.trim())
+        .and_then(|c| Money::from_decimal(value, c).ok())
+        .map(Money::amount_string)
+        .unwrap_or_else(|| value.normalize().to_string())
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterBody {
+    #[schema(example = "ada@example.com")]
+    pub email: String,
+    /// 8–128 characters with a letter and a digit; the 10,000 most common passwords are refused.
+    #[schema(example = "correct horse 42")]
+    pub password: String,
+    #[schema(example = "Ada")]
+    pub first_name: Option<String>,
+    #[schema(example = "Lovelace")]
+    pub last_name: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginBody {
+    #[schema(example = "ada@example.com")]
+    pub email: String,
+    #[schema(example = "correct horse 42")]
+    pub password: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshBody {
+    pub refresh_token: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokensDto {
+    pub access_token: String,
+    #[schema(example = "bearer")]
+    pub token_type: &'static str,
+    #[schema(example = 3600)]
+    pub expires_in: u64,
+    pub refresh_token: String,
+    pub user_id: Uuid,
+    pub email: String,
+}
+
+impl From<Tokens> for TokensDto {
+    fn from(t: Tokens) -> Self {
+        Self {
+            access_token: t.access_token,
+            token_type: "bearer",
+            expires_in: t.expires_in,
+            refresh_token: t.refresh_token,
+            user_id: t.user_id,
+            email: t.email,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserDto {
+    pub id: Uuid,
+    pub email: String,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    #[schema(example = "user")]
+    pub role: String,
+    pub created_at: String,
+}
+
+impl From<UserRow> for UserDto {
+    fn from(u: UserRow) -> Self {
+        Self {
+            id: u.id,
+            email: u.email,
+            first_name: u.first_name,
+            last_name: u.last_name,
+            role: u.role,
+            created_at: rfc3339(u.created_at),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PlanDto {
+    #[schema(example = 2)]
+    pub id: i32,
+    #[schema(example = "basic")]
+    pub code: String,
+    #[schema(example = "Basic")]
+    pub name: String,
+    pub description: String,
+    /// The price per period, with the currency's digits.
+    #[schema(example = "29.99")]
+    pub price: String,
+    #[schema(example = "USD")]
+    pub currency: String,
+    #[schema(example = "monthly")]
+    pub billing_cycle: String,
+    pub trial_period_days: u32,
+    pub is_trial_plan: bool,
+    pub converts_to_plan_id: Option<i32>,
+    /// `{"api_calls": {"limit": 1000}, "storage": {"limit": "1GB"}, "sso": true}`: an integer limit is metered,
+    /// `null` unlimited, anything else informational.
+    #[schema(value_type = Object)]
+    pub features: Value,
+    pub is_active: bool,
+}
+
+impl From<&Plan> for PlanDto {
+    fn from(p: &Plan) -> Self {
+        Self {
+            id: p.id,
+            code: p.code.clone(),
+            name: p.name.clone(),
+            description: p.description.clone(),
+            price: p.price.amount_string(),
+            currency: p.price.currency().code().to_owned(),
+            billing_cycle: p.cycle.as_str().to_owned(),
+            trial_period_days: p.trial_period_days,
+            is_trial_plan: p.is_trial_plan,
+            converts_to_plan_id: p.converts_to_plan_id,
+            features: p.features_json.clone(),
+            is_active: p.is_active,
+        }
+    }
+}
+
+/// A new plan (admin).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PlanCreateBody {
+    /// 1–64 lower-case letters, digits, `_` or `-`; unique.
+    #[schema(example = "team")]
+    pub code: String,
+    #[schema(example = "Team")]
+    pub name: String,
+    pub description: Option<String>,
+    /// A JSON number or string, read exactly, with at most the currency's digits.
+    #[schema(value_type = String, example = "49.00")]
+    pub price: AmountText,
+    #[schema(example = "USD")]
+    pub currency: String,
+    #[schema(example = "monthly")]
+    pub billing_cycle: String,
+    pub trial_period_days: Option<i32>,
+    pub is_trial_plan: Option<bool>,
+    pub converts_to_plan_id: Option<i32>,
+    #[schema(value_type = Option<Object>)]
+    pub features: Option<Value>,
+    pub is_active: Option<bool>,
+}
+
+/// A partial update of a plan (admin): any subset of the fields.
+#[derive(Debug, Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct PlanUpdateBody {
+    pub code: Option<String>,
+    pub name: Option<String>,
+    pub description: Option<String>,
+    #[schema(value_type = Option<String>, example = "59.00")]
+    pub price: Option<AmountText>,
+    pub currency: Option<String>,
+    pub billing_cycle: Option<String>,
+    pub trial_period_days: Option<i32>,
+    pub is_trial_plan: Option<bool>,
+    pub converts_to_plan_id: Option<i32>,
+    #[schema(value_type = Option<Object>, example = json!({"api_calls": {"limit": 20000}}))]
+    pub features: Option<Value>,
+    pub is_active: Option<bool>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateSubscriptionBody {
+    #[schema(example = 2)]
+    pub plan_id: i32,
+    /// Seats (default 1).
+    #[schema(example = 1)]
+    pub quantity: Option<i32>,
+}
+
+/// A plan id given as a JSON integer or a numeric string.
+#[derive(Debug, Clone, Copy)]
+pub struct PlanIdInput(pub i32);
+
+impl<'de> Deserialize<'de> for PlanIdInput {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Int(i32),
+            Text(String),
+        }
+        match Raw::deserialize(d) {
+            Ok(Raw::Int(n)) => Ok(Self(n)),
+            Ok(Raw::Text(s)) => s.trim().parse().map(Self).map_err(|_| serde::de::Error::custom("expected a plan id")),
+            Err(_) => Err(serde::de::Error::custom("expected a plan id (an integer or a numeric string)")),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TrialBody {
+    /// An integer or a numeric string.
+    #[schema(value_type = i32, example = 1)]
+    pub trial_plan_id: PlanIdInput,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangeSubscriptionBody {
+    #[schema(example = 3)]
+    pub plan_id: Option<i32>,
+    #[schema(example = 2)]
+    pub quantity: Option<i32>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CancelQuery {
+    /// End now instead of at the period end.
+    pub immediately: Option<bool>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SubscriptionDto {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub plan_id: i32,
+    pub plan: Option<PlanDto>,
+    pub quantity: i32,
+    #[schema(example = "active")]
+    pub status: String,
+    pub is_trial: bool,
+    pub current_period_start: Option<String>,
+    pub current_period_end: Option<String>,
+    pub trial_start: Option<String>,
+    pub trial_end: Option<String>,
+    pub cancel_at_period_end: bool,
+    pub canceled_at: Option<String>,
+    pub cancel_reason: Option<String>,
+    pub ended_at: Option<String>,
+    pub pending_plan_id: Option<i32>,
+    pub pending_quantity: Option<i32>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl SubscriptionDto {
+    /// The DTO of `row`, with its plan when known.
+    pub fn new(row: SubscriptionRow, plan: Option<&Plan>) -> Self {
+        Self {
+            id: row.id,
+            user_id: row.user_id,
+            plan_id: row.plan_id,
+            plan: plan.map(PlanDto::from),
+            quantity: row.quantity,
+            status: row.status,
+            is_trial: row.is_trial,
+            current_period_start: ts(row.current_period_start),
+            current_period_end: ts(row.current_period_end),
+            trial_start: ts(row.trial_start),
+            trial_end: ts(row.trial_end),
+            cancel_at_period_end: row.cancel_at_period_end,
+            canceled_at: ts(row.canceled_at),
+            cancel_reason: row.cancel_reason,
+            ended_at: ts(row.ended_at),
+            pending_plan_id: row.pending_plan_id,
+            pending_quantity: row.pending_quantity,
+            created_at: rfc3339(row.created_at),
+            updated_at: rfc3339(row.updated_at),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreatedSubscriptionDto {
+    pub id: Uuid,
+    #[schema(example = "pending")]
+    pub status: String,
+    pub plan: PlanDto,
+    pub quantity: i32,
+    pub payment_required: bool,
+    /// What the first invoice asks for.
+    #[schema(example = "29.99")]
+    pub amount: String,
+    #[schema(example = "USD")]
+    pub currency: String,
+    pub invoice_id: Uuid,
+    #[schema(example = "INV-202611-0001")]
+    pub invoice_number: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TrialPlanDto {
+    pub name: String,
+    #[schema(value_type = Object)]
+    pub features: Value,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TrialDto {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub plan_id: i32,
+    #[schema(example = "trial")]
+    pub status: String,
+    pub start_date: Option<String>,
+    pub end_date: Option<String>,
+    pub plan: TrialPlanDto,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProrationDto {
+    #[schema(example = "15.00")]
+    pub credit: String,
+    #[schema(example = "49.50")]
+    pub charge: String,
+    #[schema(example = "34.50")]
+    pub net: String,
+    #[schema(example = "USD")]
+    pub currency: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ChangeDto {
+    pub subscription: SubscriptionDto,
+    /// Present for an upgrade applied now.
+    pub proration: Option<ProrationDto>,
+    /// The proration invoice, charged to the saved payment method.
+    pub invoice_id: Option<Uuid>,
+    /// True when the change takes effect at the period end (a downgrade).
+    pub scheduled: bool,
+    pub effective_at: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InvoiceLineDto {
+    #[schema(example = "subscription")]
+    pub kind: String,
+    pub description: String,
+    pub quantity: i32,
+    #[schema(example = "29.99")]
+    pub unit_amount: String,
+    #[schema(example = "29.99")]
+    pub amount: String,
+    pub period_start: Option<String>,
+    pub period_end: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InvoiceDto {
+    pub id: Uuid,
+    #[schema(example = "INV-202611-0001")]
+    pub number: Option<String>,
+    #[schema(example = "open")]
+    pub status: String,
+    #[schema(example = "initial")]
+    pub kind: String,
+    pub subscription_id: Option<Uuid>,
+    #[schema(example = "USD")]
+    pub currency: String,
+    #[schema(example = "29.99")]
+    pub subtotal: String,
+    #[schema(example = "29.99")]
+    pub total: String,
+    #[schema(example = "29.99")]
+    pub amount_due: String,
+    #[schema(example = "0.00")]
+    pub amount_paid: String,
+    pub period_start: Option<String>,
+    pub period_end: Option<String>,
+    pub lines: Vec<InvoiceLineDto>,
+    pub created_at: String,
+    pub finalized_at: Option<String>,
+    pub due_at: Option<String>,
+    pub paid_at: Option<String>,
+}
+
+fn line_dto(l: InvoiceLineRow, currency: &str) -> InvoiceLineDto {
+    InvoiceLineDto {
+        kind: l.kind,
+        description: l.description,
+        quantity: l.quantity,
+        unit_amount: amount(l.unit_amount, currency),
+        amount: amount(l.amount, currency),
+        period_start: ts(l.period_start),
+        period_end: ts(l.period_end),
+    }
+}
+
+impl From<InvoiceView> for InvoiceDto {
+    fn from(v: InvoiceView) -> Self {
+        let i: InvoiceRow = v.invoice;
+        let c = i.currency.trim().to_owned();
+        Self {
+            id: i.id,
+            number: i.number,
+            status: i.status,
+            kind: i.kind,
+            subscription_id: i.subscription_id,
+            subtotal: amount(i.subtotal, &c),
+            total: amount(i.total, &c),
+            amount_due: amount(i.amount_due, &c),
+            amount_paid: amount(i.amount_paid, &c),
+            period_start: ts(i.period_start),
+            period_end: ts(i.period_end),
+            lines: v.lines.into_iter().map(|l| line_dto(l, &c)).collect(),
+            created_at: rfc3339(i.created_at),
+            finalized_at: ts(i.finalized_at),
+            due_at: ts(i.due_at),
+            paid_at: ts(i.paid_at),
+            currency: c,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventDto {
+    pub id: i64,
+    #[schema(example = "plan_changed")]
+    pub event_type: String,
+    pub from_status: Option<String>,
+    pub to_status: String,
+    #[schema(value_type = Object)]
+    pub data: Value,
+    pub occurred_at: String,
+}
+
+impl From<SubscriptionEventRow> for EventDto {
+    fn from(e: SubscriptionEventRow) -> Self {
+        Self {
+            id: e.id,
+            event_type: e.event_type,
+            from_status: e.from_status,
+            to_status: e.to_status,
+            data: e.data,
+            occurred_at: rfc3339(e.occurred_at),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UseBody {
+    #[schema(example = "api_calls")]
+    pub feature_name: String,
+    /// Units to use (default 1).
+    #[schema(example = 1)]
+    pub delta: Option<i64>,
+    /// A repeated key counts once and returns the first answer.
+    pub idempotency_key: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UseDto {
+    #[schema(example = "api_calls")]
+    pub feature_name: String,
+    #[schema(example = 1)]
+    pub current_usage: i64,
+    /// `null` when unlimited.
+    #[schema(example = 1000)]
+    pub limit: Option<i64>,
+    #[schema(example = 999)]
+    pub remaining: Option<i64>,
+    pub reset_at: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FeatureUsageDto {
+    pub feature_name: String,
+    pub used: i64,
+    pub limit: Option<i64>,
+    pub remaining: Option<i64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UsageMeDto {
+    pub subscription_id: Uuid,
+    pub plan_id: i32,
+    pub period_start: String,
+    pub reset_at: String,
+    pub features: Vec<FeatureUsageDto>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LimitDto {
+    pub limit: Option<i64>,
+    pub used: i64,
+    pub remaining: Option<i64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LimitsDto {
+    pub plan_id: i32,
+    pub period_start: String,
+    pub reset_at: String,
+    pub limits: BTreeMap<String, LimitDto>,
+}

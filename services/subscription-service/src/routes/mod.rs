@@ -1,0 +1,42 @@
+//! HTTP routes: extract, call one service function, map the result to a DTO.
+
+pub mod auth;
+pub mod dto;
+pub mod invoices;
+pub mod plans;
+pub mod subscriptions;
+pub mod usage;
+
+use actix_web::web;
+
+/// Registers every route of the service (as resources, so a wrong method is 405).
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/v1/auth/register").route(web::post().to(auth::register)))
+        .service(web::resource("/v1/auth/login").route(web::post().to(auth::login)))
+        .service(web::resource("/v1/auth/refresh").route(web::post().to(auth::refresh)))
+        .service(web::resource("/v1/auth/me").route(web::get().to(auth::me)))
+        .service(web::resource("/v1/plans").route(web::get().to(plans::list)))
+        .service(web::resource("/v1/plans/{id}").route(web::get().to(plans::get)))
+        .service(web::resource("/v1/admin/plans").route(web::post().to(plans::create)))
+        .service(
+            web::resource("/v1/admin/plans/{id}")
+                .route(web::put().to(plans::update))
+                .route(web::delete().to(plans::deactivate)),
+        )
+        .service(web::resource("/v1/subscriptions").route(web::post().to(subscriptions::create)))
+        .service(web::resource("/v1/subscriptions/trial").route(web::post().to(subscriptions::create_trial)))
+        .service(web::resource("/v1/subscriptions/me").route(web::get().to(subscriptions::list_mine)))
+        .service(
+            web::resource("/v1/subscriptions/{id}")
+                .route(web::get().to(subscriptions::get))
+                .route(web::put().to(subscriptions::change))
+                .route(web::delete().to(subscriptions::cancel)),
+        )
+        .service(web::resource("/v1/subscriptions/{id}/reactivate").route(web::post().to(subscriptions::reactivate)))
+        .service(web::resource("/v1/subscriptions/{id}/events").route(web::get().to(subscriptions::events)))
+        .service(web::resource("/v1/invoices/me").route(web::get().to(invoices::list_mine)))
+        .service(web::resource("/v1/invoices/{id}").route(web::get().to(invoices::get)))
+        .service(web::resource("/v1/usage/use").route(web::post().to(usage::use_feature)))
+        .service(web::resource("/v1/usage/me").route(web::get().to(usage::me)))
+        .service(web::resource("/v1/usage/limits").route(web::get().to(usage::limits)));
+}

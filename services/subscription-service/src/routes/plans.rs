@@ -1,0 +1,205 @@
+//! `/v1/plans` (public catalog) and `/v1/admin/plans` (administrators).
+
+use std::collections::BTreeMap;
+
+use actix_web::{HttpResponse, web};
+use billing_domain::{BillingCycle, Currency, PlanFeatures};
+use billing_http::{AdminUser, ApiError, Json, created, ok};
+
+use super::dto::{PlanCreateBody, PlanDto, PlanUpdateBody};
+use crate::db::models::PlanChanges;
+use crate::error::ServiceError;
+use crate::services::plans;
+use crate::state::AppState;
+
+/// The active plans.
+#[utoipa::path(get, path = "/v1/plans", tag = "plans",
+    responses((status = 200, description = "The public catalog", body = Vec<PlanDto>)))]
+pub async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let plans = plans::active_plans(&state).await?;
+    Ok(ok(plans.iter().map(PlanDto::from).collect::<Vec<_>>(), "plans"))
+}
+
+/// One active plan.
+#[utoipa::path(get, path = "/v1/plans/{id}", tag = "plans", params(("id" = i32, Path, description = "Plan id")),
+    responses(
+        (status = 200, description = "The plan", body = PlanDto),
+        (status = 404, description = "`plan_not_found`", body = billing_http::error::ErrorEnvelope)))]
+pub async fn get(state: web::Data<AppState>, id: web::Path<i32>) -> Result<HttpResponse, ApiError> {
+    let plan = plans::active_plan(&state, id.into_inner()).await?;
+    Ok(ok(PlanDto::from(&plan), "plan"))
+}
+
+/// Validates every given field; the currency is needed to read the price, so it comes first.
+fn validate(body: PlanUpdateBody, existing_currency: Option<Currency>) -> Result<PlanChanges, ServiceError> {
+    let mut fields = BTreeMap::new();
+    let mut changes = PlanChanges::default();
+    if let Some(code) = body.code {
+        let valid = !code.is_empty()
+            && code.len() <= 64
+            && code.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+        if valid {
+            changes.code = Some(code)
+        } else {
+            fields.insert("code".into(), "1-64 lower-case letters, digits, _ or -".into());
+        }
+    }
+    if let Some(name) = body.name {
+        if name.trim().is_empty() || name.chars().count() > 100 {
+            fields.insert("name".into(), "must be 1 to 100 characters".into());
+        } else {
+            changes.name = Some(name.trim().to_owned())
+        }
+    }
+    if let Some(description) = body.description {
+        if description.chars().count() > 1000 {
+            fields.insert("description".into(), "at most 1000 characters".into());
+        } else {
+            changes.description = Some(description)
+        }
+    }
+    let currency = match body.currency {
+        Some(code) => match Currency::from_code(&code) {
+            Some(c) => {
+                changes.currency = Some(c.code().to_owned());
+                Some(c)
+            }
+            None => {
+                fields.insert("currency".into(), format!("unsupported currency {code:?}"));
+                None
+            }
+        },
+        None => existing_currency,
+    };
+    if let Some(price) = body.price {
+        match currency.map(|c| price.to_money(c)) {
+            Some(Ok(m)) if !m.is_negative() => changes.price = Some(m.to_decimal()),
+            Some(Ok(_)) => {
+                fields.insert("price".into(), "must not be negative".into());
+            }
+            Some(Err(e)) => {
+                fields.insert("price".into(), e.to_string());
+            }
+            None => {}
+        }
+    } else if changes.currency.is_some() && existing_currency.is_some() {
+        fields.insert("price".into(), "give the price again when changing the currency".into());
+    }
+    if let Some(cycle) = body.billing_cycle {
+        if BillingCycle::parse(&cycle).is_some() {
+            changes.billing_cycle = Some(cycle)
+        } else {
+            fields.insert("billing_cycle".into(), "monthly or yearly".into());
+        }
+    }
+    if let Some(days) = body.trial_period_days {
+        if (0..=365).contains(&days) {
+            changes.trial_period_days = Some(days)
+        } else {
+            fields.insert("trial_period_days".into(), "from 0 to 365".into());
+        }
+    }
+    changes.is_trial_plan = body.is_trial_plan;
+    changes.is_active = body.is_active;
+    if let Some(target) = body.converts_to_plan_id {
+        changes.converts_to_plan_id = Some(Some(target));
+    }
+    if let Some(features) = body.features {
+        match PlanFeatures::parse(&features) {
+            Ok(_) => changes.features = Some(features),
+            Err((field, message)) => {
+                fields.insert(field, message);
+            }
+        }
+    }
+    if fields.is_empty() { Ok(changes) } else { Err(ServiceError::Validation(fields)) }
+}
+
+/// Create a plan.
+#[utoipa::path(post, path = "/v1/admin/plans", tag = "admin", request_body = PlanCreateBody, security(("bearer" = [])),
+    responses(
+        (status = 201, description = "Created", body = PlanDto),
+        (status = 403, description = "Not an administrator", body = billing_http::error::ErrorEnvelope),
+        (status = 409, description = "`plan_code_taken`", body = billing_http::error::ErrorEnvelope),
+        (status = 422, description = "`validation_failed`", body = billing_http::error::ErrorEnvelope)))]
+pub async fn create(
+    state: web::Data<AppState>,
+    _admin: AdminUser,
+    body: Json<PlanCreateBody>,
+) -> Result<HttpResponse, ApiError> {
+    let b = body.into_inner();
+    let update = PlanUpdateBody {
+        code: Some(b.code),
+        name: Some(b.name),
+        description: Some(b.description.unwrap_or_default()),
+        price: Some(b.price),
+        currency: Some(b.currency),
+        billing_cycle: Some(b.billing_cycle),
+        trial_period_days: Some(b.trial_period_days.unwrap_or(0)),
+        is_trial_plan: Some(b.is_trial_plan.unwrap_or(false)),
+        converts_to_plan_id: b.converts_to_plan_id,
+        features: Some(b.features.unwrap_or_else(|| serde_json::json!({}))),
+        is_active: Some(b.is_active.unwrap_or(true)),
+    };
+    let mut changes = validate(update, None)?;
+    if changes.is_trial_plan == Some(true) && changes.trial_period_days == Some(0) {
+        return Err(ServiceError::invalid("trial_period_days", "a trial plan needs at least one day").into());
+    }
+    changes.converts_to_plan_id = changes.converts_to_plan_id.or(Some(None));
+    let plan = plans::create(&state, changes).await?;
+    Ok(created(PlanDto::from(&plan), "plan created"))
+}
+
+/// Change any subset of a plan's fields (e.g. `{"features": {...}}` to raise a limit).
+#[utoipa::path(put, path = "/v1/admin/plans/{id}", tag = "admin", request_body = PlanUpdateBody, security(("bearer" = [])),
+    params(("id" = i32, Path, description = "Plan id")),
+    responses(
+        (status = 200, description = "Updated", body = PlanDto),
+        (status = 403, description = "Not an administrator", body = billing_http::error::ErrorEnvelope),
+        (status = 404, description = "`plan_not_found`", body = billing_http::error::ErrorEnvelope),
+        (status = 422, description = "`validation_failed`", body = billing_http::error::ErrorEnvelope)))]
+pub async fn update(
+    state: web::Data<AppState>,
+    _admin: AdminUser,
+    id: web::Path<i32>,
+    body: Json<PlanUpdateBody>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let existing = state.plans.get(&state, id).await?.ok_or(ServiceError::PlanNotFound)?;
+    let body = body.into_inner();
+    let changes = validate(body, Some(existing.price.currency()))?;
+    if changes == PlanChanges::default() {
+        return Err(ServiceError::invalid("body", "give at least one field to change").into());
+    }
+    let plan = plans::update(&state, id, changes).await?;
+    Ok(ok(PlanDto::from(&plan), "plan updated"))
+}
+
+/// Deactivate a plan: it leaves the catalog; existing subscriptions keep it. Plans are never hard-deleted.
+#[utoipa::path(delete, path = "/v1/admin/plans/{id}", tag = "admin", security(("bearer" = [])),
+    params(("id" = i32, Path, description = "Plan id")),
+    responses(
+        (status = 200, description = "Deactivated", body = PlanDto),
+        (status = 403, description = "Not an administrator", body = billing_http::error::ErrorEnvelope),
+        (status = 404, description = "`plan_not_found`", body = billing_http::error::ErrorEnvelope)))]
+pub async fn deactivate(
+    state: web::Data<AppState>,
+    _admin: AdminUser,
+    id: web::Path<i32>,
+) -> Result<HttpResponse, ApiError> {
+    let plan = plans::deactivate(&state, id.into_inner()).await?;
+    Ok(ok(PlanDto::from(&plan), "plan deactivated"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rust_decimal::Decimal;
+
+    #[test]
+    fn decimal_prices_are_read_exactly() {
+        let body = PlanUpdateBody { price: Some(billing_domain::AmountText("0.10".into())), ..Default::default() };
+        let changes = validate(body, Currency::from_code("USD")).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(changes.price, Some(Decimal::new(10, 2)));
+    }
+}

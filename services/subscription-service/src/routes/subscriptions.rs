@@ -1,0 +1,178 @@
+//! `/v1/subscriptions`.
+
+use actix_web::{HttpResponse, web};
+use billing_http::{ApiError, AuthUser, Json, created, ok};
+use uuid::Uuid;
+
+use super::dto::{
+    CancelQuery, ChangeDto, ChangeSubscriptionBody, CreateSubscriptionBody, CreatedSubscriptionDto, EventDto, PlanDto,
+    ProrationDto, SubscriptionDto, TrialBody, TrialDto, TrialPlanDto, amount,
+};
+use crate::db::models::SubscriptionRow;
+use crate::error::ServiceError;
+use crate::services::subscriptions;
+use crate::state::AppState;
+
+async fn dto(state: &AppState, row: SubscriptionRow) -> Result<SubscriptionDto, ServiceError> {
+    let plan = state.plans.get(state, row.plan_id).await?;
+    Ok(SubscriptionDto::new(row, plan.as_ref()))
+}
+
+/// Subscribe to a paid plan: the subscription is `pending` until its first invoice is paid.
+#[utoipa::path(post, path = "/v1/subscriptions", tag = "subscriptions", request_body = CreateSubscriptionBody, security(("bearer" = [])),
+    responses(
+        (status = 201, description = "Pending, with the invoice to pay", body = CreatedSubscriptionDto),
+        (status = 404, description = "`plan_not_found`", body = billing_http::error::ErrorEnvelope),
+        (status = 409, description = "`already_subscribed`", body = billing_http::error::ErrorEnvelope),
+        (status = 422, description = "`validation_failed` (e.g. a trial plan)", body = billing_http::error::ErrorEnvelope)))]
+pub async fn create(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    body: Json<CreateSubscriptionBody>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let made = subscriptions::create_paid(&state, user.id, body.plan_id, body.quantity.unwrap_or(1)).await?;
+    let currency = made.invoice.currency.trim().to_owned();
+    let dto = CreatedSubscriptionDto {
+        id: made.subscription.id,
+        status: made.subscription.status.clone(),
+        plan: PlanDto::from(&made.plan),
+        quantity: made.subscription.quantity,
+        payment_required: true,
+        amount: amount(made.invoice.amount_due, &currency),
+        currency,
+        invoice_id: made.invoice.id,
+        invoice_number: made.invoice.number.clone(),
+    };
+    Ok(created(dto, "subscription created; pay its invoice to activate it"))
+}
+
+/// Start the one free trial a user gets: `trial` at once, no card.
+#[utoipa::path(post, path = "/v1/subscriptions/trial", tag = "subscriptions", request_body = TrialBody, security(("bearer" = [])),
+    responses(
+        (status = 201, description = "Trial started", body = TrialDto),
+        (status = 404, description = "`plan_not_found`", body = billing_http::error::ErrorEnvelope),
+        (status = 409, description = "`trial_already_used` or `already_subscribed`", body = billing_http::error::ErrorEnvelope),
+        (status = 422, description = "Not a trial plan", body = billing_http::error::ErrorEnvelope)))]
+pub async fn create_trial(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    body: Json<TrialBody>,
+) -> Result<HttpResponse, ApiError> {
+    let (row, plan) = subscriptions::create_trial(&state, user.id, body.into_inner().trial_plan_id.0).await?;
+    let dto = TrialDto {
+        id: row.id,
+        user_id: row.user_id,
+        plan_id: row.plan_id,
+        status: row.status,
+        start_date: row.trial_start.map(billing_http::rfc3339),
+        end_date: row.trial_end.map(billing_http::rfc3339),
+        plan: TrialPlanDto { name: plan.name, features: plan.features_json },
+    };
+    Ok(created(dto, "trial started"))
+}
+
+/// The caller's subscriptions, newest first.
+#[utoipa::path(get, path = "/v1/subscriptions/me", tag = "subscriptions", security(("bearer" = [])),
+    responses((status = 200, description = "Subscriptions", body = Vec<SubscriptionDto>)))]
+pub async fn list_mine(state: web::Data<AppState>, user: AuthUser) -> Result<HttpResponse, ApiError> {
+    let rows = subscriptions::list_mine(&state, user.id).await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        out.push(dto(&state, row).await?);
+    }
+    Ok(ok(out, "subscriptions"))
+}
+
+/// One subscription (owner or admin).
+#[utoipa::path(get, path = "/v1/subscriptions/{id}", tag = "subscriptions", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Subscription id")),
+    responses(
+        (status = 200, description = "The subscription", body = SubscriptionDto),
+        (status = 404, description = "`subscription_not_found` (also for another user's)", body = billing_http::error::ErrorEnvelope)))]
+pub async fn get(state: web::Data<AppState>, user: AuthUser, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+    let row = subscriptions::get(&state, user, id.into_inner()).await?;
+    Ok(ok(dto(&state, row).await?, "subscription"))
+}
+
+/// Change plan or seats. An upgrade applies now with a proration invoice; a downgrade waits for the period end.
+#[utoipa::path(put, path = "/v1/subscriptions/{id}", tag = "subscriptions", request_body = ChangeSubscriptionBody, security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Subscription id")),
+    responses(
+        (status = 200, description = "Changed or scheduled", body = ChangeDto),
+        (status = 404, description = "`subscription_not_found` or `plan_not_found`", body = billing_http::error::ErrorEnvelope),
+        (status = 409, description = "`invalid_state` or `concurrent_update`", body = billing_http::error::ErrorEnvelope),
+        (status = 422, description = "`validation_failed`", body = billing_http::error::ErrorEnvelope)))]
+pub async fn change(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    id: web::Path<Uuid>,
+    body: Json<ChangeSubscriptionBody>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let changed = subscriptions::change(&state, user, id.into_inner(), body.plan_id, body.quantity).await?;
+    let effective_at = if changed.scheduled {
+        changed.subscription.current_period_end.map(billing_http::rfc3339)
+    } else {
+        Some(billing_http::rfc3339(state.now()))
+    };
+    let out = ChangeDto {
+        proration: changed.proration.map(|p| ProrationDto {
+            credit: p.credit.amount_string(),
+            charge: p.charge.amount_string(),
+            net: p.net.amount_string(),
+            currency: p.net.currency().code().to_owned(),
+        }),
+        invoice_id: changed.invoice.map(|i| i.id),
+        scheduled: changed.scheduled,
+        effective_at,
+        subscription: dto(&state, changed.subscription).await?,
+    };
+    let message = if out.scheduled { "plan change scheduled for the period end" } else { "plan changed" };
+    Ok(ok(out, message))
+}
+
+/// Cancel at the period end (default for active and past-due), or now with `?immediately=true` (always now for
+/// trials and pending subscriptions).
+#[utoipa::path(delete, path = "/v1/subscriptions/{id}", tag = "subscriptions", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Subscription id"), ("immediately" = Option<bool>, Query, description = "End now")),
+    responses(
+        (status = 200, description = "Canceled or scheduled to cancel", body = SubscriptionDto),
+        (status = 404, description = "`subscription_not_found`", body = billing_http::error::ErrorEnvelope),
+        (status = 409, description = "`invalid_state` (already canceled or expired)", body = billing_http::error::ErrorEnvelope)))]
+pub async fn cancel(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    id: web::Path<Uuid>,
+    query: web::Query<CancelQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let row = subscriptions::cancel(&state, user, id.into_inner(), query.immediately.unwrap_or(false)).await?;
+    Ok(ok(dto(&state, row).await?, "subscription canceled"))
+}
+
+/// Undo a scheduled cancellation before the period ends.
+#[utoipa::path(post, path = "/v1/subscriptions/{id}/reactivate", tag = "subscriptions", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Subscription id")),
+    responses(
+        (status = 200, description = "Reactivated", body = SubscriptionDto),
+        (status = 404, description = "`subscription_not_found`", body = billing_http::error::ErrorEnvelope),
+        (status = 409, description = "`invalid_state`: nothing to undo", body = billing_http::error::ErrorEnvelope)))]
+pub async fn reactivate(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let row = subscriptions::reactivate(&state, user, id.into_inner()).await?;
+    Ok(ok(dto(&state, row).await?, "subscription reactivated"))
+}
+
+/// The subscription's history, oldest first (owner or admin).
+#[utoipa::path(get, path = "/v1/subscriptions/{id}/events", tag = "subscriptions", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Subscription id")),
+    responses(
+        (status = 200, description = "Events", body = Vec<EventDto>),
+        (status = 404, description = "`subscription_not_found`", body = billing_http::error::ErrorEnvelope)))]
+pub async fn events(state: web::Data<AppState>, user: AuthUser, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+    let events = subscriptions::events(&state, user, id.into_inner()).await?;
+    Ok(ok(events.into_iter().map(EventDto::from).collect::<Vec<_>>(), "subscription events"))
+}

@@ -1,0 +1,106 @@
+//! `/v1/usage`.
+
+use std::collections::BTreeMap;
+
+use actix_web::{HttpResponse, web};
+use billing_http::{ApiError, AuthUser, Json, ok, rfc3339};
+
+use super::dto::{FeatureUsageDto, LimitDto, LimitsDto, UsageMeDto, UseBody, UseDto};
+use crate::error::ServiceError;
+use crate::services::usage;
+use crate::state::AppState;
+
+fn remaining(limit: Option<i64>, used: i64) -> Option<i64> {
+    limit.map(|l| (l - used).max(0))
+}
+
+/// Use a metered feature: counted atomically against the plan's limit for the current period.
+#[utoipa::path(post, path = "/v1/usage/use", tag = "usage", request_body = UseBody, security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Counted", body = UseDto),
+        (status = 403, description = "`feature_not_in_plan` or `no_active_subscription`", body = billing_http::error::ErrorEnvelope),
+        (status = 422, description = "`validation_failed`", body = billing_http::error::ErrorEnvelope),
+        (status = 429, description = "`usage_limit_exceeded`: nothing consumed; details name the limit and reset time", body = billing_http::error::ErrorEnvelope)))]
+pub async fn use_feature(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    body: Json<UseBody>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let mut fields = BTreeMap::new();
+    let name_ok = !body.feature_name.is_empty()
+        && body.feature_name.len() <= 64
+        && body.feature_name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    if !name_ok {
+        fields.insert("feature_name".to_owned(), "1-64 lower-case letters, digits or underscores".to_owned());
+    }
+    let delta = body.delta.unwrap_or(1);
+    if !(1..=1_000_000).contains(&delta) {
+        fields.insert("delta".to_owned(), "an integer from 1 to 1000000".to_owned());
+    }
+    if let Some(key) = &body.idempotency_key
+        && (key.is_empty() || key.len() > 255)
+    {
+        fields.insert("idempotency_key".to_owned(), "1 to 255 characters".to_owned());
+    }
+    if !fields.is_empty() {
+        return Err(ServiceError::Validation(fields).into());
+    }
+    let out = usage::use_feature(&state, user.id, &body.feature_name, delta, body.idempotency_key.as_deref()).await?;
+    Ok(ok(
+        UseDto {
+            remaining: remaining(out.limit, out.current_usage),
+            feature_name: out.feature,
+            current_usage: out.current_usage,
+            limit: out.limit,
+            reset_at: rfc3339(out.reset_at),
+        },
+        "usage recorded",
+    ))
+}
+
+/// Usage of every metered feature of the current plan in the current period.
+#[utoipa::path(get, path = "/v1/usage/me", tag = "usage", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Usage", body = UsageMeDto),
+        (status = 403, description = "`no_active_subscription`", body = billing_http::error::ErrorEnvelope)))]
+pub async fn me(state: web::Data<AppState>, user: AuthUser) -> Result<HttpResponse, ApiError> {
+    let u = usage::current(&state, user.id).await?;
+    let features = u
+        .features
+        .iter()
+        .map(|f| FeatureUsageDto {
+            feature_name: f.feature.clone(),
+            used: f.used,
+            limit: f.limit,
+            remaining: remaining(f.limit, f.used),
+        })
+        .collect();
+    Ok(ok(
+        UsageMeDto {
+            subscription_id: u.subscription_id,
+            plan_id: u.plan_id,
+            period_start: rfc3339(u.period_start),
+            reset_at: rfc3339(u.reset_at),
+            features,
+        },
+        "usage",
+    ))
+}
+
+/// The limits of the current plan with what is used and what remains.
+#[utoipa::path(get, path = "/v1/usage/limits", tag = "usage", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Limits", body = LimitsDto),
+        (status = 403, description = "`no_active_subscription`", body = billing_http::error::ErrorEnvelope)))]
+pub async fn limits(state: web::Data<AppState>, user: AuthUser) -> Result<HttpResponse, ApiError> {
+    let u = usage::current(&state, user.id).await?;
+    let limits = usage::limits_map(&u)
+        .into_iter()
+        .map(|(name, (limit, used))| (name, LimitDto { limit, used, remaining: remaining(limit, used) }))
+        .collect();
+    Ok(ok(
+        LimitsDto { plan_id: u.plan_id, period_start: rfc3339(u.period_start), reset_at: rfc3339(u.reset_at), limits },
+        "limits",
+    ))
+}

@@ -1,0 +1,127 @@
+//! Invoices: built from lines, finalized with a gapless number, read by their owner.
+
+use billing_domain::invoice::{invoice_number, sequence_month};
+use billing_domain::{Currency, Money};
+use billing_http::AuthUser;
+use chrono::{DateTime, Utc};
+use diesel_async::AsyncConnection;
+use diesel_async::AsyncPgConnection;
+use uuid::Uuid;
+
+use crate::db;
+use crate::db::models::{InvoiceLineRow, InvoiceRow, NewInvoice};
+use crate::error::ServiceError;
+use crate::state::AppState;
+
+/// A line to put on an invoice.
+#[derive(Debug, Clone)]
+pub struct LineDraft {
+    pub kind: &'static str,
+    pub description: String,
+    pub quantity: i32,
+    pub unit_amount: Money,
+    pub amount: Money,
+    pub period: Option<(DateTime<Utc>, DateTime<Utc>)>,
+}
+
+/// An invoice to create.
+#[derive(Debug, Clone)]
+pub struct InvoiceDraft {
+    pub user_id: Uuid,
+    pub subscription_id: Option<Uuid>,
+    pub kind: &'static str,
+    pub currency: Currency,
+    pub lines: Vec<LineDraft>,
+    pub period: Option<(DateTime<Utc>, DateTime<Utc>)>,
+    pub due_at: Option<DateTime<Utc>>,
+}
+
+/// An invoice with its lines.
+#[derive(Debug, Clone)]
+pub struct InvoiceView {
+    pub invoice: InvoiceRow,
+    pub lines: Vec<InvoiceLineRow>,
+}
+
+/// Inserts `draft` as a draft invoice; its total is the sum of its lines.
+pub async fn insert_draft(conn: &mut AsyncPgConnection, draft: &InvoiceDraft) -> Result<InvoiceRow, ServiceError> {
+    let total = billing_domain::invoice::total(draft.lines.iter().map(|l| l.amount), Money::zero(draft.currency))
+        .map_err(|e| ServiceError::Internal(e.to_string()))?;
+    let id = Uuid::now_v7();
+    let amount_due = if total.is_negative() { Money::zero(draft.currency) } else { total };
+    let invoice = NewInvoice {
+        id,
+        user_id: draft.user_id,
+        subscription_id: draft.subscription_id,
+        status: "draft".to_owned(),
+        kind: draft.kind.to_owned(),
+        currency: draft.currency.code().to_owned(),
+        subtotal: total.to_decimal(),
+        total: total.to_decimal(),
+        amount_due: amount_due.to_decimal(),
+        period_start: draft.period.map(|p| p.0),
+        period_end: draft.period.map(|p| p.1),
+        due_at: draft.due_at,
+    };
+    let lines: Vec<InvoiceLineRow> = draft
+        .lines
+        .iter()
+        .enumerate()
+        .map(|(i, line)| InvoiceLineRow {
+            invoice_id: id,
+            position: i32::try_from(i + 1).unwrap_or(i32::MAX),
+            kind: line.kind.to_owned(),
+            description: line.description.clone(),
+            quantity: line.quantity,
+            unit_amount: line.unit_amount.to_decimal(),
+            amount: line.amount.to_decimal(),
+            period_start: line.period.map(|p| p.0),
+            period_end: line.period.map(|p| p.1),
+        })
+        .collect();
+    Ok(db::invoices::insert(conn, &invoice, &lines).await?)
+}
+
+/// Gives a draft its number (`INV-YYYYMM-NNNN`, the month of `now`) and opens it, inside the caller's
+/// transaction; numbers stay gapless because the month's counter is held until that transaction ends.
+pub async fn finalize(conn: &mut AsyncPgConnection, id: Uuid, now: DateTime<Utc>) -> Result<InvoiceRow, ServiceError> {
+    let sequence = db::invoices::next_number(conn, sequence_month(now)).await?;
+    let number = invoice_number(now, u32::try_from(sequence).unwrap_or(0));
+    db::invoices::finalize(conn, id, &number, now)
+        .await?
+        .ok_or_else(|| ServiceError::InvalidState("only a draft invoice can be finalized".to_owned()))
+}
+
+/// Finalizes a draft in a transaction of its own.
+pub async fn finalize_draft(state: &AppState, id: Uuid) -> Result<InvoiceRow, ServiceError> {
+    let now = state.now();
+    state.conn().await?.transaction::<_, ServiceError, _>(async move |conn| finalize(conn, id, now).await).await
+}
+
+/// The caller's invoices, newest first.
+pub async fn list_mine(state: &AppState, user: Uuid) -> Result<Vec<InvoiceView>, ServiceError> {
+    let mut conn = state.conn().await?;
+    let invoices = db::invoices::list_for_user(&mut conn, user).await?;
+    let ids: Vec<Uuid> = invoices.iter().map(|i| i.id).collect();
+    let mut lines = db::invoices::lines(&mut conn, &ids).await?;
+    Ok(invoices
+        .into_iter()
+        .map(|invoice| {
+            let (mine, rest): (Vec<_>, Vec<_>) =
+                std::mem::take(&mut lines).into_iter().partition(|l| l.invoice_id == invoice.id);
+            lines = rest;
+            InvoiceView { invoice, lines: mine }
+        })
+        .collect())
+}
+
+/// One invoice: its owner or an admin; anyone else gets 404.
+pub async fn get(state: &AppState, caller: AuthUser, id: Uuid) -> Result<InvoiceView, ServiceError> {
+    let mut conn = state.conn().await?;
+    let invoice = db::invoices::find(&mut conn, id).await?.ok_or(ServiceError::InvoiceNotFound)?;
+    if invoice.user_id != caller.id && !caller.is_admin() {
+        return Err(ServiceError::InvoiceNotFound);
+    }
+    let lines = db::invoices::lines(&mut conn, &[id]).await?;
+    Ok(InvoiceView { invoice, lines })
+}

@@ -1,0 +1,18 @@
+//! Business rules: each function owns its transaction and returns a `ServiceError`.
+
+pub mod auth;
+pub mod invoices;
+pub mod plans;
+pub mod seed;
+pub mod subscriptions;
+pub mod usage;
+
+use crate::error::ServiceError;
+use crate::state::AppState;
+
+impl AppState {
+    /// Borrows a pooled connection.
+    pub async fn conn(&self) -> Result<billing_infra::DbConn, ServiceError> {
+        self.db.get().await.map_err(|e| ServiceError::Unavailable(e.to_string()))
+    }
+}

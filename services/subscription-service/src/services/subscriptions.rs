@@ -1,0 +1,523 @@
+//! Subscriptions: create (paid or trial), read, change plan or seats, cancel, reactivate. Every transition goes
+//! through the domain state machine, bumps the row version (a concurrent change gets 409) and appends one
+//! `subscription_events` row in the same transaction.
+
+use billing_domain::proration::{Price, Proration, prorate};
+use billing_domain::{Money, SubscriptionEvent, SubscriptionStatus};
+use billing_http::AuthUser;
+use chrono::{DateTime, Duration, Utc};
+use diesel_async::AsyncConnection;
+use diesel_async::AsyncPgConnection;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::db;
+use crate::db::models::{
+    InvoiceRow, NewSubscription, NewSubscriptionEvent, SubscriptionChanges, SubscriptionEventRow, SubscriptionRow,
+};
+use crate::error::ServiceError;
+use crate::services::invoices::{self, InvoiceDraft, LineDraft};
+use crate::services::plans::{self, Plan};
+use crate::state::AppState;
+
+/// How long a pending subscription waits for its first payment.
+pub const PENDING_TTL: Duration = Duration::hours(24);
+/// The most seats a subscription may have.
+pub const MAX_QUANTITY: i32 = 10_000;
+
+/// A newly created paid subscription and the invoice to pay.
+#[derive(Debug, Clone)]
+pub struct Created {
+    pub subscription: SubscriptionRow,
+    pub plan: Plan,
+    pub invoice: InvoiceRow,
+}
+
+/// The outcome of a plan or seat change.
+#[derive(Debug, Clone)]
+pub struct Changed {
+    pub subscription: SubscriptionRow,
+    /// Set for an upgrade applied now.
+    pub proration: Option<Proration>,
+    pub invoice: Option<InvoiceRow>,
+    /// True when the change waits for the period end (a downgrade).
+    pub scheduled: bool,
+}
+
+fn status_of(row: &SubscriptionRow) -> Result<SubscriptionStatus, ServiceError> {
+    SubscriptionStatus::parse(&row.status).ok_or_else(|| ServiceError::Internal(format!("bad status {}", row.status)))
+}
+
+fn check_quantity(quantity: i32) -> Result<(), ServiceError> {
+    if (1..=MAX_QUANTITY).contains(&quantity) {
+        Ok(())
+    } else {
+        Err(ServiceError::invalid("quantity", format!("must be from 1 to {MAX_QUANTITY}")))
+    }
+}
+
+fn seat_total(plan: &Plan, quantity: i32) -> Result<Money, ServiceError> {
+    plan.price.checked_mul(i64::from(quantity)).map_err(|_| ServiceError::invalid("quantity", "the total is too large"))
+}
+
+/// Applies `event` to `row`: the state machine decides the new status; the update only lands if nobody changed
+/// the row since it was read; the event is logged in the same transaction.
+pub async fn transition(
+    conn: &mut AsyncPgConnection,
+    row: &SubscriptionRow,
+    event: SubscriptionEvent,
+    event_type: &str,
+    mut changes: SubscriptionChanges,
+    data: Value,
+    now: DateTime<Utc>,
+) -> Result<SubscriptionRow, ServiceError> {
+    let from = status_of(row)?;
+    let to = from.apply(event)?;
+    changes.status = Some(to.as_str().to_owned());
+    let updated = db::subscriptions::update_versioned(conn, row.id, row.version, &changes)
+        .await?
+        .ok_or(ServiceError::ConcurrentUpdate)?;
+    db::subscriptions::insert_event(
+        conn,
+        &NewSubscriptionEvent {
+            subscription_id: row.id,
+            event_type,
+            from_status: Some(from.as_str()),
+            to_status: to.as_str(),
+            data,
+            occurred_at: now,
+        },
+    )
+    .await?;
+    Ok(updated)
+}
+
+async fn log_created(
+    conn: &mut AsyncPgConnection,
+    row: &SubscriptionRow,
+    event_type: &str,
+    data: Value,
+    now: DateTime<Utc>,
+) -> Result<(), ServiceError> {
+    db::subscriptions::insert_event(
+        conn,
+        &NewSubscriptionEvent {
+            subscription_id: row.id,
+            event_type,
+            from_status: None,
+            to_status: &row.status,
+            data,
+            occurred_at: now,
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+fn map_insert_error(err: billing_infra::DbError) -> ServiceError {
+    match err {
+        billing_infra::DbError::UniqueViolation { constraint } if constraint == "subscriptions_one_trial_per_user" => {
+            ServiceError::TrialAlreadyUsed
+        }
+        billing_infra::DbError::UniqueViolation { .. } => ServiceError::AlreadySubscribed,
+        other => other.into(),
+    }
+}
+
+/// Creates a paid subscription: `pending`, with its first invoice finalized and open.
+pub async fn create_paid(state: &AppState, user: Uuid, plan_id: i32, quantity: i32) -> Result<Created, ServiceError> {
+    check_quantity(quantity)?;
+    let plan = plans::active_plan(state, plan_id).await?;
+    if plan.is_trial_plan {
+        return Err(ServiceError::invalid("plan_id", "is a trial plan; start it with POST /v1/subscriptions/trial"));
+    }
+    let total = seat_total(&plan, quantity)?;
+    let now = state.now();
+    let plan_for_tx = plan.clone();
+    let (subscription, invoice) = state
+        .conn()
+        .await?
+        .transaction::<_, ServiceError, _>(async move |conn| {
+            let current = db::subscriptions::current_for_user(conn, user).await?;
+            if current.iter().any(|s| s.status != "trial") {
+                return Err(ServiceError::AlreadySubscribed);
+            }
+            let row = db::subscriptions::insert(
+                conn,
+                &NewSubscription {
+                    id: Uuid::now_v7(),
+                    user_id: user,
+                    plan_id: plan_for_tx.id,
+                    quantity,
+                    status: SubscriptionStatus::Pending.as_str().to_owned(),
+                    is_trial: false,
+                    billing_anchor: None,
+                    current_period_start: None,
+                    current_period_end: None,
+                    trial_start: None,
+                    trial_end: None,
+                },
+            )
+            .await
+            .map_err(map_insert_error)?;
+            let draft = InvoiceDraft {
+                user_id: user,
+                subscription_id: Some(row.id),
+                kind: "initial",
+                currency: plan_for_tx.price.currency(),
+                lines: vec![LineDraft {
+                    kind: "subscription",
+                    description: format!("{} ({}) × {quantity}", plan_for_tx.name, plan_for_tx.cycle.as_str()),
+                    quantity,
+                    unit_amount: plan_for_tx.price,
+                    amount: total,
+                    period: None,
+                }],
+                period: None,
+                due_at: Some(now + PENDING_TTL),
+            };
+            let draft_row = invoices::insert_draft(conn, &draft).await?;
+            let invoice = invoices::finalize(conn, draft_row.id, now).await?;
+            log_created(
+                conn,
+                &row,
+                "created",
+                json!({"plan_id": plan_for_tx.id, "quantity": quantity, "invoice_id": invoice.id}),
+                now,
+            )
+            .await?;
+            Ok((row, invoice))
+        })
+        .await?;
+    tracing::info!(subscription_id = %subscription.id, invoice_id = %invoice.id, "paid subscription created");
+    Ok(Created { subscription, plan, invoice })
+}
+
+/// Starts a trial at once, without a card. One trial per user, ever.
+pub async fn create_trial(state: &AppState, user: Uuid, plan_id: i32) -> Result<(SubscriptionRow, Plan), ServiceError> {
+    let plan = plans::active_plan(state, plan_id).await?;
+    if !plan.is_trial_plan {
+        return Err(ServiceError::invalid("trial_plan_id", "is not a trial plan"));
+    }
+    let now = state.now();
+    let end = billing_domain::period::trial_end(now, plan.trial_period_days);
+    let plan_id = plan.id;
+    let row = state
+        .conn()
+        .await?
+        .transaction::<_, ServiceError, _>(async move |conn| {
+            if db::subscriptions::has_had_trial(conn, user).await? {
+                return Err(ServiceError::TrialAlreadyUsed);
+            }
+            if !db::subscriptions::current_for_user(conn, user).await?.is_empty() {
+                return Err(ServiceError::AlreadySubscribed);
+            }
+            let row = db::subscriptions::insert(
+                conn,
+                &NewSubscription {
+                    id: Uuid::now_v7(),
+                    user_id: user,
+                    plan_id,
+                    quantity: 1,
+                    status: SubscriptionStatus::Trial.as_str().to_owned(),
+                    is_trial: true,
+                    billing_anchor: Some(now),
+                    current_period_start: Some(now),
+                    current_period_end: Some(end),
+                    trial_start: Some(now),
+                    trial_end: Some(end),
+                },
+            )
+            .await
+            .map_err(map_insert_error)?;
+            log_created(conn, &row, "trial_started", json!({"plan_id": plan_id, "trial_end": end}), now).await?;
+            Ok(row)
+        })
+        .await?;
+    tracing::info!(subscription_id = %row.id, "trial started");
+    Ok((row, plan))
+}
+
+/// The caller's subscriptions, newest first.
+pub async fn list_mine(state: &AppState, user: Uuid) -> Result<Vec<SubscriptionRow>, ServiceError> {
+    Ok(db::subscriptions::list_for_user(&mut *state.conn().await?, user).await?)
+}
+
+/// One subscription: its owner or an admin; anyone else gets 404 (its existence is not revealed).
+pub async fn get(state: &AppState, caller: AuthUser, id: Uuid) -> Result<SubscriptionRow, ServiceError> {
+    let row =
+        db::subscriptions::find(&mut *state.conn().await?, id).await?.ok_or(ServiceError::SubscriptionNotFound)?;
+    if row.user_id != caller.id && !caller.is_admin() {
+        return Err(ServiceError::SubscriptionNotFound);
+    }
+    Ok(row)
+}
+
+/// The event log of one subscription (owner or admin).
+pub async fn events(state: &AppState, caller: AuthUser, id: Uuid) -> Result<Vec<SubscriptionEventRow>, ServiceError> {
+    get(state, caller, id).await?;
+    Ok(db::subscriptions::events(&mut *state.conn().await?, id).await?)
+}
+
+/// Changes the plan and/or seats of an active subscription. A higher price per period applies now, with a
+/// proration invoice; a lower one is scheduled for the period end and nothing is refunded.
+pub async fn change(
+    state: &AppState,
+    caller: AuthUser,
+    id: Uuid,
+    new_plan_id: Option<i32>,
+    new_quantity: Option<i32>,
+) -> Result<Changed, ServiceError> {
+    if new_plan_id.is_none() && new_quantity.is_none() {
+        return Err(ServiceError::invalid("body", "give plan_id, quantity or both"));
+    }
+    if let Some(q) = new_quantity {
+        check_quantity(q)?;
+    }
+    let row = get(state, caller, id).await?;
+    if status_of(&row)? != SubscriptionStatus::Active {
+        return Err(ServiceError::InvalidState(format!("a {} subscription cannot change plan", row.status)));
+    }
+    let old_plan = state.plans.get(state, row.plan_id).await?.ok_or(ServiceError::PlanNotFound)?;
+    let new_plan = match new_plan_id {
+        Some(pid) => plans::active_plan(state, pid).await?,
+        None => old_plan.clone(),
+    };
+    if new_plan.is_trial_plan {
+        return Err(ServiceError::invalid("plan_id", "is a trial plan"));
+    }
+    if new_plan.price.currency() != old_plan.price.currency() {
+        return Err(ServiceError::invalid("plan_id", "the new plan bills in another currency"));
+    }
+    let quantity = new_quantity.unwrap_or(row.quantity);
+    if new_plan.id == row.plan_id && quantity == row.quantity {
+        return Err(ServiceError::invalid("body", "this is already the subscription's plan and quantity"));
+    }
+    let old_total = seat_total(&old_plan, row.quantity)?;
+    let new_total = seat_total(&new_plan, quantity)?;
+    let (Some(start), Some(end)) = (row.current_period_start, row.current_period_end) else {
+        return Err(ServiceError::Internal("an active subscription without a period".to_owned()));
+    };
+    let now = state.now();
+    let same_cycle = new_plan.cycle == old_plan.cycle;
+    let upgrade = if same_cycle {
+        new_total.minor() > old_total.minor()
+    } else {
+        new_plan.cycle == billing_domain::BillingCycle::Yearly
+    };
+
+    if !upgrade {
+        // Scheduled for the period end: the customer keeps what they paid for until then.
+        let data = json!({"from_plan_id": row.plan_id, "to_plan_id": new_plan.id, "from_quantity": row.quantity, "to_quantity": quantity, "effective_at": end});
+        let subscription = state
+            .conn()
+            .await?
+            .transaction::<_, ServiceError, _>(async move |conn| {
+                let row = row.clone();
+                {
+                    let changes = SubscriptionChanges {
+                        pending_plan_id: Some(Some(new_plan.id)),
+                        pending_quantity: Some(Some(quantity)),
+                        ..Default::default()
+                    };
+                    transition(
+                        conn,
+                        &row,
+                        SubscriptionEvent::SchedulePlanChange,
+                        "plan_change_scheduled",
+                        changes,
+                        data,
+                        now,
+                    )
+                    .await
+                }
+            })
+            .await?;
+        return Ok(Changed { subscription, proration: None, invoice: None, scheduled: true });
+    }
+
+    // Same cycle: prorate to the second. A move to a longer cycle restarts the period now, at the full new price,
+    // with the unused part of the old period credited.
+    let (proration, new_period) = if same_cycle {
+        let p = prorate(
+            Price { unit: old_plan.price, quantity: i64::from(row.quantity) },
+            Price { unit: new_plan.price, quantity: i64::from(quantity) },
+            start,
+            end,
+            now,
+        )
+        .map_err(|e| ServiceError::InvalidState(e.to_string()))?;
+        (p, None)
+    } else {
+        let credit = prorate(
+            Price { unit: old_plan.price, quantity: i64::from(row.quantity) },
+            Price { unit: old_plan.price, quantity: i64::from(row.quantity) },
+            start,
+            end,
+            now,
+        )
+        .map_err(|e| ServiceError::InvalidState(e.to_string()))?
+        .credit;
+        let period_end = new_plan.cycle.period_end(now, 0);
+        let net = new_total.checked_sub(credit).map_err(|e| ServiceError::Internal(e.to_string()))?;
+        let p = Proration {
+            credit,
+            charge: new_total,
+            net,
+            remaining_seconds: (period_end - now).num_seconds(),
+            period_seconds: (period_end - now).num_seconds(),
+        };
+        (p, Some((now, period_end)))
+    };
+    let period = new_period.unwrap_or((now, end));
+    let lines = vec![
+        LineDraft {
+            kind: "proration_credit",
+            description: format!("Unused time on {} × {}", old_plan.name, row.quantity),
+            quantity: row.quantity,
+            unit_amount: old_plan.price,
+            amount: Money::zero(proration.credit.currency())
+                .checked_sub(proration.credit)
+                .map_err(|e| ServiceError::Internal(e.to_string()))?,
+            period: Some((now, end)),
+        },
+        LineDraft {
+            kind: "proration_charge",
+            description: format!("Remaining time on {} × {quantity}", new_plan.name),
+            quantity,
+            unit_amount: new_plan.price,
+            amount: proration.charge,
+            period: Some(period),
+        },
+    ];
+    let data = json!({
+        "from_plan_id": row.plan_id, "to_plan_id": new_plan.id, "from_quantity": row.quantity, "to_quantity": quantity,
+        "credit": proration.credit.amount_string(), "charge": proration.charge.amount_string(), "net": proration.net.amount_string(),
+        "currency": proration.net.currency().code(),
+    });
+    let user_id = row.user_id;
+    let currency = new_plan.price.currency();
+    let (subscription, invoice) = state
+        .conn()
+        .await?
+        .transaction::<_, ServiceError, _>(async move |conn| {
+            let row = row.clone();
+            {
+                let mut changes = SubscriptionChanges {
+                    plan_id: Some(new_plan.id),
+                    quantity: Some(quantity),
+                    pending_plan_id: Some(None),
+                    pending_quantity: Some(None),
+                    ..Default::default()
+                };
+                if let Some((s, e)) = new_period {
+                    changes.billing_anchor = Some(Some(s));
+                    changes.current_period_start = Some(Some(s));
+                    changes.current_period_end = Some(Some(e));
+                }
+                let subscription =
+                    transition(conn, &row, SubscriptionEvent::ChangePlan, "plan_changed", changes, data, now).await?;
+                let draft = InvoiceDraft {
+                    user_id,
+                    subscription_id: Some(row.id),
+                    kind: "proration",
+                    currency,
+                    lines,
+                    period: Some(period),
+                    due_at: Some(now),
+                };
+                let draft_row = invoices::insert_draft(conn, &draft).await?;
+                let invoice = invoices::finalize(conn, draft_row.id, now).await?;
+                Ok((subscription, invoice))
+            }
+        })
+        .await?;
+    Ok(Changed { subscription, proration: Some(proration), invoice: Some(invoice), scheduled: false })
+}
+
+/// Cancels: an active or past-due subscription at the period end (or now with `immediately`); a trial or a
+/// pending one always now (a pending one's open invoice is voided).
+pub async fn cancel(
+    state: &AppState,
+    caller: AuthUser,
+    id: Uuid,
+    immediately: bool,
+) -> Result<SubscriptionRow, ServiceError> {
+    let row = get(state, caller, id).await?;
+    let status = status_of(&row)?;
+    let now = state.now();
+    let at_period_end = matches!(status, SubscriptionStatus::Active | SubscriptionStatus::PastDue) && !immediately;
+    if at_period_end && row.cancel_at_period_end {
+        return Ok(row);
+    }
+    state
+        .conn()
+        .await?
+        .transaction::<_, ServiceError, _>(async move |conn| {
+            if at_period_end {
+                let changes = SubscriptionChanges {
+                    cancel_at_period_end: Some(true),
+                    canceled_at: Some(Some(now)),
+                    cancel_reason: Some(Some("requested".to_owned())),
+                    ..Default::default()
+                };
+                let data = json!({"effective_at": row.current_period_end});
+                return transition(
+                    conn,
+                    &row,
+                    SubscriptionEvent::ScheduleCancel,
+                    "cancel_scheduled",
+                    changes,
+                    data,
+                    now,
+                )
+                .await;
+            }
+            let changes = SubscriptionChanges {
+                canceled_at: Some(Some(now)),
+                ended_at: Some(Some(now)),
+                cancel_reason: Some(Some("requested".to_owned())),
+                cancel_at_period_end: Some(false),
+                ..Default::default()
+            };
+            let updated = transition(
+                conn,
+                &row,
+                SubscriptionEvent::Cancel,
+                "canceled",
+                changes,
+                json!({"immediately": true}),
+                now,
+            )
+            .await?;
+            if status == SubscriptionStatus::Pending {
+                for invoice in db::invoices::open_for_subscription(conn, row.id).await? {
+                    db::invoices::void(conn, invoice.id, now).await?;
+                }
+            }
+            Ok(updated)
+        })
+        .await
+}
+
+/// Undoes a scheduled cancellation before the period ends.
+pub async fn reactivate(state: &AppState, caller: AuthUser, id: Uuid) -> Result<SubscriptionRow, ServiceError> {
+    let row = get(state, caller, id).await?;
+    let now = state.now();
+    if !row.cancel_at_period_end || row.current_period_end.is_none_or(|end| end <= now) {
+        return Err(ServiceError::InvalidState("there is no scheduled cancellation to undo".to_owned()));
+    }
+    state
+        .conn()
+        .await?
+        .transaction::<_, ServiceError, _>(async move |conn| {
+            let changes = SubscriptionChanges {
+                cancel_at_period_end: Some(false),
+                canceled_at: Some(None),
+                cancel_reason: Some(None),
+                ..Default::default()
+            };
+            transition(conn, &row, SubscriptionEvent::Reactivate, "reactivated", changes, json!({}), now).await
+        })
+        .await
+}

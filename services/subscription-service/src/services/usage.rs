@@ -1,0 +1,300 @@
+//! Usage metering. The answer comes from Redis: one Lua script checks the limit, increments the counter and
+//! appends the accepted event to a stream, atomically. The fold moves stream events into PostgreSQL in batches,
+//! idempotently (the event id is the row's key). A counter missing from Redis is rebuilt from PostgreSQL (after
+//! folding what is still in the stream) before the request is answered.
+
+use std::collections::BTreeMap;
+use std::time::Duration as StdDuration;
+
+use billing_domain::Feature;
+use billing_infra::Redis;
+use chrono::{DateTime, Duration, Utc};
+use diesel_async::AsyncConnection;
+use redis::Script;
+use uuid::Uuid;
+
+use crate::db;
+use crate::db::models::SubscriptionRow;
+use crate::db::usage::NewUsageEvent;
+use crate::error::ServiceError;
+use crate::services::plans::Plan;
+use crate::state::AppState;
+
+// KEYS: counter, idempotency, stream. ARGV: delta, limit (-1: none), has_idempotency_key, idempotency ttl ms,
+// event id, subscription, feature, period start (unix ms), idempotency key, recorded at (unix ms).
+const USE: &str = r"
+if ARGV[3] == '1' then
+  local prev = redis.call('GET', KEYS[2])
+  if prev then return {'dup', prev} end
+end
+local cur = redis.call('GET', KEYS[1])
+if not cur then return {'missing', '0'} end
+cur = tonumber(cur)
+local delta = tonumber(ARGV[1])
+local limit = tonumber(ARGV[2])
+if limit >= 0 and cur + delta > limit then return {'limit', tostring(cur)} end
+local new = redis.call('INCRBY', KEYS[1], delta)
+redis.call('XADD', KEYS[3], '*', 'id', ARGV[5], 'sub', ARGV[6], 'feature', ARGV[7], 'period', ARGV[8],
+  'delta', ARGV[1], 'idem', ARGV[9], 'at', ARGV[10])
+if ARGV[3] == '1' then redis.call('SET', KEYS[2], tostring(new), 'PX', ARGV[4]) end
+return {'ok', tostring(new)}
+";
+
+/// Keeps the usage scripts and key names of one process.
+#[derive(Debug, Clone)]
+pub struct UsageMeter {
+    redis: Redis,
+}
+
+/// The answer to a use.
+#[derive(Debug, Clone)]
+pub struct UseOutcome {
+    pub feature: String,
+    pub current_usage: i64,
+    pub limit: Option<i64>,
+    pub reset_at: DateTime<Utc>,
+}
+
+/// One metered feature in the current period.
+#[derive(Debug, Clone)]
+pub struct FeatureUsage {
+    pub feature: String,
+    pub used: i64,
+    pub limit: Option<i64>,
+}
+
+/// The usage of the current period.
+#[derive(Debug, Clone)]
+pub struct PeriodUsage {
+    pub subscription_id: Uuid,
+    pub plan_id: i32,
+    pub period_start: DateTime<Utc>,
+    pub reset_at: DateTime<Utc>,
+    pub features: Vec<FeatureUsage>,
+}
+
+/// How long Redis keeps a counter after its period ended (late reads, then it is rebuilt from PostgreSQL).
+const COUNTER_GRACE: Duration = Duration::days(7);
+/// Events folded per batch.
+const FOLD_BATCH: usize = 500;
+
+impl UsageMeter {
+    /// A meter on `redis`.
+    pub fn new(redis: Redis) -> Self {
+        Self { redis }
+    }
+
+    // Every usage key shares the `{usage}` hash tag, so the script's keys live in one Redis Cluster slot.
+    fn counter_key(&self, sub: Uuid, feature: &str, period: DateTime<Utc>) -> String {
+        self.redis.key(&format!("{{usage}}:c:{sub}:{feature}:{}", period.timestamp_millis()))
+    }
+
+    fn idempotency_key(&self, sub: Uuid, key: &str) -> String {
+        self.redis.key(&format!("{{usage}}:i:{sub}:{key}"))
+    }
+
+    fn stream_key(&self) -> String {
+        self.redis.key("{usage}:events")
+    }
+}
+
+fn period_of(sub: &SubscriptionRow) -> Result<(DateTime<Utc>, DateTime<Utc>), ServiceError> {
+    match (sub.current_period_start, sub.current_period_end) {
+        (Some(start), Some(end)) => Ok((start, end)),
+        _ => Err(ServiceError::NoActiveSubscription),
+    }
+}
+
+async fn access(state: &AppState, user: Uuid) -> Result<(SubscriptionRow, Plan), ServiceError> {
+    let sub = db::subscriptions::with_access(&mut *state.conn().await?, user)
+        .await?
+        .ok_or(ServiceError::NoActiveSubscription)?;
+    let plan = state.plans.get(state, sub.plan_id).await?.ok_or(ServiceError::PlanNotFound)?;
+    Ok((sub, plan))
+}
+
+fn limit_of(feature: &Feature) -> Option<i64> {
+    feature.limit().map(|l| i64::try_from(l).unwrap_or(i64::MAX))
+}
+
+/// Records `delta` units of `feature` for the caller's current subscription, unless that would pass the limit.
+pub async fn use_feature(
+    state: &AppState,
+    user: Uuid,
+    feature: &str,
+    delta: i64,
+    idempotency_key: Option<&str>,
+) -> Result<UseOutcome, ServiceError> {
+    let (sub, plan) = access(state, user).await?;
+    let spec = plan
+        .features
+        .get(feature)
+        .filter(|f| f.is_counted())
+        .ok_or_else(|| ServiceError::FeatureNotInPlan(feature.to_owned()))?;
+    let limit = limit_of(spec);
+    let (period_start, period_end) = period_of(&sub)?;
+    let meter = &state.usage;
+    let counter = meter.counter_key(sub.id, feature, period_start);
+    let idem =
+        idempotency_key.map(|k| meter.idempotency_key(sub.id, k)).unwrap_or_else(|| meter.redis.key("{usage}:i:none"));
+    let now = state.now();
+    let ttl_ms = ((period_end - now).max(Duration::zero()) + COUNTER_GRACE).num_milliseconds().max(1);
+    let event_id = Uuid::now_v7();
+
+    for attempt in 0..2 {
+        let mut conn = meter.redis.conn();
+        let (outcome, value): (String, String) = Script::new(USE)
+            .key(&counter)
+            .key(&idem)
+            .key(meter.stream_key())
+            .arg(delta)
+            .arg(limit.unwrap_or(-1))
+            .arg(if idempotency_key.is_some() { "1" } else { "0" })
+            .arg(ttl_ms)
+            .arg(event_id.to_string())
+            .arg(sub.id.to_string())
+            .arg(feature)
+            .arg(period_start.timestamp_millis())
+            .arg(idempotency_key.unwrap_or(""))
+            .arg(now.timestamp_millis())
+            .invoke_async(&mut conn)
+            .await?;
+        let value: i64 = value.parse().unwrap_or(0);
+        match outcome.as_str() {
+            "ok" | "dup" => {
+                return Ok(UseOutcome {
+                    feature: feature.to_owned(),
+                    current_usage: value,
+                    limit,
+                    reset_at: period_end,
+                });
+            }
+            "limit" => {
+                return Err(ServiceError::UsageLimitExceeded {
+                    feature: feature.to_owned(),
+                    current: value,
+                    limit: limit.unwrap_or(i64::MAX),
+                    reset_at: billing_http::rfc3339(period_end),
+                });
+            }
+            "missing" if attempt == 0 => {
+                rebuild_counter(state, sub.id, feature, period_start, &counter, ttl_ms).await?
+            }
+            _ => break,
+        }
+    }
+    Err(ServiceError::Unavailable("the usage counter could not be rebuilt".to_owned()))
+}
+
+/// Sets a missing counter from PostgreSQL, after folding every event still in the stream.
+async fn rebuild_counter(
+    state: &AppState,
+    sub: Uuid,
+    feature: &str,
+    period: DateTime<Utc>,
+    counter: &str,
+    ttl_ms: i64,
+) -> Result<(), ServiceError> {
+    sync(state).await?;
+    let used = db::usage::used(&mut *state.conn().await?, sub, feature, period).await?;
+    let mut conn = state.usage.redis.conn();
+    // NX: if another request rebuilt it meanwhile, its value (which may already include new uses) wins.
+    redis::cmd("SET").arg(counter).arg(used).arg("NX").arg("PX").arg(ttl_ms).exec_async(&mut conn).await?;
+    Ok(())
+}
+
+/// Current usage of every counted feature of the caller's plan.
+pub async fn current(state: &AppState, user: Uuid) -> Result<PeriodUsage, ServiceError> {
+    let (sub, plan) = access(state, user).await?;
+    let (period_start, reset_at) = period_of(&sub)?;
+    let now = state.now();
+    let ttl_ms = ((reset_at - now).max(Duration::zero()) + COUNTER_GRACE).num_milliseconds().max(1);
+    let mut features = Vec::new();
+    for (name, spec) in plan.features.counted() {
+        let key = state.usage.counter_key(sub.id, name, period_start);
+        let mut conn = state.usage.redis.conn();
+        let mut value: Option<i64> = redis::cmd("GET").arg(&key).query_async(&mut conn).await?;
+        if value.is_none() {
+            rebuild_counter(state, sub.id, name, period_start, &key, ttl_ms).await?;
+            value = redis::cmd("GET").arg(&key).query_async(&mut conn).await?;
+        }
+        features.push(FeatureUsage { feature: name.to_owned(), used: value.unwrap_or(0), limit: limit_of(spec) });
+    }
+    Ok(PeriodUsage { subscription_id: sub.id, plan_id: plan.id, period_start, reset_at, features })
+}
+
+/// Folds every event waiting in the Redis stream into PostgreSQL; returns the units added. Safe to run
+/// concurrently and repeatedly: an event is counted once however often it is folded.
+pub async fn sync(state: &AppState) -> Result<i64, ServiceError> {
+    let stream = state.usage.stream_key();
+    let mut added = 0;
+    loop {
+        let mut conn = state.usage.redis.conn();
+        let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+            .arg(&stream)
+            .arg("-")
+            .arg("+")
+            .arg("COUNT")
+            .arg(FOLD_BATCH)
+            .query_async(&mut conn)
+            .await?;
+        if reply.ids.is_empty() {
+            return Ok(added);
+        }
+        let mut events = Vec::with_capacity(reply.ids.len());
+        let mut ids = Vec::with_capacity(reply.ids.len());
+        for entry in &reply.ids {
+            ids.push(entry.id.clone());
+            match parse_event(&entry.map) {
+                Some(event) => events.push(event),
+                None => tracing::error!(entry = %entry.id, "malformed usage event skipped"),
+            }
+        }
+        let batch = events.clone();
+        added += state
+            .conn()
+            .await?
+            .transaction::<_, ServiceError, _>(async move |conn| Ok(db::usage::fold(conn, &batch).await?))
+            .await?;
+        // Only after the fold committed: a crash before this line folds the batch again, harmlessly.
+        redis::cmd("XDEL").arg(&stream).arg(&ids).exec_async(&mut conn).await?;
+        if reply.ids.len() < FOLD_BATCH {
+            return Ok(added);
+        }
+    }
+}
+
+fn parse_event(map: &std::collections::HashMap<String, redis::Value>) -> Option<NewUsageEvent> {
+    let text =
+        |k: &str| -> Option<String> { map.get(k).and_then(|v| redis::from_redis_value::<String>(v.clone()).ok()) };
+    let millis =
+        |k: &str| -> Option<DateTime<Utc>> { text(k)?.parse::<i64>().ok().and_then(DateTime::from_timestamp_millis) };
+    Some(NewUsageEvent {
+        id: text("id")?.parse().ok()?,
+        subscription_id: text("sub")?.parse().ok()?,
+        feature: text("feature")?,
+        period_start: millis("period")?,
+        delta: text("delta")?.parse().ok()?,
+        idempotency_key: text("idem").filter(|k| !k.is_empty()),
+        recorded_at: millis("at")?,
+    })
+}
+
+/// Runs the fold every `every` until the process ends (the usage-sync queue will take this over).
+pub fn spawn_sync_loop(state: AppState, every: StdDuration) {
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(every);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            if let Err(err) = sync(&state).await {
+                tracing::warn!(error = %err, "usage sync failed; retrying");
+            }
+        }
+    });
+}
+
+/// Limits of the current period, by feature name.
+pub fn limits_map(usage: &PeriodUsage) -> BTreeMap<String, (Option<i64>, i64)> {
+    usage.features.iter().map(|f| (f.feature.clone(), (f.limit, f.used))).collect()
+}

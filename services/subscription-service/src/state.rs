@@ -1,0 +1,37 @@
+//! What every request handler shares.
+
+use std::sync::Arc;
+
+use billing_auth::JwtIssuer;
+use billing_config::Settings;
+use billing_http::ratelimit::RateLimiter;
+use billing_infra::{DbPool, Redis, SharedClock};
+
+use crate::services::plans::PlanCache;
+use crate::services::usage::UsageMeter;
+
+/// The subscription service's state, built once per process.
+#[derive(Clone)]
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub db: DbPool,
+    pub redis: Redis,
+    pub clock: SharedClock,
+    pub jwt: JwtIssuer,
+    pub limiter: RateLimiter,
+    pub plans: PlanCache,
+    pub usage: UsageMeter,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState").field("redis", &self.redis).finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    /// Now, by the service's clock.
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.clock.now()
+    }
+}
