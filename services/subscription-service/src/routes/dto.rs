@@ -269,6 +269,8 @@ pub struct SubscriptionDto {
     pub ended_at: Option<String>,
     pub pending_plan_id: Option<i32>,
     pub pending_quantity: Option<i32>,
+    /// Goes up by one with every change; send it as `If-Match` to change only what you read.
+    pub version: i32,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -294,6 +296,7 @@ impl SubscriptionDto {
             ended_at: ts(row.ended_at),
             pending_plan_id: row.pending_plan_id,
             pending_quantity: row.pending_quantity,
+            version: row.version,
             created_at: rfc3339(row.created_at),
             updated_at: rfc3339(row.updated_at),
         }

@@ -1,6 +1,6 @@
 //! `/v1/subscriptions`.
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use billing_http::{ApiError, AuthUser, Json, created, ok};
 use uuid::Uuid;
 
@@ -95,9 +95,23 @@ pub async fn get(state: web::Data<AppState>, user: AuthUser, id: web::Path<Uuid>
     Ok(ok(dto(&state, row).await?, "subscription"))
 }
 
+/// The version in `If-Match` (`3` or `"3"`); a malformed one is a 422.
+fn if_match(req: &HttpRequest) -> Result<Option<i32>, ServiceError> {
+    let Some(value) = req.headers().get(actix_web::http::header::IF_MATCH) else { return Ok(None) };
+    value
+        .to_str()
+        .ok()
+        .map(|v| v.trim().trim_start_matches("W/").trim_matches('"'))
+        .and_then(|v| v.parse().ok())
+        .map(Some)
+        .ok_or_else(|| ServiceError::invalid("If-Match", "the subscription version to change, e.g. \"3\""))
+}
+
 /// Change plan or seats. An upgrade applies now with a proration invoice; a downgrade waits for the period end.
+/// Send `If-Match: <version>` to change only the version you read (409 `concurrent_update` otherwise).
 #[utoipa::path(put, path = "/v1/subscriptions/{id}", tag = "subscriptions", request_body = ChangeSubscriptionBody, security(("bearer" = [])),
-    params(("id" = Uuid, Path, description = "Subscription id")),
+    params(("id" = Uuid, Path, description = "Subscription id"),
+        ("If-Match" = Option<String>, Header, description = "The `version` the change is based on")),
     responses(
         (status = 200, description = "Changed or scheduled", body = ChangeDto),
         (status = 404, description = "`subscription_not_found` or `plan_not_found`", body = billing_http::error::ErrorEnvelope),
@@ -106,11 +120,13 @@ pub async fn get(state: web::Data<AppState>, user: AuthUser, id: web::Path<Uuid>
 pub async fn change(
     state: web::Data<AppState>,
     user: AuthUser,
+    req: HttpRequest,
     id: web::Path<Uuid>,
     body: Json<ChangeSubscriptionBody>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
-    let changed = subscriptions::change(&state, user, id.into_inner(), body.plan_id, body.quantity).await?;
+    let version = if_match(&req)?;
+    let changed = subscriptions::change(&state, user, id.into_inner(), body.plan_id, body.quantity, version).await?;
     let effective_at = if changed.scheduled {
         changed.subscription.current_period_end.map(billing_http::rfc3339)
     } else {

@@ -260,13 +260,15 @@ pub async fn events(state: &AppState, caller: AuthUser, id: Uuid) -> Result<Vec<
 }
 
 /// Changes the plan and/or seats of an active subscription. A higher price per period applies now, with a
-/// proration invoice; a lower one is scheduled for the period end and nothing is refunded.
+/// proration invoice; a lower one is scheduled for the period end and nothing is refunded. With
+/// `expected_version` (the `If-Match` header) the change applies only to that version of the subscription.
 pub async fn change(
     state: &AppState,
     caller: AuthUser,
     id: Uuid,
     new_plan_id: Option<i32>,
     new_quantity: Option<i32>,
+    expected_version: Option<i32>,
 ) -> Result<Changed, ServiceError> {
     if new_plan_id.is_none() && new_quantity.is_none() {
         return Err(ServiceError::invalid("body", "give plan_id, quantity or both"));
@@ -275,6 +277,10 @@ pub async fn change(
         check_quantity(q)?;
     }
     let row = get(state, caller, id).await?;
+    // `If-Match`: the client changes the version it saw, or nothing.
+    if expected_version.is_some_and(|v| v != row.version) {
+        return Err(ServiceError::ConcurrentUpdate);
+    }
     if status_of(&row)? != SubscriptionStatus::Active {
         return Err(ServiceError::InvalidState(format!("a {} subscription cannot change plan", row.status)));
     }
