@@ -21,7 +21,8 @@ use crate::services::plans::Plan;
 use crate::state::AppState;
 
 // KEYS: counter, idempotency, stream. ARGV: delta, limit (-1: none), has_idempotency_key, idempotency ttl ms,
-// event id, subscription, feature, period start (unix ms), idempotency key, recorded at (unix ms).
+// event id, subscription, feature, period start (unix µs), idempotency key, recorded at (unix µs).
+// Microseconds: PostgreSQL keeps timestamps to the microsecond, and the folded row must match the period exactly.
 const USE: &str = r"
 if ARGV[3] == '1' then
   local prev = redis.call('GET', KEYS[2])
@@ -86,7 +87,7 @@ impl UsageMeter {
 
     // Every usage key shares the `{usage}` hash tag, so the script's keys live in one Redis Cluster slot.
     fn counter_key(&self, sub: Uuid, feature: &str, period: DateTime<Utc>) -> String {
-        self.redis.key(&format!("{{usage}}:c:{sub}:{feature}:{}", period.timestamp_millis()))
+        self.redis.key(&format!("{{usage}}:c:{sub}:{feature}:{}", period.timestamp_micros()))
     }
 
     fn idempotency_key(&self, sub: Uuid, key: &str) -> String {
@@ -154,9 +155,9 @@ pub async fn use_feature(
             .arg(event_id.to_string())
             .arg(sub.id.to_string())
             .arg(feature)
-            .arg(period_start.timestamp_millis())
+            .arg(period_start.timestamp_micros())
             .arg(idempotency_key.unwrap_or(""))
-            .arg(now.timestamp_millis())
+            .arg(now.timestamp_micros())
             .invoke_async(&mut conn)
             .await?;
         let value: i64 = value.parse().unwrap_or(0);
@@ -267,16 +268,16 @@ pub async fn sync(state: &AppState) -> Result<i64, ServiceError> {
 fn parse_event(map: &std::collections::HashMap<String, redis::Value>) -> Option<NewUsageEvent> {
     let text =
         |k: &str| -> Option<String> { map.get(k).and_then(|v| redis::from_redis_value::<String>(v.clone()).ok()) };
-    let millis =
-        |k: &str| -> Option<DateTime<Utc>> { text(k)?.parse::<i64>().ok().and_then(DateTime::from_timestamp_millis) };
+    let micros =
+        |k: &str| -> Option<DateTime<Utc>> { text(k)?.parse::<i64>().ok().and_then(DateTime::from_timestamp_micros) };
     Some(NewUsageEvent {
         id: text("id")?.parse().ok()?,
         subscription_id: text("sub")?.parse().ok()?,
         feature: text("feature")?,
-        period_start: millis("period")?,
+        period_start: micros("period")?,
         delta: text("delta")?.parse().ok()?,
         idempotency_key: text("idem").filter(|k| !k.is_empty()),
-        recorded_at: millis("at")?,
+        recorded_at: micros("at")?,
     })
 }
 
