@@ -22,6 +22,8 @@ pub enum DbError {
     NotFound,
     #[error("unique constraint {constraint} violated")]
     UniqueViolation { constraint: String },
+    #[error("check constraint {constraint} violated")]
+    CheckViolation { constraint: String },
     #[error("concurrent update conflict")]
     Conflict,
     #[error("database unavailable: {0}")]
@@ -36,6 +38,9 @@ impl From<DieselError> for DbError {
             DieselError::NotFound => Self::NotFound,
             DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, info) => {
                 Self::UniqueViolation { constraint: info.constraint_name().unwrap_or_default().to_owned() }
+            }
+            DieselError::DatabaseError(DatabaseErrorKind::CheckViolation, info) => {
+                Self::CheckViolation { constraint: info.constraint_name().unwrap_or_default().to_owned() }
             }
             DieselError::DatabaseError(DatabaseErrorKind::SerializationFailure, _) => Self::Conflict,
             DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection, info) => {

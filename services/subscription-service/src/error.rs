@@ -66,7 +66,10 @@ impl From<DbError> for ServiceError {
             DbError::Unavailable(e) => Self::Unavailable(e),
             DbError::Conflict => Self::ConcurrentUpdate,
             // Unique violations that mean something are mapped where they can happen; any other is a bug.
-            DbError::NotFound | DbError::UniqueViolation { .. } | DbError::Other(_) => Self::Internal(err.to_string()),
+            DbError::NotFound
+            | DbError::UniqueViolation { .. }
+            | DbError::CheckViolation { .. }
+            | DbError::Other(_) => Self::Internal(err.to_string()),
         }
     }
 }

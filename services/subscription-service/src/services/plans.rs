@@ -148,6 +148,9 @@ async fn ensure_exists(state: &AppState, id: i32) -> Result<(), ServiceError> {
 fn map_unique(err: billing_infra::DbError) -> ServiceError {
     match err {
         billing_infra::DbError::UniqueViolation { .. } => ServiceError::PlanCodeTaken,
+        billing_infra::DbError::CheckViolation { constraint } if constraint == "plans_trial_has_days" => {
+            ServiceError::invalid("trial_period_days", "a trial plan needs at least one trial day")
+        }
         other => other.into(),
     }
 }

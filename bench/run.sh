@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The benchmark suite: builds release binaries, serves the subscription service on :8101 against the
+# development PostgreSQL and Redis (started if needed, never someone else's), and drives each hot path with
+# 64 concurrent connections. Prints one Markdown table; copy it into bench/README.md with the date and machine.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+SECONDS_PER_RUN=${SECONDS_PER_RUN:-10}
+CONCURRENCY=${CONCURRENCY:-64}
+
+cargo build --release --locked -p subscription-service -p billing-bench --bins
+./scripts/env-manager.sh -e development start -s postgres >/dev/null
+./scripts/env-manager.sh -e development start -s redis >/dev/null
+set -a; . .run/development/ports.env; set +a
+export APP_ENV=development SUBSCRIPTION_PORT=8101 LOG_LEVEL=warn HTTP_WORKERS=${HTTP_WORKERS:-2}
+./target/release/subscription-service seed >/dev/null
+./target/release/subscription-service serve > .run/development/logs/bench-service.log 2>&1 &
+SERVICE=$!
+trap 'kill $SERVICE 2>/dev/null || true; wait $SERVICE 2>/dev/null || true' EXIT
+for _ in $(seq 1 100); do curl -fs http://127.0.0.1:8101/v1/health/detailed >/dev/null && break; sleep 0.1; done
+
+echo "| route | connections | requests/s | p50 ms | p90 ms | p99 ms | max ms | errors |"
+echo "|---|---|---|---|---|---|---|---|"
+for scenario in subscriptions-me usage-use; do
+  ./target/release/loadgen --url http://127.0.0.1:8101 --scenario "$scenario" --concurrency "$CONCURRENCY" --seconds "$SECONDS_PER_RUN"
+done

@@ -1,0 +1,154 @@
+//! `loadgen`: drives one hot path of a running subscription service with N concurrent connections for a fixed
+//! time and prints throughput and the latency distribution (one Markdown table row per scenario).
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::{Parser, ValueEnum};
+use serde_json::{Value, json};
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Scenario {
+    /// `GET /v1/subscriptions/me` (JWT verification + one indexed read + the cached catalog).
+    SubscriptionsMe,
+    /// `POST /v1/usage/use` (JWT + one indexed read + the Redis Lua check-and-increment).
+    UsageUse,
+}
+
+#[derive(Debug, Parser)]
+struct Args {
+    /// The subscription service.
+    #[arg(long, default_value = "http://127.0.0.1:8101")]
+    url: String,
+    #[arg(long, value_enum)]
+    scenario: Scenario,
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// Seconds of measurement (after a one-second warm-up).
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// An administrator, used to lift the metered limit so the usage scenario measures accepted uses.
+    #[arg(long, default_value = "admin@billing.local")]
+    admin_email: String,
+    #[arg(long, default_value = "dev-only-Admin-2026")]
+    admin_password: String,
+}
+
+async fn post(client: &reqwest::Client, url: String, token: Option<&str>, body: Value) -> anyhow::Result<Value> {
+    let mut req = client.post(url).json(&body);
+    if let Some(token) = token {
+        req = req.bearer_auth(token);
+    }
+    let res = req.send().await?;
+    let status = res.status();
+    let body: Value = res.json().await?;
+    if !status.is_success() {
+        bail!("{status}: {body}");
+    }
+    Ok(body)
+}
+
+/// A fresh user on a trial of a bench-only trial plan whose api_calls limit is out of reach, so the usage
+/// scenario measures accepted uses (the seed catalog is left as it is).
+async fn prepare(client: &reqwest::Client, args: &Args) -> anyhow::Result<String> {
+    let base = &args.url;
+    let admin = post(
+        client,
+        format!("{base}/v1/auth/login"),
+        None,
+        json!({"email": args.admin_email, "password": args.admin_password}),
+    )
+    .await?;
+    let admin = admin["data"]["access_token"].as_str().context("no admin token")?.to_owned();
+    let plan = post(
+        client,
+        format!("{base}/v1/admin/plans"),
+        Some(&admin),
+        json!({"code": format!("bench-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]), "name": "Bench trial",
+               "price": "0", "currency": "USD", "billing_cycle": "monthly", "is_trial_plan": true, "trial_period_days": 30,
+               "is_active": false, "features": {"api_calls": {"limit": 1_000_000_000_000_u64}}}),
+    )
+    .await?;
+    let plan_id = plan["data"]["id"].as_i64().context("no plan id")?;
+    // Inactive plans are not for sale: activate it just long enough to start the trial.
+    let activate = |active: bool| {
+        client
+            .put(format!("{base}/v1/admin/plans/{plan_id}"))
+            .bearer_auth(&admin)
+            .json(&json!({"is_active": active}))
+            .send()
+    };
+    activate(true).await?.error_for_status()?;
+    let email = format!("bench-{}@example.com", uuid::Uuid::new_v4().simple());
+    let reg =
+        post(client, format!("{base}/v1/auth/register"), None, json!({"email": email, "password": "bench pass 2026"}))
+            .await?;
+    let token = reg["data"]["access_token"].as_str().context("no token")?.to_owned();
+    post(client, format!("{base}/v1/subscriptions/trial"), Some(&token), json!({"trial_plan_id": plan_id})).await?;
+    activate(false).await?.error_for_status()?;
+    Ok(token)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx.min(sorted.len() - 1)].as_secs_f64() * 1000.0
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let client = reqwest::Client::builder().pool_max_idle_per_host(args.concurrency).build()?;
+    let token = prepare(&client, &args).await?;
+    let (method_path, body) = match args.scenario {
+        Scenario::SubscriptionsMe => ("GET /v1/subscriptions/me", None),
+        Scenario::UsageUse => ("POST /v1/usage/use", Some(json!({"feature_name": "api_calls", "delta": 1}))),
+    };
+    let url = format!("{}{}", args.url, method_path.split_once(' ').map(|(_, p)| p).unwrap_or(""));
+    let warmup_end = Instant::now() + Duration::from_secs(1);
+    let end = warmup_end + Duration::from_secs(args.seconds);
+    let mut workers = Vec::with_capacity(args.concurrency);
+    for _ in 0..args.concurrency {
+        let (client, url, token, body) = (client.clone(), url.clone(), token.clone(), body.clone());
+        workers.push(tokio::spawn(async move {
+            let mut latencies = Vec::with_capacity(4096);
+            let mut errors = 0_u64;
+            while Instant::now() < end {
+                let started = Instant::now();
+                let req = match &body {
+                    Some(b) => client.post(&url).bearer_auth(&token).json(b),
+                    None => client.get(&url).bearer_auth(&token),
+                };
+                let ok = match req.send().await {
+                    Ok(res) => res.status().is_success() && res.bytes().await.is_ok(),
+                    Err(_) => false,
+                };
+                if started >= warmup_end {
+                    if ok { latencies.push(started.elapsed()) } else { errors += 1 }
+                }
+            }
+            (latencies, errors)
+        }));
+    }
+    let mut all = Vec::new();
+    let mut errors = 0;
+    for worker in workers {
+        let (latencies, e) = worker.await?;
+        all.extend(latencies);
+        errors += e;
+    }
+    all.sort_unstable();
+    let rps = all.len() as f64 / args.seconds as f64;
+    println!(
+        "| {method_path} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {errors} |",
+        args.concurrency,
+        rps,
+        percentile(&all, 0.50),
+        percentile(&all, 0.90),
+        percentile(&all, 0.99),
+        all.last().map(|d| d.as_secs_f64() * 1000.0).unwrap_or(0.0),
+    );
+    Ok(())
+}
