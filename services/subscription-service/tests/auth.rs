@@ -84,38 +84,11 @@ async fn registration_validates_every_field() {
 #[tokio::test]
 async fn login_gives_the_same_answer_for_unknown_email_and_wrong_password() {
     let ctx = Ctx::new().await;
-    ctx.call(
-        Method::POST,
-        "/v1/auth/register",
-        None,
-        Some(json!({"email": "bob@example.com", "password": "sturdy pass 42"})),
-    )
-    .await;
-    let ok = ctx
-        .call(
-            Method::POST,
-            "/v1/auth/login",
-            None,
-            Some(json!({"email": "BOB@example.com", "password": "sturdy pass 42"})),
-        )
-        .await;
+    ctx.register("bob@example.com", "sturdy pass 42").await;
+    let ok = ctx.login("BOB@example.com", "sturdy pass 42").await;
     assert_eq!(ok.status, 200, "{}", ok.body);
-    let wrong = ctx
-        .call(
-            Method::POST,
-            "/v1/auth/login",
-            None,
-            Some(json!({"email": "bob@example.com", "password": "wrong pass 42"})),
-        )
-        .await;
-    let unknown = ctx
-        .call(
-            Method::POST,
-            "/v1/auth/login",
-            None,
-            Some(json!({"email": "nobody@example.com", "password": "wrong pass 42"})),
-        )
-        .await;
+    let wrong = ctx.login("bob@example.com", "wrong pass 42").await;
+    let unknown = ctx.login("nobody@example.com", "wrong pass 42").await;
     assert_eq!((wrong.status, wrong.code()), (401, "invalid_credentials"));
     assert_eq!((unknown.status, unknown.code()), (401, "invalid_credentials"));
     assert_eq!(wrong.body["error"], unknown.body["error"]);
@@ -125,59 +98,25 @@ async fn login_gives_the_same_answer_for_unknown_email_and_wrong_password() {
 #[tokio::test]
 async fn ten_failed_logins_are_rate_limited_with_retry_after() {
     let ctx = Ctx::new().await;
-    ctx.call(
-        Method::POST,
-        "/v1/auth/register",
-        None,
-        Some(json!({"email": "eve@example.com", "password": "sturdy pass 42"})),
-    )
-    .await;
+    ctx.register("eve@example.com", "sturdy pass 42").await;
     for i in 0..10 {
-        let res = ctx
-            .call(
-                Method::POST,
-                "/v1/auth/login",
-                None,
-                Some(json!({"email": "eve@example.com", "password": "guess 1234"})),
-            )
-            .await;
+        let res = ctx.login("eve@example.com", "guess 1234").await;
         assert_eq!(res.status, 401, "attempt {i}");
     }
-    let limited = ctx
-        .call(
-            Method::POST,
-            "/v1/auth/login",
-            None,
-            Some(json!({"email": "eve@example.com", "password": "sturdy pass 42"})),
-        )
-        .await;
+    let limited = ctx.login("eve@example.com", "sturdy pass 42").await;
     assert_eq!((limited.status, limited.code()), (429, "rate_limited"));
     let retry: u64 =
         limited.headers.get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok()).unwrap_or(0);
     assert!((1..=900).contains(&retry), "Retry-After {retry}");
     // Another account from the same address is unaffected.
-    let other = ctx
-        .call(
-            Method::POST,
-            "/v1/auth/login",
-            None,
-            Some(json!({"email": "root@example.com", "password": "admin pass 1234"})),
-        )
-        .await;
+    let other = ctx.login("root@example.com", "admin pass 1234").await;
     assert_eq!(other.status, 200);
 }
 
 #[tokio::test]
 async fn refresh_rotates_and_reuse_revokes_the_family() {
     let ctx = Ctx::new().await;
-    let reg = ctx
-        .call(
-            Method::POST,
-            "/v1/auth/register",
-            None,
-            Some(json!({"email": "rot@example.com", "password": "sturdy pass 42"})),
-        )
-        .await;
+    let reg = ctx.register("rot@example.com", "sturdy pass 42").await;
     let first = reg.data()["refresh_token"].as_str().unwrap_or_default().to_owned();
     let second = ctx.call(Method::POST, "/v1/auth/refresh", None, Some(json!({"refresh_token": first}))).await;
     assert_eq!(second.status, 200, "{}", second.body);

@@ -41,14 +41,7 @@ impl Ctx {
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         let mut ctx = Ctx { app, admin: String::new() };
-        let login = ctx
-            .call(
-                Method::POST,
-                "/v1/auth/login",
-                None,
-                Some(json!({"email": "root@example.com", "password": "admin pass 1234"})),
-            )
-            .await;
+        let login = ctx.login("root@example.com", "admin pass 1234").await;
         assert_eq!(login.status, 200, "{}", login.body);
         ctx.admin = login.data()["access_token"].as_str().unwrap_or_default().to_owned();
         ctx
@@ -73,6 +66,16 @@ impl Ctx {
         let body =
             serde_json::from_str(&text).unwrap_or_else(|_| panic!("{path} answered non-JSON ({status}): {text}"));
         Answer { status, body, headers }
+    }
+
+    /// `POST /v1/auth/register`.
+    pub async fn register(&self, email: &str, password: &str) -> Answer {
+        self.call(Method::POST, "/v1/auth/register", None, Some(json!({"email": email, "password": password}))).await
+    }
+
+    /// `POST /v1/auth/login`.
+    pub async fn login(&self, email: &str, password: &str) -> Answer {
+        self.call(Method::POST, "/v1/auth/login", None, Some(json!({"email": email, "password": password}))).await
     }
 
     /// Registers a new user and returns its access token.
