@@ -9,6 +9,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 /// A cheap-to-clone handle on Redis for one process.
 #[derive(Clone)]
 pub struct Redis {
+    client: redis::Client,
     manager: ConnectionManager,
     prefix: Arc<str>,
     response_timeout: Duration,
@@ -48,13 +49,18 @@ impl Redis {
             .set_number_of_retries(2)
             .set_min_delay(Duration::from_millis(50))
             .set_max_delay(Duration::from_millis(500));
-        let manager = ConnectionManager::new_lazy_with_config(client, config)?;
-        Ok(Self { manager, prefix: Arc::from(prefix), response_timeout })
+        let manager = ConnectionManager::new_lazy_with_config(client.clone(), config)?;
+        Ok(Self { client, manager, prefix: Arc::from(prefix), response_timeout })
     }
 
     /// A connection to run commands on (multiplexed: cloning is cheap, no pool needed).
     pub fn conn(&self) -> ConnectionManager {
         self.manager.clone()
+    }
+
+    /// A connection of its own, for blocking commands (`BLPOP`) that would stall the shared multiplexed one.
+    pub async fn dedicated(&self) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
+        self.client.get_multiplexed_async_connection().await
     }
 
     /// The process's key prefix followed by `key`.
