@@ -3,7 +3,9 @@
 mod envelope;
 mod policy;
 mod queue;
+pub mod scheduler;
 mod scripts;
+pub mod worker;
 
 pub use envelope::{Envelope, NewJob};
 pub use policy::{Policy, QueueName};

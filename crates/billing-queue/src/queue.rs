@@ -105,6 +105,11 @@ impl Queue {
         &self.name
     }
 
+    /// The Redis the queue lives on.
+    pub fn redis(&self) -> &Redis {
+        &self.redis
+    }
+
     /// The queue's policy.
     pub fn policy(&self) -> &Policy {
         &self.policy
