@@ -9,6 +9,7 @@ pub mod health;
 pub mod metrics;
 pub mod middleware;
 pub mod openapi;
+pub mod queues;
 pub mod ratelimit;
 pub mod server;
 pub mod telemetry;

@@ -24,8 +24,8 @@ impl Modify for BearerScheme {
 /// Routes and schemas every service has.
 #[derive(OpenApi)]
 #[openapi(
-    paths(crate::health::basic, crate::health::detailed, crate::metrics::render),
-    components(schemas(ErrorEnvelope, BasicHealth, DetailedHealth, CheckOutcome)),
+    paths(crate::health::basic, crate::health::detailed, crate::metrics::render, crate::queues::list, crate::queues::requeue, crate::queues::drop_failed),
+    components(schemas(ErrorEnvelope, BasicHealth, DetailedHealth, CheckOutcome, crate::queues::QueueReport)),
     modifiers(&BearerScheme),
     tags(
         (name = "health", description = "Liveness and dependency checks"),

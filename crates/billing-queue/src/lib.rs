@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 mod envelope;
+pub mod outbox;
 mod policy;
 mod queue;
 pub mod scheduler;

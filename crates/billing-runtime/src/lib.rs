@@ -9,6 +9,9 @@ use billing_config::{ServiceKind, Settings};
 use billing_http::health::{DatabaseCheck, Health, HealthCheck, RedisCheck};
 use billing_http::server::{AppContext, Routes};
 use billing_infra::{DbPool, Redis, migrate};
+use billing_queue::scheduler::{self, Tick};
+use billing_queue::worker::Consumer;
+use billing_queue::{Queue, QueueName};
 use clap::{Parser, Subcommand};
 use diesel_migrations::EmbeddedMigrations;
 
@@ -55,18 +58,28 @@ pub trait Service: 'static {
     /// Builds the service's state and returns the function that registers its routes.
     fn routes(infra: &Infra) -> anyhow::Result<Routes>;
 
-    /// Dependency checks for `/v1/health/detailed`, beyond the database and Redis.
+    /// The queues this service's worker consumes (and whose stats it reports).
+    const QUEUES: &'static [QueueName];
+
+    /// Dependency checks for `/v1/health/detailed`, beyond the database, Redis and the queues.
     fn extra_health_checks(_infra: &Infra) -> Vec<Arc<dyn HealthCheck>> {
         Vec::new()
     }
 
-    /// Runs the queue consumers and scheduler until `shutdown` resolves.
+    /// The handler of each of [`Service::QUEUES`].
+    fn consumers(infra: &Infra) -> anyhow::Result<Vec<Consumer>>;
+
+    /// Periodic work of this service's scheduler, beyond queue maintenance and the outbox relay.
+    fn ticks(_infra: &Infra) -> anyhow::Result<Vec<Tick>> {
+        Ok(Vec::new())
+    }
+
+    /// Runs the queue consumers and the scheduler until `shutdown` resolves.
     fn worker(infra: Infra, shutdown: ShutdownSignal) -> impl Future<Output = anyhow::Result<()>> + Send {
         async move {
-            let _ = infra;
-            tracing::info!("no queue consumers are registered for this service yet; idling until shutdown");
-            shutdown.await;
-            Ok(())
+            let consumers = Self::consumers(&infra)?;
+            let mut ticks = Self::ticks(&infra)?;
+            run_worker(&infra, consumers, &mut ticks, shutdown).await
         }
     }
 
@@ -204,6 +217,57 @@ pub fn main<S: Service>() -> ExitCode {
     }
 }
 
+/// The queues of `S` on this process's Redis.
+pub fn queues<S: Service>(infra: &Infra) -> Vec<Queue> {
+    S::QUEUES.iter().map(|name| Queue::new(infra.redis.clone(), *name)).collect()
+}
+
+/// Runs `consumers` (apalis workers over our storage) and the scheduler (queue maintenance, the outbox relay and
+/// `ticks`, each under a Redis lease) until `shutdown` resolves.
+pub async fn run_worker(
+    infra: &Infra,
+    consumers: Vec<Consumer>,
+    ticks: &mut Vec<Tick>,
+    shutdown: ShutdownSignal,
+) -> anyhow::Result<()> {
+    let queues: Vec<Queue> = consumers.iter().map(|c| c.queue.clone()).collect();
+    ticks.extend(scheduler::queue_ticks(queues.clone()));
+    let by_name: std::collections::HashMap<String, Queue> =
+        queues.iter().map(|q| (q.name().to_owned(), q.clone())).collect();
+    let (db, by_name) = (infra.db.clone(), Arc::new(by_name));
+    ticks.push(Tick {
+        name: "outbox:relay",
+        every: std::time::Duration::from_millis(200),
+        lease: std::time::Duration::from_secs(30),
+        run: Arc::new(move || {
+            let (db, by_name) = (db.clone(), by_name.clone());
+            Box::pin(async move {
+                loop {
+                    let sent =
+                        billing_queue::outbox::relay_once(&db, &by_name, 500).await.map_err(|e| e.to_string())?;
+                    if sent < 500 {
+                        return Ok(());
+                    }
+                }
+            })
+        }),
+    });
+    tracing::info!(queues = ?queues.iter().map(Queue::name).collect::<Vec<_>>(), "worker consuming");
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+    let scheduler = tokio::spawn(scheduler::run(infra.redis.clone(), std::mem::take(ticks), stopped(stop_rx.clone())));
+    billing_queue::worker::run(consumers, stopped(stop_rx)).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let _ = scheduler.await;
+    tracing::info!("worker stopped");
+    Ok(())
+}
+
 /// Creates the database when missing and applies pending migrations.
 pub async fn run_migrations<S: Service>(settings: &Settings) -> anyhow::Result<()> {
     let url = settings.database.url.expose();
@@ -232,8 +296,12 @@ pub struct RunningServer {
 /// Builds the app of `S` and binds it to `listener`.
 pub fn start_server<S: Service>(infra: Infra, listener: TcpListener) -> anyhow::Result<RunningServer> {
     let settings = infra.settings.clone();
-    let mut checks: Vec<Arc<dyn HealthCheck>> =
-        vec![Arc::new(DatabaseCheck(infra.db.clone())), Arc::new(RedisCheck(infra.redis.clone()))];
+    let queues = billing_http::queues::Queues(Arc::new(queues::<S>(&infra)));
+    let mut checks: Vec<Arc<dyn HealthCheck>> = vec![
+        Arc::new(DatabaseCheck(infra.db.clone())),
+        Arc::new(RedisCheck(infra.redis.clone())),
+        Arc::new(billing_http::queues::QueueCheck(queues.clone())),
+    ];
     checks.extend(S::extra_health_checks(&infra));
     let ctx = AppContext {
         settings: settings.clone(),
@@ -241,7 +309,16 @@ pub fn start_server<S: Service>(infra: Infra, listener: TcpListener) -> anyhow::
         openapi: Arc::new(billing_http::openapi::document(S::openapi(), S::KIND.name(), S::description())),
         metrics: billing_http::metrics::install(),
     };
-    let routes = S::routes(&infra)?;
+    let service_routes = S::routes(&infra)?;
+    // Both services verify access tokens (the public key only) and expose their queues to administrators.
+    let verifier = actix_web::web::Data::new(
+        billing_auth::JwtVerifier::from_settings(&settings.jwt).map_err(|e| anyhow::anyhow!("{e}"))?,
+    );
+    let queues = actix_web::web::Data::new(queues);
+    let routes: Routes = Arc::new(move |cfg: &mut actix_web::web::ServiceConfig| {
+        cfg.app_data(verifier.clone()).app_data(queues.clone()).configure(billing_http::queues::configure);
+        service_routes(cfg);
+    });
     let addr = listener.local_addr()?;
     let server = billing_http::server::serve(ctx, routes, listener)?;
     Ok(RunningServer { addr, server, infra })

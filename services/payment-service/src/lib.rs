@@ -7,6 +7,8 @@ use std::sync::Arc;
 
 use billing_config::ServiceKind;
 use billing_http::server::Routes;
+use billing_queue::worker::{self, Consumer};
+use billing_queue::{Queue, QueueName};
 use billing_runtime::{Infra, Service};
 use diesel_migrations::{EmbeddedMigrations, embed_migrations};
 use utoipa::OpenApi;
@@ -25,6 +27,7 @@ pub struct PaymentService;
 impl Service for PaymentService {
     const KIND: ServiceKind = ServiceKind::Payment;
     const MIGRATIONS: EmbeddedMigrations = MIGRATIONS;
+    const QUEUES: &'static [QueueName] = &[QueueName::PaySubscriptionUpdate, QueueName::PayRefundInitiation];
 
     fn openapi() -> utoipa::openapi::OpenApi {
         ApiDoc::openapi()
@@ -37,5 +40,21 @@ impl Service for PaymentService {
 
     fn routes(_infra: &Infra) -> anyhow::Result<Routes> {
         Ok(Arc::new(|_cfg| {}))
+    }
+
+    fn consumers(infra: &Infra) -> anyhow::Result<Vec<Consumer>> {
+        let queue = |name| Queue::new(infra.redis.clone(), name);
+        Ok(vec![
+            Consumer {
+                queue: queue(QueueName::PaySubscriptionUpdate),
+                handler: worker::not_implemented("webhook delivery"),
+                concurrency: 8,
+            },
+            Consumer {
+                queue: queue(QueueName::PayRefundInitiation),
+                handler: worker::not_implemented("refunds"),
+                concurrency: 4,
+            },
+        ])
     }
 }

@@ -14,11 +14,14 @@ use std::time::Duration;
 
 use actix_web::web;
 use anyhow::Context as _;
-use billing_auth::{JwtIssuer, JwtVerifier};
+use billing_auth::JwtIssuer;
 use billing_config::{AppEnv, ServiceKind};
 use billing_http::ratelimit::RateLimiter;
 use billing_http::server::Routes;
 use billing_infra::SystemClock;
+use billing_queue::scheduler::Tick;
+use billing_queue::worker::{self, Consumer};
+use billing_queue::{NewJob, Queue, QueueName};
 use billing_runtime::{Infra, Service};
 use diesel_migrations::{EmbeddedMigrations, embed_migrations};
 use utoipa::OpenApi;
@@ -71,9 +74,18 @@ pub fn build_state(infra: &Infra) -> anyhow::Result<AppState> {
     })
 }
 
+/// How often the scheduler asks for a usage fold.
+const USAGE_SYNC_EVERY: Duration = Duration::from_secs(1);
+
 impl Service for SubscriptionService {
     const KIND: ServiceKind = ServiceKind::Subscription;
     const MIGRATIONS: EmbeddedMigrations = MIGRATIONS;
+    const QUEUES: &'static [QueueName] = &[
+        QueueName::SubPaymentInitiation,
+        QueueName::SubTrialPayment,
+        QueueName::SubPlanChange,
+        QueueName::SubUsageSync,
+    ];
 
     fn openapi() -> utoipa::openapi::OpenApi {
         ApiDoc::openapi()
@@ -88,15 +100,60 @@ impl Service for SubscriptionService {
     }
 
     fn routes(infra: &Infra) -> anyhow::Result<Routes> {
-        let state = build_state(infra)?;
-        let verifier = JwtVerifier::from_settings(&infra.settings.jwt).map_err(|e| anyhow::anyhow!("{e}"))?;
-        // Until the usage-sync queue exists, the serving process folds usage itself.
-        services::usage::spawn_sync_loop(state.clone(), Duration::from_secs(1));
-        let state = web::Data::new(state);
-        let verifier = web::Data::new(verifier);
+        let state = web::Data::new(build_state(infra)?);
         Ok(Arc::new(move |cfg: &mut web::ServiceConfig| {
-            cfg.app_data(state.clone()).app_data(verifier.clone()).configure(routes::configure);
+            cfg.app_data(state.clone()).configure(routes::configure);
         }))
+    }
+
+    fn consumers(infra: &Infra) -> anyhow::Result<Vec<Consumer>> {
+        let state = build_state(infra)?;
+        let queue = |name| Queue::new(infra.redis.clone(), name);
+        let usage_sync: worker::Handler = Arc::new(move |_envelope| {
+            let state = state.clone();
+            Box::pin(async move {
+                services::usage::sync(&state).await.map(|_| ()).map_err(|e| worker::JobError::Retry(e.to_string()))
+            })
+        });
+        Ok(vec![
+            Consumer { queue: queue(QueueName::SubUsageSync), handler: usage_sync, concurrency: 1 },
+            Consumer {
+                queue: queue(QueueName::SubPaymentInitiation),
+                handler: worker::not_implemented("payment initiation"),
+                concurrency: 4,
+            },
+            Consumer {
+                queue: queue(QueueName::SubTrialPayment),
+                handler: worker::not_implemented("trial payment"),
+                concurrency: 4,
+            },
+            Consumer {
+                queue: queue(QueueName::SubPlanChange),
+                handler: worker::not_implemented("plan change charging"),
+                concurrency: 4,
+            },
+        ])
+    }
+
+    fn ticks(infra: &Infra) -> anyhow::Result<Vec<Tick>> {
+        let queue = Queue::new(infra.redis.clone(), QueueName::SubUsageSync);
+        Ok(vec![Tick {
+            name: "usage:sync",
+            every: USAGE_SYNC_EVERY,
+            lease: Duration::from_secs(30),
+            run: Arc::new(move || {
+                let queue = queue.clone();
+                Box::pin(async move {
+                    // One fold request per second at most: the id is the second, so replicas enqueue it once.
+                    let second = u128::try_from(chrono::Utc::now().timestamp()).unwrap_or(0);
+                    let job = NewJob {
+                        id: uuid::Uuid::from_u128(0x5553_4147_0000_0000_0000_0000_0000_0000 | second),
+                        ..NewJob::new("fold", format!("usage-sync-{second}"), serde_json::json!({}))
+                    };
+                    queue.enqueue(job, None).await.map(|_| ()).map_err(|e| e.to_string())
+                })
+            }),
+        }])
     }
 
     async fn seed(infra: Infra) -> anyhow::Result<()> {

@@ -16,7 +16,10 @@ struct Total {
     n: i64,
 }
 
+/// Runs the usage sync (the `q:sub:usage_sync` job) and reads what PostgreSQL holds.
 async fn folded(ctx: &Ctx, feature: &str) -> (i64, i64) {
+    let state = subscription_service::build_state(&ctx.app.infra).unwrap_or_else(|e| panic!("{e}"));
+    subscription_service::services::usage::sync(&state).await.unwrap_or_else(|e| panic!("{e}"));
     let mut conn = AsyncPgConnection::establish(&ctx.app.db.url).await.unwrap_or_else(|e| panic!("{e}"));
     let q = |sql: String| diesel::sql_query(sql);
     let counter =

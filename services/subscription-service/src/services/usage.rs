@@ -4,7 +4,6 @@
 //! folding what is still in the stream) before the request is answered.
 
 use std::collections::BTreeMap;
-use std::time::Duration as StdDuration;
 
 use billing_domain::Feature;
 use billing_infra::Redis;
@@ -279,20 +278,6 @@ fn parse_event(map: &std::collections::HashMap<String, redis::Value>) -> Option<
         idempotency_key: text("idem").filter(|k| !k.is_empty()),
         recorded_at: micros("at")?,
     })
-}
-
-/// Runs the fold every `every` until the process ends (the usage-sync queue will take this over).
-pub fn spawn_sync_loop(state: AppState, every: StdDuration) {
-    tokio::spawn(async move {
-        let mut ticker = tokio::time::interval(every);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            ticker.tick().await;
-            if let Err(err) = sync(&state).await {
-                tracing::warn!(error = %err, "usage sync failed; retrying");
-            }
-        }
-    });
 }
 
 /// Limits of the current period, by feature name.
