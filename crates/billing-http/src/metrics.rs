@@ -2,7 +2,9 @@
 
 use std::sync::OnceLock;
 
-use actix_web::{HttpResponse, web};
+use std::fmt::Write as _;
+
+use actix_web::{HttpRequest, HttpResponse, web};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::error::FinalBody;
@@ -27,12 +29,38 @@ pub fn install() -> PrometheusHandle {
         .clone()
 }
 
+/// Queue depths and job outcomes, read from Redis at scrape time: outcomes are counted by the queue scripts
+/// across every worker process, so any replica of the service reports the whole queue.
+async fn queue_metrics(req: &HttpRequest) -> String {
+    let Some(queues) = req.app_data::<web::Data<crate::queues::Queues>>() else { return String::new() };
+    let mut depth = String::from("# HELP queue_depth Jobs in each state.\n# TYPE queue_depth gauge\n");
+    let mut jobs =
+        String::from("# HELP queue_jobs_total Job outcomes, across every worker.\n# TYPE queue_jobs_total counter\n");
+    for queue in queues.0.iter() {
+        let name = queue.name();
+        if let Ok(s) = queue.stats().await {
+            for (state, n) in
+                [("pending", s.pending), ("processing", s.processing), ("delayed", s.delayed), ("failed", s.failed)]
+            {
+                let _ = writeln!(depth, "queue_depth{{queue=\"{name}\",state=\"{state}\"}} {n}");
+            }
+        }
+        if let Ok(outcomes) = queue.outcomes().await {
+            for (outcome, n) in outcomes {
+                let _ = writeln!(jobs, "queue_jobs_total{{queue=\"{name}\",outcome=\"{outcome}\"}} {n}");
+            }
+        }
+    }
+    depth + &jobs
+}
+
 /// `GET /metrics` in the Prometheus text format.
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain")))]
-pub async fn render(handle: web::Data<PrometheusHandle>) -> HttpResponse {
+pub async fn render(req: HttpRequest, handle: web::Data<PrometheusHandle>) -> HttpResponse {
     handle.run_upkeep();
-    let mut res = HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(handle.render());
+    let body = handle.render() + "\n" + &queue_metrics(&req).await;
+    let mut res = HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(body);
     res.extensions_mut().insert(FinalBody);
     res
 }

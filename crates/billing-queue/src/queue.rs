@@ -64,6 +64,7 @@ struct Keys {
     attempts: String,
     errors: String,
     wake: String,
+    counters: String,
 }
 
 /// One queue on one Redis.
@@ -96,6 +97,7 @@ impl Queue {
             attempts: key("attempts"),
             errors: key("errors"),
             wake: key("wake"),
+            counters: key("counters"),
         };
         Self { redis, name: name.to_owned(), policy, keys }
     }
@@ -167,6 +169,7 @@ impl Queue {
             .key(&self.keys.jobs)
             .key(&self.keys.attempts)
             .key(&self.keys.errors)
+            .key(&self.keys.counters)
             .arg(claimed.envelope.id.to_string())
             .arg(claimed.envelope.attempts)
             .invoke_async(&mut self.redis.conn())
@@ -184,6 +187,7 @@ impl Queue {
             .key(&self.keys.failed)
             .key(&self.keys.attempts)
             .key(&self.keys.errors)
+            .key(&self.keys.counters)
             .arg(claimed.envelope.id.to_string())
             .arg(error)
             .arg(if permanent { "1" } else { "0" })
@@ -209,6 +213,7 @@ impl Queue {
             .key(&self.keys.attempts)
             .key(&self.keys.errors)
             .key(&self.keys.wake)
+            .key(&self.keys.counters)
             .arg(self.policy.max_attempts)
             .arg(BATCH)
             .invoke_async(&mut self.redis.conn())
@@ -263,6 +268,14 @@ impl Queue {
             .query_async(&mut self.redis.conn())
             .await?;
         Ok(QueueStats { pending, processing, delayed, failed })
+    }
+
+    /// Job outcomes since the queue was created, across every worker: succeeded, retried, failed, reaped.
+    pub async fn outcomes(&self) -> Result<Vec<(String, u64)>, QueueError> {
+        let mut counts: Vec<(String, u64)> =
+            redis::cmd("HGETALL").arg(&self.keys.counters).query_async(&mut self.redis.conn()).await?;
+        counts.sort();
+        Ok(counts)
     }
 
     /// A page of the failed list, newest first, with each job's last error.

@@ -78,58 +78,30 @@ pub async fn run(redis: Redis, ticks: Vec<Tick>, shutdown: impl Future<Output = 
     }
 }
 
-/// The ticks every worker runs for its queues: promote due delayed jobs, reap expired claims, and publish depths.
+/// The tick every worker runs for its queues: promote due delayed jobs and reap expired claims.
 pub fn queue_ticks(queues: Vec<crate::Queue>) -> Vec<Tick> {
     let queues = Arc::new(queues);
-    let maintain = queues.clone();
-    vec![
-        Tick {
-            name: "queues:maintain",
-            every: Duration::from_millis(500),
-            lease: Duration::from_secs(30),
-            run: Arc::new(move || {
-                let queues = maintain.clone();
-                Box::pin(async move {
-                    for queue in queues.iter() {
-                        queue.promote().await.map_err(|e| e.to_string())?;
-                        let (returned, failed) = queue.reap().await.map_err(|e| e.to_string())?;
-                        if returned + failed > 0 {
-                            metrics::counter!("queue_jobs_total", "queue" => queue.name().to_owned(), "outcome" => "reaped")
-                                .increment(returned + failed);
-                            tracing::warn!(
-                                queue = queue.name(),
-                                returned,
-                                failed,
-                                "claims past their visibility timeout reaped"
-                            );
-                        }
+    vec![Tick {
+        name: "queues:maintain",
+        every: Duration::from_millis(500),
+        lease: Duration::from_secs(30),
+        run: Arc::new(move || {
+            let queues = queues.clone();
+            Box::pin(async move {
+                for queue in queues.iter() {
+                    queue.promote().await.map_err(|e| e.to_string())?;
+                    let (returned, failed) = queue.reap().await.map_err(|e| e.to_string())?;
+                    if returned + failed > 0 {
+                        tracing::warn!(
+                            queue = queue.name(),
+                            returned,
+                            failed,
+                            "claims past their visibility timeout reaped"
+                        );
                     }
-                    Ok(())
-                })
-            }),
-        },
-        Tick {
-            name: "queues:depths",
-            every: Duration::from_secs(5),
-            lease: Duration::from_secs(30),
-            run: Arc::new(move || {
-                let queues = queues.clone();
-                Box::pin(async move {
-                    for queue in queues.iter() {
-                        let s = queue.stats().await.map_err(|e| e.to_string())?;
-                        for (state, n) in [
-                            ("pending", s.pending),
-                            ("processing", s.processing),
-                            ("delayed", s.delayed),
-                            ("failed", s.failed),
-                        ] {
-                            metrics::gauge!("queue_depth", "queue" => queue.name().to_owned(), "state" => state)
-                                .set(n as f64);
-                        }
-                    }
-                    Ok(())
-                })
-            }),
-        },
-    ]
+                }
+                Ok(())
+            })
+        }),
+    }]
 }

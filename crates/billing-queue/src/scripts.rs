@@ -35,18 +35,19 @@ while true do
 end
 ";
 
-/// KEYS: processing, jobs, attempts, errors. ARGV: id, attempt (the claim's token). Returns 1, or 0 when this
-/// claim no longer holds the job (it was reaped and claimed again, or already finished).
+/// KEYS: processing, jobs, attempts, errors, counters. ARGV: id, attempt (the claim's token). Returns 1, or 0 when
+/// this claim no longer holds the job (it was reaped and claimed again, or already finished).
 pub const ACK: &str = r"
 if redis.call('HGET', KEYS[3], ARGV[1]) ~= ARGV[2] then return 0 end
 if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return 0 end
 redis.call('HDEL', KEYS[2], ARGV[1])
 redis.call('HDEL', KEYS[3], ARGV[1])
 redis.call('HDEL', KEYS[4], ARGV[1])
+redis.call('HINCRBY', KEYS[5], 'succeeded', 1)
 return 1
 ";
 
-/// KEYS: processing, delayed, failed, attempts, errors. ARGV: id, error, permanent (0/1), max attempts, delay ms,
+/// KEYS: processing, delayed, failed, attempts, errors, counters. ARGV: id, error, permanent (0/1), max attempts, delay ms,
 /// attempt (the claim's token). Returns -1 when this claim no longer holds the job, 0 when moved to failed, else
 /// the retry delay in ms.
 pub const NACK: &str = r"
@@ -58,14 +59,16 @@ redis.call('HSET', KEYS[5], ARGV[1], ARGV[2])
 local attempts = tonumber(redis.call('HGET', KEYS[4], ARGV[1]) or '0')
 if ARGV[3] == '1' or attempts >= tonumber(ARGV[4]) then
   redis.call('LPUSH', KEYS[3], ARGV[1])
+  redis.call('HINCRBY', KEYS[6], 'failed', 1)
   return 0
 end
 local delay = math.max(1, tonumber(ARGV[5]))
 redis.call('ZADD', KEYS[2], now + delay, ARGV[1])
+redis.call('HINCRBY', KEYS[6], 'retried', 1)
 return delay
 ";
 
-/// KEYS: processing, main, failed, attempts, errors, wake. ARGV: max attempts, batch.
+/// KEYS: processing, main, failed, attempts, errors, wake, counters. ARGV: max attempts, batch.
 /// Returns {returned, failed}: claimed jobs past their deadline go back to the front of the queue, or to failed.
 pub const REAP: &str = r"
 local t = redis.call('TIME')
@@ -87,6 +90,10 @@ end
 if returned > 0 then
   redis.call('LPUSH', KEYS[6], '1')
   redis.call('LTRIM', KEYS[6], 0, 0)
+end
+if returned + failed > 0 then
+  redis.call('HINCRBY', KEYS[7], 'reaped', returned + failed)
+  if failed > 0 then redis.call('HINCRBY', KEYS[7], 'failed', failed) end
 end
 return {returned, failed}
 ";

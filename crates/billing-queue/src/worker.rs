@@ -69,10 +69,6 @@ pub fn not_implemented(what: &'static str) -> Handler {
     })
 }
 
-fn outcome_counter(queue: &str, outcome: &'static str) {
-    metrics::counter!("queue_jobs_total", "queue" => queue.to_owned(), "outcome" => outcome).increment(1);
-}
-
 /// Runs one claimed job and acks or nacks it.
 async fn execute(consumer: &Consumer, claimed: Claimed) {
     let queue = &consumer.queue;
@@ -100,14 +96,12 @@ async fn execute(consumer: &Consumer, claimed: Claimed) {
         }
     };
     match acked {
-        Ok(outcome) => {
-            outcome_counter(queue.name(), outcome);
-            match (&result, outcome) {
-                (Ok(()), _) => tracing::debug!("job succeeded"),
-                (Err(err), "failed") => tracing::error!(error = %err, "job failed for good"),
-                (Err(err), _) => tracing::warn!(error = %err, outcome, "job did not succeed"),
-            }
-        }
+        // Outcomes are counted in Redis by the scripts, across every worker process (see `Queue::outcomes`).
+        Ok(outcome) => match (&result, outcome) {
+            (Ok(()), _) => tracing::debug!("job succeeded"),
+            (Err(err), "failed") => tracing::error!(error = %err, "job failed for good"),
+            (Err(err), _) => tracing::warn!(error = %err, outcome, "job did not succeed"),
+        },
         // Redis is down: the claim expires and the reaper hands the job out again. Nothing is lost.
         Err(err) => tracing::warn!(error = %err, "could not record the job's outcome; it will be redelivered"),
     }

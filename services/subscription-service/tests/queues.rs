@@ -88,6 +88,10 @@ async fn admins_see_queue_stats_and_requeue_or_drop_failed_jobs() {
     assert_eq!(dropped.status, 200);
     assert_eq!(queue.stats().await.map(|s| s.failed).unwrap_or(9), 0);
     assert_eq!(ctx.call(Method::GET, "/v1/admin/queues/q:nope/failed/x", Some(&ctx.admin), None).await.status, 405);
+    // Depths and outcomes are in /metrics.
+    let metrics = ctx.app.get("/metrics").await.text().await.unwrap_or_default();
+    assert!(metrics.contains("queue_depth{queue=\"q:sub:plan_change\",state=\"processing\"} 1"), "{metrics}");
+    assert!(metrics.contains("queue_jobs_total{queue=\"q:sub:plan_change\",outcome=\"failed\"} 2"), "{metrics}");
     let unknown = ctx.call(Method::DELETE, "/v1/admin/queues/q:nope/failed/x", Some(&ctx.admin), None).await;
     assert_eq!((unknown.status, unknown.code()), (404, "queue_not_found"));
 }
