@@ -24,3 +24,8 @@ echo "|---|---|---|---|---|---|---|---|"
 for scenario in subscriptions-me usage-use; do
   ./target/release/loadgen --url http://127.0.0.1:8101 --scenario "$scenario" --concurrency "$CONCURRENCY" --seconds "$SECONDS_PER_RUN"
 done
+
+echo
+echo "Queues (one Redis, no-op handler):"
+echo
+./target/release/queuebench --redis "redis://127.0.0.1:$REDIS_PORT/0" --jobs "${QUEUE_JOBS:-100000}" --concurrency "$CONCURRENCY"

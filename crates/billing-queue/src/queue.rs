@@ -147,19 +147,32 @@ impl Queue {
 
     /// Claims the oldest ready job, if any; its attempt is counted and its visibility deadline set.
     pub async fn claim(&self) -> Result<Option<Claimed>, QueueError> {
-        let reply: Option<(String, String, u32)> = Script::new(scripts::CLAIM)
+        Ok(self.claim_batch(1).await?.pop())
+    }
+
+    /// Claims up to `max` ready jobs, oldest first, in one round trip.
+    pub async fn claim_batch(&self, max: usize) -> Result<Vec<Claimed>, QueueError> {
+        let reply: Vec<redis::Value> = Script::new(scripts::CLAIM)
             .key(&self.keys.main)
             .key(&self.keys.processing)
             .key(&self.keys.jobs)
             .key(&self.keys.attempts)
             .arg(u64::try_from(self.policy.visibility_timeout.as_millis()).unwrap_or(u64::MAX))
+            .arg(max.max(1))
             .invoke_async(&mut self.redis.conn())
             .await?;
-        let Some((id, json, attempts)) = reply else { return Ok(None) };
-        let mut envelope: Envelope =
-            serde_json::from_str(&json).map_err(|e| QueueError::Corrupt { id: id.clone(), reason: e.to_string() })?;
-        envelope.attempts = attempts;
-        Ok(Some(Claimed { envelope }))
+        let mut claimed = Vec::with_capacity(reply.len() / 3);
+        let corrupt = |e: redis::ParsingError| QueueError::Corrupt { id: "?".to_owned(), reason: e.to_string() };
+        for triple in reply.chunks_exact(3) {
+            let id: String = redis::from_redis_value(triple[0].clone()).map_err(corrupt)?;
+            let json: String = redis::from_redis_value(triple[1].clone()).map_err(corrupt)?;
+            let attempts: u32 = redis::from_redis_value(triple[2].clone()).map_err(corrupt)?;
+            let mut envelope: Envelope = serde_json::from_str(&json)
+                .map_err(|e| QueueError::Corrupt { id: id.clone(), reason: e.to_string() })?;
+            envelope.attempts = attempts;
+            claimed.push(Claimed { envelope });
+        }
+        Ok(claimed)
     }
 
     /// Finishes a job. False when this claim no longer holds it (it was reaped and claimed again).

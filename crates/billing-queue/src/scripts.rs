@@ -17,22 +17,28 @@ end
 return 1
 ";
 
-/// KEYS: main, processing, jobs, attempts. ARGV: visibility ms.
-/// Returns nil when empty, else {id, envelope, attempts}; the attempt is counted here.
+/// KEYS: main, processing, jobs, attempts. ARGV: visibility ms, most jobs to claim.
+/// Returns a flat list {id, envelope, attempts, id, envelope, attempts, …}, empty when nothing is ready; each
+/// attempt is counted here.
 pub const CLAIM: &str = r"
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
-while true do
+local out = {}
+local want = tonumber(ARGV[2])
+while #out < want * 3 do
   local id = redis.call('RPOP', KEYS[1])
-  if not id then return nil end
+  if not id then break end
   local envelope = redis.call('HGET', KEYS[3], id)
+  -- An id without an envelope was dropped meanwhile: skip it.
   if envelope then
     local attempts = redis.call('HINCRBY', KEYS[4], id, 1)
     redis.call('ZADD', KEYS[2], now + tonumber(ARGV[1]), id)
-    return {id, envelope, attempts}
+    out[#out + 1] = id
+    out[#out + 1] = envelope
+    out[#out + 1] = attempts
   end
-  -- An id without an envelope was dropped meanwhile: skip it.
 end
+return out
 ";
 
 /// KEYS: processing, jobs, attempts, errors, counters. ARGV: id, attempt (the claim's token). Returns 1, or 0 when

@@ -107,55 +107,67 @@ async fn execute(consumer: &Consumer, claimed: Claimed) {
     }
 }
 
+/// How many jobs a fetch claims at once: enough to save round trips, few enough that none waits long in hand.
+const CLAIM_BATCH: usize = 16;
+
+struct Fetch {
+    queue: Queue,
+    worker: WorkerContext,
+    waiter: Option<redis::aio::MultiplexedConnection>,
+    backoff: Duration,
+    buffer: std::collections::VecDeque<Claimed>,
+    batch: usize,
+}
+
 /// The claims of one worker: a stream that never ends while the worker runs and never busy-polls.
 fn claims(
     queue: Queue,
     worker: WorkerContext,
+    batch: usize,
 ) -> impl futures_util::Stream<Item = Result<Option<Task<Claimed>>, BoxDynError>> {
-    stream::unfold(
-        (queue, worker, None::<redis::aio::MultiplexedConnection>, Duration::ZERO),
-        |(queue, worker, mut waiter, mut backoff)| async move {
-            loop {
-                if worker.is_shutting_down() {
-                    tracing::debug!(queue = queue.name(), "worker shutting down: no more claims");
-                    return None;
+    let state = Fetch { queue, worker, waiter: None, backoff: Duration::ZERO, buffer: Default::default(), batch };
+    stream::unfold(state, |mut f| async move {
+        loop {
+            if let Some(claimed) = f.buffer.pop_front() {
+                // apalis identifies tasks (its tracing layer requires it): ours carry the job id.
+                let id = TaskId::String(claimed.envelope.id.to_string());
+                let task = Task::new(claimed).into_builder().task_id(id).build();
+                return Some((Ok(Some(task)), f));
+            }
+            if f.worker.is_shutting_down() {
+                tracing::debug!(queue = f.queue.name(), "worker shutting down: no more claims");
+                return None;
+            }
+            if !f.backoff.is_zero() {
+                tokio::time::sleep(f.backoff).await;
+            }
+            match f.queue.claim_batch(f.batch).await {
+                Ok(claimed) if !claimed.is_empty() => {
+                    f.backoff = Duration::ZERO;
+                    f.buffer.extend(claimed);
                 }
-                if !backoff.is_zero() {
-                    tokio::time::sleep(backoff).await;
+                Ok(_) => {
+                    f.backoff = Duration::ZERO;
+                    if f.waiter.is_none() {
+                        f.waiter = f.queue.redis().dedicated().await.ok();
+                    }
+                    let woke = match f.waiter.as_mut() {
+                        Some(conn) => f.queue.wait_for_work(conn, Duration::from_secs(1)).await.is_ok(),
+                        None => false,
+                    };
+                    if !woke {
+                        f.waiter = None;
+                        f.backoff = Duration::from_millis(500);
+                    }
                 }
-                match queue.claim().await {
-                    Ok(Some(claimed)) => {
-                        // apalis identifies tasks (its tracing layer requires it): ours carry the job id.
-                        let id = TaskId::String(claimed.envelope.id.to_string());
-                        let task = Task::new(claimed).into_builder().task_id(id).build();
-                        return Some((Ok(Some(task)), (queue, worker, waiter, Duration::ZERO)));
-                    }
-                    Ok(None) => {
-                        backoff = Duration::ZERO;
-                        if waiter.is_none() {
-                            waiter = queue.redis().dedicated().await.ok();
-                        }
-                        let woke = match waiter.as_mut() {
-                            Some(conn) => queue.wait_for_work(conn, Duration::from_secs(1)).await,
-                            None => Err(crate::QueueError::Redis(redis::RedisError::from((
-                                redis::ErrorKind::Io,
-                                "no connection",
-                            )))),
-                        };
-                        if woke.is_err() {
-                            waiter = None;
-                            backoff = Duration::from_millis(500);
-                        }
-                    }
-                    Err(err) => {
-                        backoff = (backoff * 2).clamp(Duration::from_millis(200), Duration::from_secs(5));
-                        tracing::warn!(queue = queue.name(), error = %err, retry_in = ?backoff, "cannot claim jobs; is Redis down?");
-                        waiter = None;
-                    }
+                Err(err) => {
+                    f.backoff = (f.backoff * 2).clamp(Duration::from_millis(200), Duration::from_secs(5));
+                    tracing::warn!(queue = f.queue.name(), error = %err, retry_in = ?f.backoff, "cannot claim jobs; is Redis down?");
+                    f.waiter = None;
                 }
             }
-        },
-    )
+        }
+    })
 }
 
 /// Runs every consumer until `shutdown` resolves; jobs in hand are finished first (or, when the process is killed,
@@ -172,8 +184,9 @@ pub async fn run(
             let concurrency = consumer.concurrency.max(1);
             let backend = BackendBuilder::new()
                 .database(consumer.queue.clone())
-                .fetcher(|queue: &mut Queue, _: &(), worker: &WorkerContext| {
-                    claims(queue.clone(), worker.clone()).boxed()
+                // Never hold more jobs than can run at once: a claimed job's visibility clock is already ticking.
+                .fetcher(move |queue: &mut Queue, _: &(), worker: &WorkerContext| {
+                    claims(queue.clone(), worker.clone(), CLAIM_BATCH.min(concurrency)).boxed()
                 })
                 // Jobs are enqueued with `Queue::enqueue` (or through the outbox), never through apalis.
                 .sink(|_, _| sink::drain::<Task<Claimed>>().sink_map_err(|never| -> BoxDynError { match never {} }))
