@@ -190,6 +190,21 @@ impl Queue {
         Ok(done == 1)
     }
 
+    /// Gives back a claimed job that never started (the worker is stopping): it is next in line again and the
+    /// attempt is not counted. False when this claim no longer holds it.
+    pub async fn release(&self, claimed: &Claimed) -> Result<bool, QueueError> {
+        let done: i64 = Script::new(scripts::RELEASE)
+            .key(&self.keys.processing)
+            .key(&self.keys.main)
+            .key(&self.keys.attempts)
+            .key(&self.keys.wake)
+            .arg(claimed.envelope.id.to_string())
+            .arg(claimed.envelope.attempts)
+            .invoke_async(&mut self.redis.conn())
+            .await?;
+        Ok(done == 1)
+    }
+
     /// Gives a job back after a failure: retried after the policy's backoff with jitter, or moved to the failed
     /// list after the last attempt, or at once when `permanent`.
     pub async fn nack(&self, claimed: &Claimed, error: &str, permanent: bool) -> Result<NackOutcome, QueueError> {

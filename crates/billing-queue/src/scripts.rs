@@ -139,3 +139,15 @@ redis.call('HDEL', KEYS[3], ARGV[1])
 redis.call('HDEL', KEYS[4], ARGV[1])
 return 1
 ";
+
+/// KEYS: processing, main, attempts, wake. ARGV: id, attempt (the claim's token).
+/// Gives back a claimed job that never started (shutdown): to the front of the queue, its attempt not counted.
+pub const RELEASE: &str = r"
+if redis.call('HGET', KEYS[3], ARGV[1]) ~= ARGV[2] then return 0 end
+if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('HINCRBY', KEYS[3], ARGV[1], -1)
+redis.call('RPUSH', KEYS[2], ARGV[1])
+redis.call('LPUSH', KEYS[4], '1')
+redis.call('LTRIM', KEYS[4], 0, 0)
+return 1
+";

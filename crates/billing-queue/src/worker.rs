@@ -119,6 +119,35 @@ struct Fetch {
     batch: usize,
 }
 
+impl Fetch {
+    /// Gives back every claimed job that has not started.
+    async fn release_buffer(&mut self) {
+        for claimed in self.buffer.drain(..) {
+            if let Err(err) = self.queue.release(&claimed).await {
+                tracing::warn!(error = %err, job_id = %claimed.envelope.id, "could not release a job; it returns after its visibility timeout");
+            }
+        }
+    }
+}
+
+impl Drop for Fetch {
+    fn drop(&mut self) {
+        // The worker stopped polling with jobs still buffered: release them now rather than after their
+        // visibility timeout (best effort; the reaper covers a failure).
+        if self.buffer.is_empty() {
+            return;
+        }
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let (queue, buffer) = (self.queue.clone(), std::mem::take(&mut self.buffer));
+            runtime.spawn(async move {
+                for claimed in buffer {
+                    let _ = queue.release(&claimed).await;
+                }
+            });
+        }
+    }
+}
+
 /// The claims of one worker: a stream that never ends while the worker runs and never busy-polls.
 fn claims(
     queue: Queue,
@@ -128,15 +157,16 @@ fn claims(
     let state = Fetch { queue, worker, waiter: None, backoff: Duration::ZERO, buffer: Default::default(), batch };
     stream::unfold(state, |mut f| async move {
         loop {
+            if f.worker.is_shutting_down() {
+                tracing::debug!(queue = f.queue.name(), "worker shutting down: no more claims");
+                f.release_buffer().await;
+                return None;
+            }
             if let Some(claimed) = f.buffer.pop_front() {
                 // apalis identifies tasks (its tracing layer requires it): ours carry the job id.
                 let id = TaskId::String(claimed.envelope.id.to_string());
                 let task = Task::new(claimed).into_builder().task_id(id).build();
                 return Some((Ok(Some(task)), f));
-            }
-            if f.worker.is_shutting_down() {
-                tracing::debug!(queue = f.queue.name(), "worker shutting down: no more claims");
-                return None;
             }
             if !f.backoff.is_zero() {
                 tokio::time::sleep(f.backoff).await;
@@ -182,6 +212,7 @@ pub async fn run(
         monitor = monitor.register(move |_| {
             let consumer = consumer.clone();
             let concurrency = consumer.concurrency.max(1);
+            let backstop = consumer.queue.policy().visibility_timeout.mul_f64(0.95);
             let backend = BackendBuilder::new()
                 .database(consumer.queue.clone())
                 // Never hold more jobs than can run at once: a claimed job's visibility clock is already ticking.
@@ -203,6 +234,8 @@ pub async fn run(
                 .backend(backend)
                 .enable_tracing()
                 .catch_panic()
+                // A backstop behind the per-job timeout in `execute` (which nacks properly).
+                .timeout(backstop)
                 .concurrency(concurrency)
                 .build(service)
         });

@@ -224,3 +224,24 @@ async fn concurrent_consumers_claim_each_job_exactly_once() {
     assert_eq!((all.len(), unique.len()), (total as usize, total as usize), "no loss, no duplicate");
     assert_eq!(q.stats().await.unwrap_or_default(), Default::default());
 }
+
+#[tokio::test]
+async fn a_released_claim_is_next_in_line_and_its_attempt_is_not_counted() {
+    let test = TestRedis::new();
+    let q = queue(&test, fast(3));
+    for n in 0..3 {
+        q.enqueue(job(n), None).await.unwrap_or_default();
+    }
+    let batch = q.claim_batch(2).await.unwrap_or_default();
+    assert_eq!(batch.iter().map(|c| c.envelope.payload["n"].as_u64()).collect::<Vec<_>>(), [Some(0), Some(1)]);
+    assert!(q.release(&batch[1]).await.unwrap_or(false));
+    assert!(!q.release(&batch[1]).await.unwrap_or(true), "released once");
+    let stats = q.stats().await.unwrap_or_default();
+    assert_eq!((stats.pending, stats.processing), (2, 1));
+    let next = q.claim().await.ok().flatten().unwrap_or_else(|| panic!("no job"));
+    assert_eq!(
+        (next.envelope.payload["n"].as_u64(), next.envelope.attempts),
+        (Some(1), 1),
+        "first again, attempt not counted"
+    );
+}
