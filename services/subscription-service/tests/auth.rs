@@ -169,3 +169,20 @@ async fn bad_tokens_get_401() {
     }
     assert_eq!(ctx.call(Method::GET, "/v1/auth/me", Some(&token), None).await.status, 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registrations_are_rate_limited_per_client_address() {
+    let ctx = Ctx::new().await;
+    for n in 0..20 {
+        let res = ctx.register(&format!("burst{n}@example.com"), "sturdy pass 42").await;
+        assert_eq!(res.status, 201, "registration {n}: {}", res.body);
+    }
+    let limited = ctx.register("burst20@example.com", "sturdy pass 42").await;
+    assert_eq!((limited.status, limited.code()), (429, "rate_limited"));
+    let retry: u64 =
+        limited.headers.get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok()).unwrap_or(0);
+    assert!((1..=3600).contains(&retry), "Retry-After {retry}");
+    // Invalid input is refused before it counts.
+    let invalid = ctx.register("not-an-email", "x").await;
+    assert_eq!(invalid.status, 422);
+}
