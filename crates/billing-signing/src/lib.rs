@@ -1,0 +1,181 @@
+#![doc = include_str!("../README.md")]
+
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::Sha256;
+
+/// The header carrying the event or request id.
+pub const ID_HEADER: &str = "x-webhook-id";
+/// The header carrying the unix timestamp (seconds).
+pub const TIMESTAMP_HEADER: &str = "x-webhook-timestamp";
+/// The header carrying `sha256=<hex>`.
+pub const SIGNATURE_HEADER: &str = "x-webhook-signature";
+/// How far the timestamp may be from the verifier's clock, either way.
+pub const TOLERANCE_SECS: i64 = 300;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// Why a signed request was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum VerifyError {
+    #[error("a signature header is missing")]
+    MissingHeader,
+    #[error("the timestamp is not a unix time in seconds")]
+    BadTimestamp,
+    #[error("the timestamp is outside the allowed window")]
+    StaleTimestamp,
+    #[error("the signature does not match")]
+    InvalidSignature,
+}
+
+fn mac(secret: &[u8], timestamp: &str, body: &[u8]) -> HmacSha256 {
+    // HMAC takes keys of any length, so this cannot fail.
+    let mut mac =
+        <HmacSha256 as KeyInit>::new_from_slice(secret).unwrap_or_else(|_| unreachable!("HMAC accepts any key length"));
+    mac.update(timestamp.as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    mac
+}
+
+/// The `X-Webhook-Signature` value for `body` sent at `timestamp` (unix seconds).
+pub fn sign(secret: &[u8], timestamp: i64, body: &[u8]) -> String {
+    let digest = mac(secret, &timestamp.to_string(), body).finalize().into_bytes();
+    format!("sha256={}", hex::encode(digest))
+}
+
+/// Verifies a request: the timestamp header within ±300 s of `now`, and the signature header matching `body`
+/// under one of `secrets` (compared in constant time).
+pub fn verify(
+    secrets: &[&[u8]],
+    timestamp: Option<&str>,
+    signature: Option<&str>,
+    body: &[u8],
+    now: i64,
+) -> Result<(), VerifyError> {
+    let (Some(timestamp), Some(signature)) = (timestamp, signature) else { return Err(VerifyError::MissingHeader) };
+    let sent: i64 = timestamp.trim().parse().map_err(|_| VerifyError::BadTimestamp)?;
+    if (now - sent).abs() > TOLERANCE_SECS {
+        return Err(VerifyError::StaleTimestamp);
+    }
+    // Exactly `sha256=` and 64 lower-case hex digits: an upper-case or prefix-less value is refused.
+    let Some(hex_part) = signature.strip_prefix("sha256=") else { return Err(VerifyError::InvalidSignature) };
+    if hex_part.len() != 64 || !hex_part.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        return Err(VerifyError::InvalidSignature);
+    }
+    let Ok(expected) = hex::decode(hex_part) else { return Err(VerifyError::InvalidSignature) };
+    for secret in secrets {
+        // `verify_slice` compares in constant time.
+        if mac(secret, timestamp.trim(), body).verify_slice(&expected).is_ok() {
+            return Ok(());
+        }
+    }
+    Err(VerifyError::InvalidSignature)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &[u8] = b"whsec_test_secret_0123456789abcdef";
+    const BODY: &[u8] = br#"{"event_id":"evt_1","event_type":"payment.succeeded"}"#;
+    const NOW: i64 = 1_767_225_600; // 2026-01-01T00:00:00Z
+
+    #[test]
+    fn a_fixed_test_vector() {
+        // HMAC-SHA256(key = SECRET, "1767225600." + BODY), computed independently (Python's hmac module).
+        assert_eq!(sign(SECRET, NOW, BODY), "sha256=154916ea96e46eb42d00d9d0f41e58cfee7fae8baef60e523459528854180639");
+    }
+
+    #[test]
+    fn a_signed_body_verifies() {
+        let sig = sign(SECRET, NOW, BODY);
+        assert_eq!(verify(&[SECRET], Some(&NOW.to_string()), Some(&sig), BODY, NOW), Ok(()));
+        assert_eq!(verify(&[SECRET], Some(&NOW.to_string()), Some(&sig), BODY, NOW + 299), Ok(()), "inside the window");
+    }
+
+    #[test]
+    fn missing_empty_and_truncated_signatures_are_refused() {
+        let ts = NOW.to_string();
+        let sig = sign(SECRET, NOW, BODY);
+        assert_eq!(verify(&[SECRET], None, Some(&sig), BODY, NOW), Err(VerifyError::MissingHeader));
+        assert_eq!(verify(&[SECRET], Some(&ts), None, BODY, NOW), Err(VerifyError::MissingHeader));
+        assert_eq!(verify(&[SECRET], Some(&ts), Some(""), BODY, NOW), Err(VerifyError::InvalidSignature));
+        assert_eq!(verify(&[SECRET], Some(&ts), Some("sha256="), BODY, NOW), Err(VerifyError::InvalidSignature));
+        assert_eq!(
+            verify(&[SECRET], Some(&ts), Some(&sig[..sig.len() - 2]), BODY, NOW),
+            Err(VerifyError::InvalidSignature)
+        );
+    }
+
+    #[test]
+    fn upper_case_or_prefix_less_signatures_are_refused() {
+        let ts = NOW.to_string();
+        let sig = sign(SECRET, NOW, BODY);
+        let upper = format!("sha256={}", sig["sha256=".len()..].to_uppercase());
+        assert_eq!(verify(&[SECRET], Some(&ts), Some(&upper), BODY, NOW), Err(VerifyError::InvalidSignature));
+        assert_eq!(
+            verify(&[SECRET], Some(&ts), Some(&sig["sha256=".len()..]), BODY, NOW),
+            Err(VerifyError::InvalidSignature)
+        );
+        assert_eq!(
+            verify(&[SECRET], Some(&ts), Some(&sig.replace("sha256", "sha512")), BODY, NOW),
+            Err(VerifyError::InvalidSignature)
+        );
+    }
+
+    #[test]
+    fn stale_and_future_timestamps_are_refused() {
+        let old = NOW - 301;
+        assert_eq!(
+            verify(&[SECRET], Some(&old.to_string()), Some(&sign(SECRET, old, BODY)), BODY, NOW),
+            Err(VerifyError::StaleTimestamp)
+        );
+        let future = NOW + 301;
+        assert_eq!(
+            verify(&[SECRET], Some(&future.to_string()), Some(&sign(SECRET, future, BODY)), BODY, NOW),
+            Err(VerifyError::StaleTimestamp)
+        );
+        assert_eq!(
+            verify(&[SECRET], Some("yesterday"), Some(&sign(SECRET, NOW, BODY)), BODY, NOW),
+            Err(VerifyError::BadTimestamp)
+        );
+    }
+
+    #[test]
+    fn a_body_changed_by_one_byte_or_a_moved_timestamp_is_refused() {
+        let sig = sign(SECRET, NOW, BODY);
+        let mut tampered = BODY.to_vec();
+        tampered[10] ^= 1;
+        assert_eq!(
+            verify(&[SECRET], Some(&NOW.to_string()), Some(&sig), &tampered, NOW),
+            Err(VerifyError::InvalidSignature)
+        );
+        // The same signature presented with another timestamp (to dodge the window) does not verify.
+        assert_eq!(
+            verify(&[SECRET], Some(&(NOW + 1).to_string()), Some(&sig), BODY, NOW),
+            Err(VerifyError::InvalidSignature)
+        );
+        // Whitespace re-serialisation is a different body.
+        let respaced = br#"{"event_id": "evt_1","event_type":"payment.succeeded"}"#;
+        assert_eq!(
+            verify(&[SECRET], Some(&NOW.to_string()), Some(&sig), respaced, NOW),
+            Err(VerifyError::InvalidSignature)
+        );
+    }
+
+    #[test]
+    fn every_active_secret_verifies_during_rotation() {
+        let old: &[u8] = b"old-secret-old-secret-old-secret-01";
+        let new: &[u8] = b"new-secret-new-secret-new-secret-02";
+        let ts = NOW.to_string();
+        for signer in [old, new] {
+            let sig = sign(signer, NOW, BODY);
+            assert_eq!(verify(&[new, old], Some(&ts), Some(&sig), BODY, NOW), Ok(()));
+        }
+        assert_eq!(
+            verify(&[new], Some(&ts), Some(&sign(old, NOW, BODY)), BODY, NOW),
+            Err(VerifyError::InvalidSignature),
+            "a retired secret fails"
+        );
+    }
+}
