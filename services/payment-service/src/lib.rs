@@ -3,6 +3,8 @@
 //! A library so tests and the benchmark can build the same app the binary serves; `main.rs` only
 //! hands control to [`billing_runtime::main`].
 
+pub mod gateway;
+
 use std::sync::Arc;
 
 use billing_config::ServiceKind;
