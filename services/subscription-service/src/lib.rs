@@ -43,6 +43,7 @@ pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/s
         routes::subscriptions::reactivate, routes::subscriptions::events,
         routes::invoices::list_mine, routes::invoices::get,
         routes::usage::use_feature, routes::usage::me, routes::usage::limits,
+        routes::webhooks::payment,
     ),
     tags(
         (name = "auth", description = "Accounts and tokens (EdDSA JWT access tokens, rotating refresh tokens)"),
@@ -51,6 +52,7 @@ pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/s
         (name = "subscriptions", description = "Subscriptions: paid, trial, changes, cancellation"),
         (name = "invoices", description = "Invoices with sequential numbers INV-YYYYMM-NNNN"),
         (name = "usage", description = "Metered features, counted atomically per billing period"),
+        (name = "webhooks", description = "Signed events from the payment service"),
     )
 )]
 struct ApiDoc;

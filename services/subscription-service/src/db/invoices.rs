@@ -106,3 +106,29 @@ pub async fn lines(conn: &mut AsyncPgConnection, ids: &[Uuid]) -> Result<Vec<Inv
         .load(conn)
         .await?)
 }
+
+/// One invoice, locked for the rest of the transaction.
+pub async fn find_for_update(conn: &mut AsyncPgConnection, id: Uuid) -> Result<Option<InvoiceRow>, DbError> {
+    Ok(invoices::table.find(id).for_update().select(InvoiceRow::as_select()).first(conn).await.optional()?)
+}
+
+/// Marks an open invoice paid by `transaction`.
+pub async fn mark_paid(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    amount: rust_decimal::Decimal,
+    transaction: Uuid,
+    at: DateTime<Utc>,
+) -> Result<InvoiceRow, DbError> {
+    Ok(diesel::update(invoices::table.find(id).filter(invoices::status.eq("open")))
+        .set((
+            invoices::status.eq("paid"),
+            invoices::amount_paid.eq(amount),
+            invoices::amount_due.eq(rust_decimal::Decimal::ZERO),
+            invoices::paid_at.eq(at),
+            invoices::paid_by_transaction_id.eq(transaction),
+        ))
+        .returning(InvoiceRow::as_returning())
+        .get_result(conn)
+        .await?)
+}

@@ -193,6 +193,7 @@ pub struct InvoiceRow {
     pub voided_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    pub paid_by_transaction_id: Option<Uuid>,
 }
 
 #[derive(Debug, Insertable)]

@@ -110,6 +110,18 @@ diesel::table! {
         voided_at -> Nullable<Timestamptz>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        paid_by_transaction_id -> Nullable<Uuid>,
+    }
+}
+
+diesel::table! {
+    inbound_webhooks (event_id) {
+        event_id -> Text,
+        event_type -> Text,
+        outcome -> Text,
+        payload -> Jsonb,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
     }
 }
 
@@ -185,4 +197,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     invoice_number_counters,
     usage_counters,
     usage_events,
+    inbound_webhooks,
 );

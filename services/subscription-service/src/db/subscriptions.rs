@@ -97,3 +97,39 @@ pub async fn events(conn: &mut AsyncPgConnection, id: Uuid) -> Result<Vec<Subscr
         .load(conn)
         .await?)
 }
+
+/// One subscription, locked for the rest of the transaction.
+pub async fn find_for_update(conn: &mut AsyncPgConnection, id: Uuid) -> Result<Option<SubscriptionRow>, DbError> {
+    Ok(subscriptions::table.find(id).for_update().select(SubscriptionRow::as_select()).first(conn).await.optional()?)
+}
+
+/// Records the inbound webhook `event_id`; false when it was already recorded (a replay).
+pub async fn record_inbound_webhook(
+    conn: &mut AsyncPgConnection,
+    event_id: &str,
+    event_type: &str,
+    outcome: &str,
+    payload: &serde_json::Value,
+) -> Result<bool, DbError> {
+    use super::schema::inbound_webhooks as w;
+    let inserted = diesel::insert_into(w::table)
+        .values((
+            w::event_id.eq(event_id),
+            w::event_type.eq(event_type),
+            w::outcome.eq(outcome),
+            w::payload.eq(payload),
+        ))
+        .on_conflict_do_nothing()
+        .execute(conn)
+        .await?;
+    Ok(inserted == 1)
+}
+
+/// Remembers the saved payment method later charges use.
+pub async fn set_payment_method(conn: &mut AsyncPgConnection, id: Uuid, payment_method: &str) -> Result<(), DbError> {
+    diesel::update(subscriptions::table.find(id))
+        .set(subscriptions::payment_method_id.eq(payment_method))
+        .execute(conn)
+        .await?;
+    Ok(())
+}

@@ -6,6 +6,7 @@ pub mod invoices;
 pub mod plans;
 pub mod subscriptions;
 pub mod usage;
+pub mod webhooks;
 
 use actix_web::web;
 
@@ -38,5 +39,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/v1/invoices/{id}").route(web::get().to(invoices::get)))
         .service(web::resource("/v1/usage/use").route(web::post().to(usage::use_feature)))
         .service(web::resource("/v1/usage/me").route(web::get().to(usage::me)))
-        .service(web::resource("/v1/usage/limits").route(web::get().to(usage::limits)));
+        .service(web::resource("/v1/usage/limits").route(web::get().to(usage::limits)))
+        .service(web::resource("/v1/webhooks/payment").route(web::post().to(webhooks::payment)));
 }

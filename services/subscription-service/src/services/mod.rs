@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod invoices;
+pub mod payments;
 pub mod plans;
 pub mod seed;
 pub mod subscriptions;

@@ -1,0 +1,92 @@
+//! `POST /v1/webhooks/payment`: signed events from the payment service.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use billing_http::{ApiError, ok};
+use billing_signing::{SIGNATURE_HEADER, TIMESTAMP_HEADER, VerifyError};
+use serde_json::json;
+
+use crate::services::payments::{self, Applied, PaymentEvent};
+use crate::state::AppState;
+
+/// Checks, in order: headers present (400), timestamp within ±300 s (400 `stale_timestamp`), signature against
+/// every active secret over the exact bytes received (401 `invalid_signature`).
+pub fn verify_signature(req: &HttpRequest, body: &[u8], secrets: &[&[u8]], now: i64) -> Result<(), ApiError> {
+    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+    if header(billing_signing::ID_HEADER).is_none() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "missing_signature",
+            "X-Webhook-Id, X-Webhook-Timestamp and X-Webhook-Signature are required",
+        ));
+    }
+    billing_signing::verify(secrets, header(TIMESTAMP_HEADER), header(SIGNATURE_HEADER), body, now).map_err(|e| match e
+    {
+        VerifyError::MissingHeader => ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "missing_signature",
+            "X-Webhook-Id, X-Webhook-Timestamp and X-Webhook-Signature are required",
+        ),
+        VerifyError::BadTimestamp | VerifyError::StaleTimestamp => ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "stale_timestamp",
+            "the timestamp is missing, malformed or more than 300 seconds away",
+        ),
+        VerifyError::InvalidSignature => ApiError::unauthorized("invalid_signature", "the signature does not match"),
+    })
+}
+
+/// The signed event body (documentation: the handler verifies the raw bytes before reading them).
+#[derive(Debug, utoipa::ToSchema)]
+#[expect(dead_code, reason = "documents the body; the handler parses `PaymentEvent`")]
+pub struct PaymentWebhookBody {
+    #[schema(example = "evt_0192f5e06c1a")]
+    event_id: String,
+    #[schema(example = "payment.succeeded")]
+    event_type: String,
+    transaction_id: uuid::Uuid,
+    subscription_id: Option<uuid::Uuid>,
+    invoice_id: uuid::Uuid,
+    #[schema(example = "succeeded")]
+    status: String,
+    #[schema(example = "29.99")]
+    amount: String,
+    #[schema(example = "USD")]
+    currency: String,
+    #[schema(example = "2026-11-21T12:00:00Z")]
+    occurred_at: String,
+    #[schema(value_type = Object)]
+    metadata: serde_json::Value,
+}
+
+/// A payment outcome from the payment service, applied once per `event_id`.
+#[utoipa::path(post, path = "/v1/webhooks/payment", tag = "webhooks", request_body = PaymentWebhookBody,
+    params(
+        ("X-Webhook-Id" = String, Header, description = "The event id"),
+        ("X-Webhook-Timestamp" = i64, Header, description = "Unix seconds; within ±300 s"),
+        ("X-Webhook-Signature" = String, Header, description = "sha256=<lower-case hex HMAC-SHA256 of \"<timestamp>.<raw body>\">")),
+    responses(
+        (status = 200, description = "`{status: \"processed\" | \"duplicate\"}`"),
+        (status = 400, description = "Missing headers or `stale_timestamp`", body = billing_http::error::ErrorEnvelope),
+        (status = 401, description = "`invalid_signature`", body = billing_http::error::ErrorEnvelope),
+        (status = 422, description = "`event_not_applicable`: signed, but it can never apply (not retried)", body = billing_http::error::ErrorEnvelope)))]
+pub async fn payment(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> Result<HttpResponse, ApiError> {
+    let secrets: Vec<&[u8]> = state.settings.signing.webhook.iter().map(|s| s.expose().as_bytes()).collect();
+    verify_signature(&req, &body, &secrets, state.now().timestamp())?;
+    let raw: serde_json::Value = billing_http::extract::parse_json(&body)?;
+    let event: PaymentEvent = billing_http::extract::parse_json(&body)?;
+    let event_id = event.event_id.clone();
+    match payments::apply(&state, event, raw).await? {
+        Ok(Applied::Duplicate) => {
+            Ok(ok(json!({"status": "duplicate", "event_id": event_id}), "event already processed"))
+        }
+        Ok(Applied::Processed(outcome)) => {
+            tracing::info!(event_id = %event_id, outcome, "payment webhook applied");
+            Ok(ok(json!({"status": "processed", "event_id": event_id, "outcome": outcome}), "event processed"))
+        }
+        Err(not_applicable) => {
+            tracing::warn!(event_id = %event_id, reason = %not_applicable, "payment webhook cannot apply");
+            Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "event_not_applicable", not_applicable.0))
+        }
+    }
+}

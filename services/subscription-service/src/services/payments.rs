@@ -1,0 +1,216 @@
+//! Payment outcomes reported by the payment service's signed webhooks, applied exactly once per event.
+
+use billing_domain::{Currency, Money, SubscriptionEvent, SubscriptionStatus};
+use chrono::{DateTime, Utc};
+use diesel_async::{AsyncConnection, AsyncPgConnection};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::db;
+use crate::db::models::{NewSubscriptionEvent, SubscriptionChanges};
+use crate::error::ServiceError;
+use crate::services::subscriptions::transition;
+use crate::state::AppState;
+
+/// The body of `POST /v1/webhooks/payment`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct PaymentEvent {
+    pub event_id: String,
+    pub event_type: String,
+    pub transaction_id: Uuid,
+    pub subscription_id: Option<Uuid>,
+    pub invoice_id: Uuid,
+    pub status: String,
+    pub amount: billing_domain::AmountText,
+    pub currency: String,
+    pub occurred_at: DateTime<Utc>,
+    #[serde(default)]
+    pub metadata: Value,
+}
+
+/// What applying an event did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Applied {
+    /// The event id was seen before: nothing changed.
+    Duplicate,
+    /// Applied now, with what happened.
+    Processed(&'static str),
+}
+
+/// An event that can never apply (the sender must not retry it).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct NotApplicable(pub String);
+
+/// Why the transaction applying an event ended without committing.
+enum Abort {
+    Service(ServiceError),
+    NotApplicable(NotApplicable),
+}
+
+impl From<diesel::result::Error> for Abort {
+    fn from(e: diesel::result::Error) -> Self {
+        Self::Service(e.into())
+    }
+}
+
+impl From<ServiceError> for Abort {
+    fn from(e: ServiceError) -> Self {
+        Self::Service(e)
+    }
+}
+
+/// Applies `event` once: the event id is recorded in the same transaction as its effect, so a replay finds it
+/// and changes nothing, and an event that cannot apply leaves no trace.
+pub async fn apply(
+    state: &AppState,
+    event: PaymentEvent,
+    raw: Value,
+) -> Result<Result<Applied, NotApplicable>, ServiceError> {
+    let now = state.now();
+    let plans = state.plans.all(state).await?;
+    let mut conn = state.conn().await?;
+    let result = conn
+        .transaction::<_, Abort, _>(async move |conn| {
+            if !db::subscriptions::record_inbound_webhook(conn, &event.event_id, &event.event_type, "processed", &raw)
+                .await
+                .map_err(ServiceError::from)?
+            {
+                return Ok(Applied::Duplicate);
+            }
+            let effect = match event.event_type.as_str() {
+                "payment.succeeded" => succeeded(conn, &event, &plans, now).await?,
+                "payment.failed" => failed(conn, &event, now).await?,
+                "refund.succeeded" => Ok("refund_noted"),
+                other => Err(NotApplicable(format!("unknown event type {other:?}"))),
+            };
+            effect.map(Applied::Processed).map_err(Abort::NotApplicable)
+        })
+        .await;
+    match result {
+        Ok(applied) => Ok(Ok(applied)),
+        Err(Abort::NotApplicable(reason)) => Ok(Err(reason)),
+        Err(Abort::Service(err)) => Err(err),
+    }
+}
+
+/// `payment.succeeded`: the invoice is paid; a pending subscription becomes active with its first period, and a
+/// trial it replaces ends.
+async fn succeeded(
+    conn: &mut AsyncPgConnection,
+    event: &PaymentEvent,
+    plans: &[crate::services::plans::Plan],
+    now: DateTime<Utc>,
+) -> Result<Result<&'static str, NotApplicable>, ServiceError> {
+    let Some(invoice) = db::invoices::find_for_update(conn, event.invoice_id).await? else {
+        return Ok(Err(NotApplicable("unknown invoice".to_owned())));
+    };
+    if event.subscription_id.is_some() && invoice.subscription_id != event.subscription_id {
+        return Ok(Err(NotApplicable("the invoice belongs to another subscription".to_owned())));
+    }
+    if invoice.status == "paid" {
+        return Ok(if invoice.paid_by_transaction_id == Some(event.transaction_id) {
+            Ok("already_paid")
+        } else {
+            Err(NotApplicable("the invoice was paid by another transaction".to_owned()))
+        });
+    }
+    if invoice.status != "open" {
+        tracing::error!(invoice_id = %invoice.id, status = %invoice.status, "a payment arrived for an invoice that is not open; it must be refunded");
+        return Ok(Err(NotApplicable(format!("the invoice is {}", invoice.status))));
+    }
+    let currency = Currency::from_code(invoice.currency.trim())
+        .ok_or_else(|| ServiceError::Internal("bad invoice currency".into()))?;
+    let due = Money::from_decimal(invoice.amount_due, currency).map_err(|e| ServiceError::Internal(e.to_string()))?;
+    let paid = (event.currency == currency.code()).then(|| event.amount.to_money(currency).ok()).flatten();
+    if paid != Some(due) {
+        return Ok(Err(NotApplicable("the amount or currency differs from what the invoice asks".to_owned())));
+    }
+    db::invoices::mark_paid(conn, invoice.id, due.to_decimal(), event.transaction_id, now).await?;
+    let Some(subscription_id) = invoice.subscription_id else { return Ok(Ok("invoice_paid")) };
+    let Some(sub) = db::subscriptions::find_for_update(conn, subscription_id).await? else {
+        return Ok(Ok("invoice_paid"));
+    };
+    if invoice.kind != "initial" || sub.status != SubscriptionStatus::Pending.as_str() {
+        let data = json!({"invoice_id": invoice.id, "transaction_id": event.transaction_id, "kind": invoice.kind});
+        log_event(conn, sub.id, "invoice_paid", &sub.status, data, now).await?;
+        return Ok(Ok("invoice_paid"));
+    }
+    // A trial being replaced ends first: a user never has a trial and an active subscription at once.
+    for other in db::subscriptions::current_for_user(conn, sub.user_id).await? {
+        if other.status == SubscriptionStatus::Trial.as_str() {
+            let changes = SubscriptionChanges {
+                ended_at: Some(Some(now)),
+                canceled_at: Some(Some(now)),
+                cancel_reason: Some(Some("replaced_by_paid_subscription".to_owned())),
+                ..Default::default()
+            };
+            transition(
+                conn,
+                &other,
+                SubscriptionEvent::ReplaceTrial,
+                "trial_replaced",
+                changes,
+                json!({"replaced_by": sub.id}),
+                now,
+            )
+            .await?;
+        }
+    }
+    let plan = plans.iter().find(|p| p.id == sub.plan_id).ok_or(ServiceError::PlanNotFound)?;
+    let end = plan.cycle.period_end(now, 0);
+    let changes = SubscriptionChanges {
+        billing_anchor: Some(Some(now)),
+        current_period_start: Some(Some(now)),
+        current_period_end: Some(Some(end)),
+        ..Default::default()
+    };
+    let data = json!({"invoice_id": invoice.id, "transaction_id": event.transaction_id, "period_end": end});
+    let activated = transition(conn, &sub, SubscriptionEvent::Activate, "activated", changes, data, now).await?;
+    if let Some(pm) = event.metadata.get("payment_method_id").and_then(Value::as_str) {
+        db::subscriptions::set_payment_method(conn, activated.id, pm).await?;
+    }
+    Ok(Ok("subscription_activated"))
+}
+
+/// `payment.failed`: the invoice stays open; the attempt is recorded on the subscription.
+async fn failed(
+    conn: &mut AsyncPgConnection,
+    event: &PaymentEvent,
+    now: DateTime<Utc>,
+) -> Result<Result<&'static str, NotApplicable>, ServiceError> {
+    let Some(invoice) = db::invoices::find(conn, event.invoice_id).await? else {
+        return Ok(Err(NotApplicable("unknown invoice".to_owned())));
+    };
+    if let Some(sub) = invoice.subscription_id
+        && let Some(row) = db::subscriptions::find(conn, sub).await?
+    {
+        let data = json!({"invoice_id": invoice.id, "transaction_id": event.transaction_id, "decline_code": event.metadata.get("decline_code")});
+        log_event(conn, row.id, "payment_failed", &row.status, data, now).await?;
+    }
+    Ok(Ok("payment_failure_recorded"))
+}
+
+async fn log_event(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    event_type: &str,
+    status: &str,
+    data: Value,
+    now: DateTime<Utc>,
+) -> Result<(), ServiceError> {
+    db::subscriptions::insert_event(
+        conn,
+        &NewSubscriptionEvent {
+            subscription_id: id,
+            event_type,
+            from_status: Some(status),
+            to_status: status,
+            data,
+            occurred_at: now,
+        },
+    )
+    .await?;
+    Ok(())
+}
