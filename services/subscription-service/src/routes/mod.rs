@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod dto;
+pub mod internal;
 pub mod invoices;
 pub mod plans;
 pub mod subscriptions;
@@ -40,5 +41,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/v1/usage/use").route(web::post().to(usage::use_feature)))
         .service(web::resource("/v1/usage/me").route(web::get().to(usage::me)))
         .service(web::resource("/v1/usage/limits").route(web::get().to(usage::limits)))
-        .service(web::resource("/v1/webhooks/payment").route(web::post().to(webhooks::payment)));
+        .service(web::resource("/v1/webhooks/payment").route(web::post().to(webhooks::payment)))
+        .service(web::resource("/v1/internal/invoices/{id}").route(web::get().to(internal::invoice)))
+        .service(web::resource("/v1/internal/subscriptions/{id}/due").route(web::get().to(internal::subscription_due)));
 }

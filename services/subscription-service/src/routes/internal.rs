@@ -1,0 +1,96 @@
+//! `/v1/internal`: what the payment service asks before every charge. Signed like webhooks with the
+//! payment→subscription secrets; for these GETs the signed bytes are the request line, `"GET <path>"`, so a
+//! signature is good for one route and one object. A user's JWT is not accepted (401). Not in the public
+//! OpenAPI document.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use billing_http::{ApiError, ok};
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::db;
+use crate::db::models::InvoiceRow;
+use crate::error::ServiceError;
+use crate::routes::dto::amount;
+use crate::state::AppState;
+
+/// What the payment service needs to charge an invoice.
+#[derive(Debug, Serialize)]
+pub struct InvoiceDue {
+    pub invoice_id: Uuid,
+    pub user_id: Uuid,
+    pub subscription_id: Option<Uuid>,
+    pub number: Option<String>,
+    pub status: String,
+    /// True when the invoice is open with something to pay.
+    pub payable: bool,
+    pub amount_due: String,
+    pub currency: String,
+    /// The saved payment method the subscription charges, if any.
+    pub payment_method_id: Option<String>,
+}
+
+fn verify(state: &AppState, req: &HttpRequest) -> Result<(), ApiError> {
+    let secrets: Vec<&[u8]> =
+        state.settings.signing.internal_pay_to_sub.iter().map(|s| s.expose().as_bytes()).collect();
+    let line = format!("{} {}", req.method(), req.path());
+    crate::routes::webhooks::verify_signature(req, line.as_bytes(), &secrets, state.now().timestamp()).map_err(|e| {
+        // Anything but a valid signature is "not authenticated" here, a bearer token included.
+        if e.status().as_u16() == 401 {
+            e
+        } else {
+            ApiError::unauthorized("invalid_signature", "internal routes need a valid service signature")
+        }
+    })
+}
+
+async fn due(state: &AppState, invoice: InvoiceRow) -> Result<InvoiceDue, ServiceError> {
+    let payment_method_id = match invoice.subscription_id {
+        Some(id) => db::subscriptions::find(&mut *state.conn().await?, id).await?.and_then(|s| s.payment_method_id),
+        None => None,
+    };
+    let currency = invoice.currency.trim().to_owned();
+    Ok(InvoiceDue {
+        payable: invoice.status == "open" && !invoice.amount_due.is_zero(),
+        amount_due: amount(invoice.amount_due, &currency),
+        invoice_id: invoice.id,
+        user_id: invoice.user_id,
+        subscription_id: invoice.subscription_id,
+        number: invoice.number,
+        status: invoice.status,
+        currency,
+        payment_method_id,
+    })
+}
+
+/// `GET /v1/internal/invoices/{id}`: who owns the invoice and what is due.
+pub async fn invoice(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    verify(&state, &req)?;
+    let row = db::invoices::find(&mut *state.conn().await.map_err(ApiError::from)?, id.into_inner())
+        .await
+        .map_err(ServiceError::from)?
+        .ok_or(ServiceError::InvoiceNotFound)?;
+    Ok(ok(due(&state, row).await?, "invoice"))
+}
+
+/// `GET /v1/internal/subscriptions/{id}/due`: the subscription's open invoice, if it has one.
+pub async fn subscription_due(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    verify(&state, &req)?;
+    let id = id.into_inner();
+    let mut conn = state.conn().await?;
+    if db::subscriptions::find(&mut conn, id).await.map_err(ServiceError::from)?.is_none() {
+        return Err(ServiceError::SubscriptionNotFound.into());
+    }
+    let open = db::invoices::open_for_subscription(&mut conn, id).await.map_err(ServiceError::from)?;
+    drop(conn);
+    let invoice = open.into_iter().max_by_key(|i| i.created_at).ok_or(ServiceError::InvoiceNotFound)?;
+    Ok(ok(due(&state, invoice).await?, "amount due"))
+}
