@@ -10,6 +10,6 @@ pub use error::ConfigError;
 pub use loader::{Layers, Loader};
 pub use secret::Secret;
 pub use settings::{
-    AppEnv, DatabaseSettings, HttpSettings, JwtSettings, LogFormat, LogSettings, RedisSettings, ServiceKind,
-    ServiceSettings, Settings, SigningSecrets,
+    AppEnv, DatabaseSettings, GatewaySettings, HttpSettings, JwtSettings, LogFormat, LogSettings, RedisSettings,
+    ServiceKind, ServiceSettings, Settings, SigningSecrets,
 };

@@ -157,6 +157,14 @@ pub struct SigningSecrets {
     pub gateway_webhook: Vec<Secret<String>>,
 }
 
+/// The mock payment gateway's behaviour (the only gateway for now).
+#[derive(Debug, Clone, Copy)]
+pub struct GatewaySettings {
+    pub latency: Duration,
+    /// 0.0–1.0 of calls failing as unavailable.
+    pub failure_rate: f64,
+}
+
 /// Everything one service process needs, validated.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -170,6 +178,7 @@ pub struct Settings {
     pub services: ServiceSettings,
     pub jwt: JwtSettings,
     pub signing: SigningSecrets,
+    pub gateway: GatewaySettings,
 }
 
 /// Keys whose values are secrets: never printed, and refused in staging/production when weak.
@@ -273,7 +282,22 @@ impl Settings {
             },
         };
 
-        Ok(Self { app_env, service, debug, log, http, database, redis, services, jwt, signing })
+        let gateway = GatewaySettings {
+            latency: Duration::from_millis(match r.optional("GATEWAY_LATENCY_MS")? {
+                Some(v) => {
+                    parse_range(&v, 0, 60_000).map_err(|reason| ConfigError::new("GATEWAY_LATENCY_MS", reason))?
+                }
+                None => 0,
+            }),
+            failure_rate: match r.optional("GATEWAY_FAILURE_RATE")? {
+                Some(v) => {
+                    parse_range(&v, 0.0, 1.0).map_err(|reason| ConfigError::new("GATEWAY_FAILURE_RATE", reason))?
+                }
+                None => 0.0,
+            },
+        };
+
+        Ok(Self { app_env, service, debug, log, http, database, redis, services, jwt, signing, gateway })
     }
 }
 

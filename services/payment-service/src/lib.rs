@@ -3,9 +3,23 @@
 //! A library so tests and the benchmark can build the same app the binary serves; `main.rs` only
 //! hands control to [`billing_runtime::main`].
 
+pub mod clients;
+pub mod db;
+pub mod error;
 pub mod gateway;
+pub mod jobs;
+pub mod routes;
+pub mod services;
+pub mod state;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+
+use actix_web::web;
+use billing_infra::SystemClock;
+
+use crate::clients::SubscriptionClient;
+use crate::gateway::mock::MockGateway;
+use crate::state::AppState;
 
 use billing_config::ServiceKind;
 use billing_http::server::Routes;
@@ -19,8 +33,30 @@ use utoipa::OpenApi;
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/payment");
 
 #[derive(OpenApi)]
-#[openapi(info(title = "payment-service"))]
+#[openapi(
+    info(title = "payment-service"),
+    paths(routes::payments::process, routes::payments::history, routes::payments::get),
+    tags((name = "payments", description = "Card payments of invoices, with Idempotency-Key"))
+)]
 struct ApiDoc;
+
+/// The process's mock gateway (one per process, like a connection to a real one), configured from settings.
+pub fn mock_gateway(settings: &billing_config::Settings) -> Arc<MockGateway> {
+    static GATEWAY: OnceLock<Arc<MockGateway>> = OnceLock::new();
+    GATEWAY.get_or_init(|| Arc::new(MockGateway::new(settings.gateway.latency, settings.gateway.failure_rate))).clone()
+}
+
+/// Builds the state every handler and job shares.
+pub fn build_state(infra: &Infra) -> anyhow::Result<AppState> {
+    Ok(AppState {
+        settings: infra.settings.clone(),
+        db: infra.db.clone(),
+        redis: infra.redis.clone(),
+        clock: Arc::new(SystemClock),
+        gateway: mock_gateway(&infra.settings),
+        subscriptions: SubscriptionClient::from_settings(&infra.settings)?,
+    })
+}
 
 /// The payment service as the shared runtime runs it.
 #[derive(Debug)]
@@ -40,18 +76,23 @@ impl Service for PaymentService {
          CVV are never stored, logged, queued or sent anywhere but the gateway."
     }
 
-    fn routes(_infra: &Infra) -> anyhow::Result<Routes> {
-        Ok(Arc::new(|_cfg| {}))
+    fn routes(infra: &Infra) -> anyhow::Result<Routes> {
+        let state = web::Data::new(build_state(infra)?);
+        Ok(Arc::new(move |cfg: &mut web::ServiceConfig| {
+            cfg.app_data(state.clone()).configure(routes::configure);
+        }))
     }
 
     fn consumers(infra: &Infra) -> anyhow::Result<Vec<Consumer>> {
         let queue = |name| Queue::new(infra.redis.clone(), name);
+        let state = build_state(infra)?;
+        let http = reqwest::Client::builder().connect_timeout(std::time::Duration::from_secs(3)).build()?;
+        let webhook_delivery: worker::Handler = Arc::new(move |envelope| {
+            let (state, http) = (state.clone(), http.clone());
+            Box::pin(async move { jobs::webhooks::deliver(&state, &http, envelope).await })
+        });
         Ok(vec![
-            Consumer {
-                queue: queue(QueueName::PaySubscriptionUpdate),
-                handler: worker::not_implemented("webhook delivery"),
-                concurrency: 8,
-            },
+            Consumer { queue: queue(QueueName::PaySubscriptionUpdate), handler: webhook_delivery, concurrency: 8 },
             Consumer {
                 queue: queue(QueueName::PayRefundInitiation),
                 handler: worker::not_implemented("refunds"),

@@ -1,0 +1,3 @@
+//! Tables of the payment database.
+
+pub mod schema;

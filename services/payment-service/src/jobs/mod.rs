@@ -1,0 +1,3 @@
+//! Queue handlers of the payment worker.
+
+pub mod webhooks;

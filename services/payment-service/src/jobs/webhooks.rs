@@ -1,0 +1,78 @@
+//! `q:pay:subscription_update`: delivers signed payment events to the subscription service and records every
+//! attempt. 2xx is done; 422 (and any other 4xx) can never succeed and is not retried; 5xx, 408, 429 and
+//! timeouts are retried on the queue's policy (about a day).
+
+use std::time::{Duration, Instant};
+
+use billing_queue::Envelope;
+use billing_queue::worker::JobError;
+
+use crate::db::schema::webhook_deliveries as d;
+use crate::state::AppState;
+
+/// Posts `envelope.payload` (the event) to the subscription service, signed with the first webhook secret.
+pub async fn deliver(state: &AppState, http: &reqwest::Client, envelope: Envelope) -> Result<(), JobError> {
+    let event = envelope.payload;
+    let event_id = event["event_id"].as_str().unwrap_or_default().to_owned();
+    let event_type = event["event_type"].as_str().unwrap_or_default().to_owned();
+    let body = serde_json::to_vec(&event).map_err(|e| JobError::Permanent(format!("unserialisable event: {e}")))?;
+    let secret = state.settings.signing.webhook.first().map(|s| s.expose().as_bytes().to_vec()).unwrap_or_default();
+    let now = chrono::Utc::now().timestamp();
+    let url = format!("{}/v1/webhooks/payment", state.settings.services.subscription_url);
+    let started = Instant::now();
+    let sent = http
+        .post(&url)
+        .header("content-type", "application/json")
+        .header(billing_signing::ID_HEADER, &event_id)
+        .header(billing_signing::TIMESTAMP_HEADER, now.to_string())
+        .header(billing_signing::SIGNATURE_HEADER, billing_signing::sign(&secret, now, &body))
+        .header("x-request-id", envelope.correlation_id.as_deref().unwrap_or(&event_id))
+        .body(body)
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await;
+    let latency_ms = i32::try_from(started.elapsed().as_millis()).unwrap_or(i32::MAX);
+    let (status_code, error, outcome) = match sent {
+        Ok(res) => {
+            let status = res.status().as_u16();
+            let outcome = match status {
+                200..=299 => Ok(()),
+                408 | 429 | 500..=599 => Err(JobError::Retry(format!("the subscription service answered {status}"))),
+                _ => Err(JobError::Permanent(format!("the subscription service refused the event ({status})"))),
+            };
+            (Some(i32::from(status)), outcome.as_ref().err().map(ToString::to_string), outcome)
+        }
+        Err(err) => {
+            let message = if err.is_timeout() { "timed out".to_owned() } else { format!("unreachable: {err}") };
+            (None, Some(message.clone()), Err(JobError::Retry(message)))
+        }
+    };
+    // The record of the attempt is best effort: delivery does not depend on it.
+    if let Ok(mut conn) = state.conn().await {
+        // Scoped: diesel's query `first` would otherwise shadow the slice's `first` above.
+        use diesel_async::RunQueryDsl;
+        let record = diesel::insert_into(d::table)
+            .values((
+                d::event_id.eq(&event_id),
+                d::event_type.eq(&event_type),
+                d::target_url.eq(&url),
+                d::attempt.eq(i32::try_from(envelope.attempts).unwrap_or(i32::MAX)),
+                d::status_code.eq(status_code),
+                d::latency_ms.eq(latency_ms),
+                d::error.eq(&error),
+                d::delivered.eq(outcome.is_ok()),
+                d::payload.eq(&event),
+            ))
+            .execute(&mut conn)
+            .await;
+        if let Err(err) = record {
+            tracing::warn!(error = %err, "could not record a webhook delivery");
+        }
+    }
+    if outcome.is_ok() {
+        tracing::info!(event_id = %event_id, latency_ms, "webhook delivered");
+    }
+    outcome
+}
+
+use diesel::ExpressionMethods;

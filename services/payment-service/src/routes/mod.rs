@@ -1,0 +1,12 @@
+//! HTTP routes of the payment service.
+
+pub mod payments;
+
+use actix_web::web;
+
+/// Registers every route of the service.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/v1/payments/process").route(web::post().to(payments::process)))
+        .service(web::resource("/v1/payments/history").route(web::get().to(payments::history)))
+        .service(web::resource("/v1/payments/{id}").route(web::get().to(payments::get)));
+}

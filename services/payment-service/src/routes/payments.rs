@@ -1,0 +1,250 @@
+//! `/v1/payments`.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use billing_domain::AmountText;
+use billing_http::error::FinalBody;
+use billing_http::{ApiError, ApiResponse, AuthUser, ok};
+use serde::{Deserialize, Deserializer, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::error::ServiceError;
+use crate::services::card;
+use crate::services::idempotency::{self, Begin};
+use crate::services::payments::{self, Paid, PayRequest, TransactionRow};
+use crate::state::AppState;
+
+/// A card field taken as text whatever JSON type it arrived as, so an error never echoes its value.
+#[derive(Debug, Default)]
+pub struct Sensitive(String);
+
+impl<'de> Deserialize<'de> for Sensitive {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = Box::<serde_json::value::RawValue>::deserialize(d)?;
+        let text = raw.get().trim();
+        Ok(Sensitive(match serde_json::from_str::<String>(text) {
+            Ok(s) => s,
+            Err(_) if text.bytes().all(|b| b.is_ascii_digit()) => text.to_owned(),
+            Err(_) => String::new(),
+        }))
+    }
+}
+
+/// A payment request. The card number and CVV are used for this charge and never kept.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProcessBody {
+    /// Pay this subscription's open invoice…
+    pub subscription_id: Option<Uuid>,
+    /// …or this invoice.
+    pub invoice_id: Option<Uuid>,
+    /// Exactly what is due, as a JSON number or string.
+    #[schema(value_type = String, example = "29.99")]
+    pub amount: AmountText,
+    #[schema(example = "USD")]
+    pub currency: String,
+    #[schema(value_type = String, example = "4242424242424242")]
+    pub card_number: Sensitive,
+    #[schema(example = "12/30")]
+    pub card_expiry: String,
+    #[schema(value_type = String, example = "123")]
+    pub card_cvv: Sensitive,
+    #[schema(example = "Ada Lovelace")]
+    pub cardholder_name: String,
+    /// Keep the card for renewals (default true).
+    pub save_card: Option<bool>,
+}
+
+/// A transaction, as its owner sees it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TransactionDto {
+    pub id: Uuid,
+    #[schema(example = "succeeded")]
+    pub status: String,
+    pub subscription_id: Option<Uuid>,
+    pub invoice_id: Uuid,
+    #[schema(example = "29.99")]
+    pub amount: String,
+    #[schema(example = "USD")]
+    pub currency: String,
+    pub gateway_reference: Option<String>,
+    pub decline_code: Option<String>,
+    pub card_brand: Option<String>,
+    pub card_last4: Option<String>,
+    pub created_at: String,
+}
+
+impl From<TransactionRow> for TransactionDto {
+    fn from(t: TransactionRow) -> Self {
+        let currency = t.currency.trim().to_owned();
+        let amount = billing_domain::Currency::from_code(&currency)
+            .and_then(|c| billing_domain::Money::from_decimal(t.amount, c).ok())
+            .map(billing_domain::Money::amount_string)
+            .unwrap_or_else(|| t.amount.to_string());
+        Self {
+            id: t.id,
+            status: t.status,
+            subscription_id: t.subscription_id,
+            invoice_id: t.invoice_id,
+            amount,
+            currency,
+            gateway_reference: t.gateway_reference,
+            decline_code: t.decline_code,
+            card_brand: t.card_brand,
+            card_last4: t.card_last4.map(|l| l.trim().to_owned()),
+            created_at: billing_http::rfc3339(t.created_at),
+        }
+    }
+}
+
+/// A page of the caller's payments.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HistoryDto {
+    pub items: Vec<TransactionDto>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+fn json_response(status: StatusCode, body: Vec<u8>, replayed: bool) -> HttpResponse {
+    let mut builder = HttpResponse::build(status);
+    builder.content_type("application/json");
+    if replayed {
+        builder.insert_header(("Idempotent-Replayed", "true"));
+    }
+    let mut res = builder.body(body);
+    res.extensions_mut().insert(FinalBody);
+    res
+}
+
+fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
+    match req.headers().get("idempotency-key").map(|v| v.to_str().map(str::trim)) {
+        None => Ok(None),
+        Some(Ok(key)) if (1..=255).contains(&key.len()) => Ok(Some(key.to_owned())),
+        Some(_) => Err(ApiError::invalid_field("Idempotency-Key", "1 to 255 visible characters")),
+    }
+}
+
+/// Pay an invoice with a card.
+#[utoipa::path(post, path = "/v1/payments/process", tag = "payments", request_body = ProcessBody, security(("bearer" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Same key + same body → the first response replayed (Idempotent-Replayed: true); another body → 422 idempotency_key_reused; still running → 409 idempotency_key_in_use")),
+    responses(
+        (status = 201, description = "Charged", body = Paid),
+        (status = 402, description = "`payment_declined` with `details.transaction_id` and `details.decline_code`", body = billing_http::error::ErrorEnvelope),
+        (status = 404, description = "`subscription_not_found` / `invoice_not_found` (also another user's)", body = billing_http::error::ErrorEnvelope),
+        (status = 409, description = "`invoice_not_payable` or `idempotency_key_in_use`", body = billing_http::error::ErrorEnvelope),
+        (status = 422, description = "`validation_failed` (card, amount below the currency minimum), `amount_mismatch`, `idempotency_key_reused`", body = billing_http::error::ErrorEnvelope),
+        (status = 503, description = "`gateway_unavailable`: nothing charged; retry with the same Idempotency-Key", body = billing_http::error::ErrorEnvelope)))]
+pub async fn process(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let key = idempotency_key(&req)?;
+    let input: ProcessBody = billing_http::extract::parse_json(&body)?;
+    let card = card::validate(
+        &input.card_number.0,
+        &input.card_expiry,
+        &input.card_cvv.0,
+        &input.cardholder_name,
+        state.now(),
+    )
+    .map_err(ServiceError::Validation)?;
+    if let Some(key) = &key {
+        let secret = state.settings.signing.webhook.first().map(|s| s.expose().as_bytes().to_vec()).unwrap_or_default();
+        let hash = idempotency::fingerprint(&secret, "POST /v1/payments/process", &body);
+        let mut conn = state.conn().await?;
+        if let Begin::Replay { status, body } = idempotency::begin(&mut conn, user.id, key, &hash, state.now()).await? {
+            return Ok(json_response(StatusCode::from_u16(status).unwrap_or(StatusCode::OK), body, true));
+        }
+    }
+    let request = PayRequest {
+        user: user.id,
+        subscription_id: input.subscription_id,
+        invoice_id: input.invoice_id,
+        amount: input.amount,
+        currency: input.currency,
+        card,
+        save_card: input.save_card.unwrap_or(true),
+        gateway_key: match &key {
+            Some(k) => format!("pay:{}:{k}", user.id),
+            None => format!("pay:{}", Uuid::now_v7()),
+        },
+        request_id: billing_http::current_request_id().unwrap_or_default(),
+    };
+    let (status, bytes, retryable) = match payments::pay(&state, request).await {
+        Ok(paid) => {
+            let body =
+                serde_json::to_vec(&ApiResponse::new(paid, "payment succeeded")).map_err(|e| ApiError::internal(&e))?;
+            (StatusCode::CREATED, body, false)
+        }
+        Err(err) => {
+            let retryable = matches!(
+                err,
+                ServiceError::GatewayUnavailable(_) | ServiceError::Unavailable(_) | ServiceError::Internal(_)
+            );
+            let api = ApiError::from(err);
+            (api.status(), serde_json::to_vec(&api.envelope()).map_err(|e| ApiError::internal(&e))?, retryable)
+        }
+    };
+    if let Some(key) = &key {
+        let mut conn = state.conn().await?;
+        if retryable {
+            idempotency::release(&mut conn, user.id, key).await?;
+        } else {
+            idempotency::complete(&mut conn, user.id, key, status.as_u16(), &bytes).await?;
+        }
+    }
+    Ok(json_response(status, bytes, false))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryQuery {
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+}
+
+fn parse_cursor(cursor: &str) -> Option<(chrono::DateTime<chrono::Utc>, Uuid)> {
+    let (micros, id) = cursor.split_once('_')?;
+    Some((chrono::DateTime::from_timestamp_micros(micros.parse().ok()?)?, id.parse().ok()?))
+}
+
+/// The caller's payments, newest first.
+#[utoipa::path(get, path = "/v1/payments/history", tag = "payments", security(("bearer" = [])),
+    params(("limit" = Option<i64>, Query, description = "1–100, default 20"), ("cursor" = Option<String>, Query, description = "From the previous page")),
+    responses((status = 200, description = "A page", body = HistoryDto)))]
+pub async fn history(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    query: web::Query<HistoryQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let limit = query.limit.unwrap_or(20);
+    if !(1..=100).contains(&limit) {
+        return Err(ApiError::invalid_field("limit", "from 1 to 100"));
+    }
+    let cursor = match &query.cursor {
+        Some(c) => Some(
+            parse_cursor(c).ok_or_else(|| ApiError::invalid_field("cursor", "not a cursor from a previous page"))?,
+        ),
+        None => None,
+    };
+    let rows = payments::history(&state, user.id, limit + 1, cursor).await?;
+    let more = rows.len() as i64 > limit;
+    let items: Vec<TransactionRow> = rows.into_iter().take(usize::try_from(limit).unwrap_or(20)).collect();
+    let next_cursor =
+        if more { items.last().map(|t| format!("{}_{}", t.created_at.timestamp_micros(), t.id)) } else { None };
+    Ok(ok(HistoryDto { items: items.into_iter().map(TransactionDto::from).collect(), next_cursor }, "payments"))
+}
+
+/// One payment (owner or admin).
+#[utoipa::path(get, path = "/v1/payments/{id}", tag = "payments", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Transaction id")),
+    responses(
+        (status = 200, description = "The payment", body = TransactionDto),
+        (status = 404, description = "`payment_not_found` (also another user's)", body = billing_http::error::ErrorEnvelope)))]
+pub async fn get(state: web::Data<AppState>, user: AuthUser, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+    let row = payments::get(&state, user.id, user.is_admin(), id.into_inner()).await?;
+    Ok(ok(TransactionDto::from(row), "payment"))
+}

@@ -1,0 +1,5 @@
+//! Business rules of the payment service.
+
+pub mod card;
+pub mod idempotency;
+pub mod payments;

@@ -1,0 +1,298 @@
+//! Paying an invoice: what is due is asked from the subscription service and enforced, the gateway charges once
+//! per gateway key, and the transaction, the saved card and the outbox event commit together.
+
+use billing_domain::{AmountText, Currency, Money};
+use billing_queue::{NewJob, QueueName, outbox};
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection, RunQueryDsl};
+use rust_decimal::Decimal;
+use serde::Serialize;
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::db::schema::{payment_methods, transactions};
+use crate::error::ServiceError;
+use crate::gateway::{CardDetails, ChargeOutcome, ChargeRequest, GatewayError, PaymentSource};
+use crate::state::AppState;
+
+/// What the caller asked to pay.
+#[derive(Debug)]
+pub struct PayRequest {
+    pub user: Uuid,
+    pub subscription_id: Option<Uuid>,
+    pub invoice_id: Option<Uuid>,
+    pub amount: AmountText,
+    pub currency: String,
+    pub card: CardDetails,
+    pub save_card: bool,
+    /// Charges made for the same key reach the gateway once.
+    pub gateway_key: String,
+    pub request_id: String,
+}
+
+/// A successful payment.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Paid {
+    pub transaction_id: Uuid,
+    #[schema(example = "success")]
+    pub status: &'static str,
+    pub amount: String,
+    pub currency: String,
+    pub gateway_reference: String,
+    pub card: CardSummary,
+}
+
+/// The card, as much as is ever kept.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct CardSummary {
+    pub brand: String,
+    pub last4: String,
+}
+
+/// A transaction as stored.
+#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
+#[diesel(table_name = transactions, check_for_backend(diesel::pg::Pg))]
+pub struct TransactionRow {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub subscription_id: Option<Uuid>,
+    pub invoice_id: Uuid,
+    pub amount: Decimal,
+    pub currency: String,
+    pub status: String,
+    pub gateway_reference: Option<String>,
+    pub decline_code: Option<String>,
+    pub card_brand: Option<String>,
+    pub card_last4: Option<String>,
+    pub payment_method_id: Option<Uuid>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// How many times an ambiguous gateway answer (timeout) is retried with the same key.
+const AMBIGUOUS_RETRIES: usize = 3;
+
+/// Pays an invoice (named directly, or the subscription's open one) with a card.
+pub async fn pay(state: &AppState, request: PayRequest) -> Result<Paid, ServiceError> {
+    let currency = Currency::from_code(&request.currency)
+        .ok_or_else(|| ServiceError::invalid("currency", "unsupported currency"))?;
+    let amount = request.amount.to_money(currency).map_err(|e| ServiceError::invalid("amount", e.to_string()))?;
+    if amount.minor() < currency.min_charge().minor() {
+        return Err(ServiceError::invalid(
+            "amount",
+            format!("at least {} for {}", currency.min_charge().amount_string(), currency.code()),
+        ));
+    }
+    let due = match (request.invoice_id, request.subscription_id) {
+        (Some(invoice), _) => {
+            state.subscriptions.invoice(invoice, &request.request_id).await?.ok_or(ServiceError::InvoiceNotFound)?
+        }
+        (None, Some(sub)) => state
+            .subscriptions
+            .subscription_due(sub, &request.request_id)
+            .await?
+            .ok_or(ServiceError::SubscriptionNotFound)?,
+        (None, None) => return Err(ServiceError::invalid("subscription_id", "give subscription_id or invoice_id")),
+    };
+    // Another user's invoice or subscription does not exist, as far as this caller can tell.
+    if due.user_id != request.user || request.subscription_id.is_some_and(|s| due.subscription_id != Some(s)) {
+        return Err(if request.invoice_id.is_some() {
+            ServiceError::InvoiceNotFound
+        } else {
+            ServiceError::SubscriptionNotFound
+        });
+    }
+    if !due.payable {
+        return Err(ServiceError::InvoiceNotPayable(format!("the invoice is {}", due.status)));
+    }
+    let due_currency = Currency::from_code(&due.currency)
+        .ok_or_else(|| ServiceError::Internal("bad currency from the subscription service".into()))?;
+    let due_amount = Money::parse(&due.amount_due, due_currency).map_err(|e| ServiceError::Internal(e.to_string()))?;
+    if due_amount != amount {
+        return Err(ServiceError::AmountMismatch {
+            due: due_amount.amount_string(),
+            currency: due_currency.code().to_owned(),
+        });
+    }
+
+    // The pending row first: if this process dies after charging, the row and the gateway key resolve it.
+    let mut conn = state.conn().await?;
+    let transaction_id = match transactions::table
+        .filter(transactions::idempotency_key.eq(&request.gateway_key))
+        .select(transactions::id)
+        .first::<Uuid>(&mut conn)
+        .await
+        .optional()?
+    {
+        Some(id) => id,
+        None => {
+            let id = Uuid::now_v7();
+            diesel::insert_into(transactions::table)
+                .values((
+                    transactions::id.eq(id),
+                    transactions::user_id.eq(request.user),
+                    transactions::subscription_id.eq(due.subscription_id),
+                    transactions::invoice_id.eq(due.invoice_id),
+                    transactions::amount.eq(amount.to_decimal()),
+                    transactions::currency.eq(currency.code()),
+                    transactions::status.eq("pending"),
+                    transactions::idempotency_key.eq(&request.gateway_key),
+                    transactions::card_brand.eq(request.card.brand()),
+                    transactions::card_last4.eq(request.card.last4()),
+                ))
+                .execute(&mut conn)
+                .await?;
+            id
+        }
+    };
+    drop(conn);
+
+    let charge = ChargeRequest {
+        idempotency_key: request.gateway_key.clone(),
+        amount,
+        source: PaymentSource::Card(request.card.clone()),
+        save_card: request.save_card,
+    };
+    let mut outcome = state.gateway.charge(charge.clone()).await;
+    for _ in 0..AMBIGUOUS_RETRIES {
+        if outcome != Err(GatewayError::Timeout) {
+            break;
+        }
+        // The charge may have happened: asking again with the same key returns its outcome, never a second charge.
+        outcome = state.gateway.charge(charge.clone()).await;
+    }
+    let now = state.now();
+    let base_event = json!({
+        "transaction_id": transaction_id, "subscription_id": due.subscription_id, "invoice_id": due.invoice_id,
+        "amount": amount.amount_string(), "currency": currency.code(), "occurred_at": billing_http::rfc3339(now),
+    });
+    match outcome {
+        Ok(ChargeOutcome::Succeeded { reference, card }) => {
+            let (brand, last4) = (request.card.brand().to_owned(), request.card.last4());
+            let mut conn = state.conn().await?;
+            let user = request.user;
+            let holder = request.card.cardholder_name.clone();
+            let reference_for_tx = reference.clone();
+            conn.transaction::<_, ServiceError, _>(async move |conn| {
+                let mut method_id = None;
+                if let Some(saved) = card {
+                    let id = Uuid::now_v7();
+                    diesel::insert_into(payment_methods::table)
+                        .values((
+                            payment_methods::id.eq(id),
+                            payment_methods::user_id.eq(user),
+                            payment_methods::gateway_token.eq(&saved.token),
+                            payment_methods::brand.eq(&saved.brand),
+                            payment_methods::last4.eq(&saved.last4),
+                            payment_methods::exp_month.eq(i32::try_from(saved.exp_month).unwrap_or(1)),
+                            payment_methods::exp_year.eq(i32::try_from(saved.exp_year).unwrap_or(2000)),
+                            payment_methods::cardholder_name.eq(&holder),
+                        ))
+                        .on_conflict(payment_methods::gateway_token)
+                        .do_nothing()
+                        .execute(conn)
+                        .await?;
+                    method_id = payment_methods::table
+                        .filter(payment_methods::gateway_token.eq(&saved.token))
+                        .select(payment_methods::id)
+                        .first::<Uuid>(conn)
+                        .await
+                        .optional()?;
+                }
+                diesel::update(transactions::table.find(transaction_id))
+                    .set((
+                        transactions::status.eq("succeeded"),
+                        transactions::gateway_reference.eq(&reference_for_tx),
+                        transactions::payment_method_id.eq(method_id),
+                    ))
+                    .execute(conn)
+                    .await?;
+                let mut event = base_event;
+                event["event_id"] = json!(format!("evt_{transaction_id}"));
+                event["event_type"] = json!("payment.succeeded");
+                event["status"] = json!("succeeded");
+                event["metadata"] = json!({"payment_method_id": method_id, "gateway_reference": reference_for_tx});
+                let job = NewJob::new("payment.succeeded", format!("webhook:evt_{transaction_id}"), event)
+                    .correlated(transaction_id.to_string());
+                outbox::push(conn, QueueName::PaySubscriptionUpdate.as_str(), &job, None).await?;
+                Ok(())
+            })
+            .await?;
+            tracing::info!(transaction_id = %transaction_id, invoice_id = %due.invoice_id, "payment succeeded");
+            Ok(Paid {
+                transaction_id,
+                status: "success",
+                amount: amount.amount_string(),
+                currency: currency.code().to_owned(),
+                gateway_reference: reference,
+                card: CardSummary { brand, last4 },
+            })
+        }
+        Ok(ChargeOutcome::Declined { reference, code, message, .. }) => {
+            let mut conn = state.conn().await?;
+            let code_for_tx = code.clone();
+            conn.transaction::<_, ServiceError, _>(async move |conn| {
+                diesel::update(transactions::table.find(transaction_id))
+                    .set((
+                        transactions::status.eq("failed"),
+                        transactions::gateway_reference.eq(&reference),
+                        transactions::decline_code.eq(&code_for_tx),
+                    ))
+                    .execute(conn)
+                    .await?;
+                let mut event = base_event;
+                event["event_id"] = json!(format!("evt_{transaction_id}"));
+                event["event_type"] = json!("payment.failed");
+                event["status"] = json!("failed");
+                event["metadata"] = json!({"decline_code": code_for_tx});
+                let job = NewJob::new("payment.failed", format!("webhook:evt_{transaction_id}"), event)
+                    .correlated(transaction_id.to_string());
+                outbox::push(conn, QueueName::PaySubscriptionUpdate.as_str(), &job, None).await?;
+                Ok(())
+            })
+            .await?;
+            tracing::info!(transaction_id = %transaction_id, decline_code = %code, "payment declined");
+            Err(ServiceError::Declined { transaction_id, decline_code: code, message })
+        }
+        Err(err) => {
+            // Nothing was charged (or the outcome is still unknown after retries): the row stays pending and a
+            // retry with the same Idempotency-Key resolves it through the same gateway key.
+            Err(ServiceError::GatewayUnavailable(err.to_string()))
+        }
+    }
+}
+
+/// One of the caller's transactions (or any, for an admin).
+pub async fn get(state: &AppState, user: Uuid, admin: bool, id: Uuid) -> Result<TransactionRow, ServiceError> {
+    let row = transactions::table
+        .find(id)
+        .select(TransactionRow::as_select())
+        .first(&mut *state.conn().await?)
+        .await
+        .optional()?
+        .ok_or(ServiceError::PaymentNotFound)?;
+    if row.user_id != user && !admin {
+        return Err(ServiceError::PaymentNotFound);
+    }
+    Ok(row)
+}
+
+/// The caller's transactions, newest first, `limit` at a time after `cursor` (`<created_at µs>_<id>`).
+pub async fn history(
+    state: &AppState,
+    user: Uuid,
+    limit: i64,
+    cursor: Option<(DateTime<Utc>, Uuid)>,
+) -> Result<Vec<TransactionRow>, ServiceError> {
+    let mut query = transactions::table.filter(transactions::user_id.eq(user)).into_boxed();
+    if let Some((at, id)) = cursor {
+        query = query
+            .filter(transactions::created_at.lt(at).or(transactions::created_at.eq(at).and(transactions::id.lt(id))));
+    }
+    Ok(query
+        .order((transactions::created_at.desc(), transactions::id.desc()))
+        .limit(limit)
+        .select(TransactionRow::as_select())
+        .load(&mut *state.conn().await?)
+        .await?)
+}

@@ -1,0 +1,38 @@
+//! What every request handler and job shares.
+
+use std::sync::Arc;
+
+use billing_config::Settings;
+use billing_infra::{DbPool, Redis, SharedClock};
+
+use crate::clients::SubscriptionClient;
+use crate::gateway::PaymentGateway;
+
+/// The payment service's state, built once per process.
+#[derive(Clone)]
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub db: DbPool,
+    pub redis: Redis,
+    pub clock: SharedClock,
+    pub gateway: Arc<dyn PaymentGateway>,
+    pub subscriptions: SubscriptionClient,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState").field("gateway", &self.gateway).finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    /// Now, by the service's clock.
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.clock.now()
+    }
+
+    /// Borrows a pooled connection.
+    pub async fn conn(&self) -> Result<billing_infra::DbConn, crate::error::ServiceError> {
+        self.db.get().await.map_err(|e| crate::error::ServiceError::Unavailable(e.to_string()))
+    }
+}

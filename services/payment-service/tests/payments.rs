@@ -1,0 +1,376 @@
+//! Payments end to end, in process: the real subscription service, the real payment service and the real payment
+//! worker (outbox relay → queue → signed webhook), with the mock gateway.
+
+use std::time::Duration;
+
+use billing_config::ServiceKind;
+use billing_runtime::Service;
+use billing_testkit::{MigrationSet, TestApp, poll_until};
+use futures_util::future::join_all;
+use payment_service::PaymentService;
+use reqwest::Method;
+use serde_json::{Value, json};
+use subscription_service::SubscriptionService;
+
+const SUB: MigrationSet = MigrationSet {
+    service: ServiceKind::Subscription,
+    embedded: || subscription_service::MIGRATIONS,
+    dir: "subscription",
+};
+const PAY: MigrationSet =
+    MigrationSet { service: ServiceKind::Payment, embedded: || payment_service::MIGRATIONS, dir: "payment" };
+
+struct World {
+    sub: TestApp,
+    pay: TestApp,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl World {
+    async fn new() -> Self {
+        let sub = TestApp::spawn::<SubscriptionService>(SUB).await;
+        let mut conn = <diesel_async::AsyncPgConnection as diesel_async::AsyncConnection>::establish(&sub.db.url)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        subscription_service::services::seed::seed_catalog(&mut conn).await.unwrap_or_else(|e| panic!("{e}"));
+        let pay =
+            TestApp::spawn_with::<PaymentService>(PAY, &[("SUBSCRIPTION_SERVICE_URL", sub.base_url.clone())]).await;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(PaymentService::worker(
+            pay.infra.clone(),
+            Box::pin(async move {
+                let _ = stopped.await;
+            }),
+        ));
+        Self { sub, pay, stop: Some(stop) }
+    }
+
+    async fn call(
+        &self,
+        app: &TestApp,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+        key: Option<&str>,
+    ) -> (u16, Value, reqwest::header::HeaderMap) {
+        let mut req = app.client.request(method, app.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(k) = key {
+            req = req.header("Idempotency-Key", k);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let res = req.send().await.unwrap_or_else(|e| panic!("{path}: {e}"));
+        let (status, headers) = (res.status().as_u16(), res.headers().clone());
+        (status, res.json().await.unwrap_or_default(), headers)
+    }
+
+    /// A user on a trial with a pending Basic subscription: (token, trial id, subscription id, invoice id).
+    async fn customer(&self) -> (String, String, String, String) {
+        let email = format!("c{}@example.com", uuid::Uuid::new_v4().simple());
+        let (_, reg, _) = self
+            .call(
+                &self.sub,
+                Method::POST,
+                "/v1/auth/register",
+                None,
+                Some(json!({"email": email, "password": "sturdy pass 42"})),
+                None,
+            )
+            .await;
+        let token = reg["data"]["access_token"].as_str().unwrap_or_default().to_owned();
+        let (_, trial, _) = self
+            .call(
+                &self.sub,
+                Method::POST,
+                "/v1/subscriptions/trial",
+                Some(&token),
+                Some(json!({"trial_plan_id": 1})),
+                None,
+            )
+            .await;
+        let (_, used, _) = self
+            .call(
+                &self.sub,
+                Method::POST,
+                "/v1/usage/use",
+                Some(&token),
+                Some(json!({"feature_name": "api_calls"})),
+                None,
+            )
+            .await;
+        assert_eq!(used["data"]["current_usage"], 1);
+        let (_, paid, _) = self
+            .call(&self.sub, Method::POST, "/v1/subscriptions", Some(&token), Some(json!({"plan_id": 2})), None)
+            .await;
+        assert_eq!(paid["data"]["status"], "pending");
+        let id = |v: &Value, k: &str| v["data"][k].as_str().unwrap_or_default().to_owned();
+        (token, id(&trial, "id"), id(&paid, "id"), id(&paid, "invoice_id"))
+    }
+
+    async fn status(&self, token: &str, sub: &str) -> String {
+        let (_, body, _) =
+            self.call(&self.sub, Method::GET, &format!("/v1/subscriptions/{sub}"), Some(token), None, None).await;
+        body["data"]["status"].as_str().unwrap_or_default().to_owned()
+    }
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+fn payment(sub: &str, card: &str, amount: Value) -> Value {
+    json!({"subscription_id": sub, "amount": amount, "currency": "USD", "card_number": card, "card_expiry": "12/30", "card_cvv": "123", "cardholder_name": "Ada Lovelace"})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paying_with_a_good_card_activates_the_subscription_within_seconds() {
+    let w = World::new().await;
+    let (token, trial, sub, invoice) = w.customer().await;
+    let (status, body, _) = w
+        .call(
+            &w.pay,
+            Method::POST,
+            "/v1/payments/process",
+            Some(&token),
+            Some(payment(&sub, "4242424242424242", json!(29.99))),
+            Some("pay-1"),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let d = &body["data"];
+    assert_eq!(
+        (d["status"].as_str(), d["amount"].as_str(), d["currency"].as_str()),
+        (Some("success"), Some("29.99"), Some("USD"))
+    );
+    assert_eq!((d["card"]["brand"].as_str(), d["card"]["last4"].as_str()), (Some("visa"), Some("4242")));
+    assert!(d["gateway_reference"].as_str().is_some_and(|r| r.starts_with("ch_")));
+
+    poll_until(Duration::from_secs(15), "the subscription to become active", || async {
+        (w.status(&token, &sub).await == "active").then_some(())
+    })
+    .await;
+    assert_eq!(w.status(&token, &trial).await, "canceled", "the trial is ended");
+    let (_, inv, _) = w.call(&w.sub, Method::GET, &format!("/v1/invoices/{invoice}"), Some(&token), None, None).await;
+    assert_eq!(inv["data"]["status"], "paid");
+    let (_, history, _) = w.call(&w.pay, Method::GET, "/v1/payments/history", Some(&token), None, None).await;
+    let items = history["data"]["items"].as_array().cloned().unwrap_or_default();
+    assert_eq!(items.len(), 1);
+    assert_eq!(
+        (items[0]["status"].as_str(), items[0]["invoice_id"].as_str()),
+        (Some("succeeded"), Some(invoice.as_str()))
+    );
+    let tx = d["transaction_id"].as_str().unwrap_or_default();
+    assert_eq!(w.call(&w.pay, Method::GET, &format!("/v1/payments/{tx}"), Some(&token), None, None).await.0, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_declined_card_is_402_and_the_subscription_stays_pending() {
+    let w = World::new().await;
+    let (token, _, sub, _) = w.customer().await;
+    let (status, body, _) = w
+        .call(
+            &w.pay,
+            Method::POST,
+            "/v1/payments/process",
+            Some(&token),
+            Some(payment(&sub, "4000000000000002", json!("29.99"))),
+            None,
+        )
+        .await;
+    assert_eq!((status, body["code"].as_str()), (402, Some("payment_declined")), "{body}");
+    assert_eq!(body["details"]["decline_code"], "card_declined");
+    let tx = body["details"]["transaction_id"].as_str().unwrap_or_default().to_owned();
+    // The failure reaches the subscription service; the subscription stays pending.
+    let events_path = format!("/v1/subscriptions/{sub}/events");
+    poll_until(Duration::from_secs(15), "the failure to be recorded", || async {
+        let (_, events, _) = w.call(&w.sub, Method::GET, &events_path, Some(&token), None, None).await;
+        events["data"].as_array().is_some_and(|a| a.iter().any(|e| e["event_type"] == "payment_failed")).then_some(())
+    })
+    .await;
+    assert_eq!(w.status(&token, &sub).await, "pending");
+    let (_, one, _) = w.call(&w.pay, Method::GET, &format!("/v1/payments/{tx}"), Some(&token), None, None).await;
+    assert_eq!(
+        (one["data"]["status"].as_str(), one["data"]["decline_code"].as_str()),
+        (Some("failed"), Some("card_declined"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_concurrent_requests_with_one_idempotency_key_charge_once() {
+    let w = World::new().await;
+    let (token, _, sub, _) = w.customer().await;
+    let gateway = payment_service::mock_gateway(&w.pay.settings);
+    let before = gateway.charges_made();
+    let body = payment(&sub, "4242424242424242", json!("29.99"));
+    let answers = join_all((0..50).map(|_| {
+        w.call(&w.pay, Method::POST, "/v1/payments/process", Some(&token), Some(body.clone()), Some("same-key"))
+    }))
+    .await;
+    let created: Vec<&(u16, Value, _)> = answers.iter().filter(|a| a.0 == 201).collect();
+    let in_use = answers.iter().filter(|a| a.0 == 409 && a.1["code"] == "idempotency_key_in_use").count();
+    assert_eq!(
+        created.len() + in_use,
+        50,
+        "only replays or in-use answers: {:?}",
+        answers.iter().map(|a| a.0).collect::<Vec<_>>()
+    );
+    assert!(!created.is_empty());
+    let first_tx = &created[0].1["data"]["transaction_id"];
+    assert!(created.iter().all(|a| &a.1["data"]["transaction_id"] == first_tx), "every 201 is the same payment");
+    assert!(created.iter().skip(1).all(|a| a.2.get("idempotent-replayed").is_some()) || created.len() == 1);
+    assert_eq!(gateway.charges_made() - before, 1, "one gateway charge");
+    let (_, history, _) = w.call(&w.pay, Method::GET, "/v1/payments/history", Some(&token), None, None).await;
+    assert_eq!(history["data"]["items"].as_array().map(Vec::len), Some(1), "one transaction");
+    // After it settled, the key replays the first answer byte for byte; another body is refused.
+    let (status, replay, headers) =
+        w.call(&w.pay, Method::POST, "/v1/payments/process", Some(&token), Some(body), Some("same-key")).await;
+    assert_eq!((status, headers.get("idempotent-replayed").and_then(|v| v.to_str().ok())), (201, Some("true")));
+    assert_eq!(&replay["data"]["transaction_id"], first_tx);
+    let (status, reused, _) = w
+        .call(
+            &w.pay,
+            Method::POST,
+            "/v1/payments/process",
+            Some(&token),
+            Some(payment(&sub, "5555555555554444", json!("29.99"))),
+            Some("same-key"),
+        )
+        .await;
+    assert_eq!((status, reused["code"].as_str()), (422, Some("idempotency_key_reused")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_payments_are_precise_4xx_and_charge_nothing() {
+    let w = World::new().await;
+    let (token, _, sub, _) = w.customer().await;
+    let gateway = payment_service::mock_gateway(&w.pay.settings);
+    let before = gateway.charges_made();
+    let cases = [
+        (payment(&sub, "4242424242424241", json!("29.99")), 422, "validation_failed", Some("card_number")),
+        (
+            json!({"subscription_id": sub, "amount": "29.99", "currency": "USD", "card_number": "4242424242424242", "card_expiry": "01/20", "card_cvv": "1", "cardholder_name": ""}),
+            422,
+            "validation_failed",
+            Some("card_expiry"),
+        ),
+        (payment(&sub, "4242424242424242", json!("10.00")), 422, "amount_mismatch", None),
+        (payment(&sub, "4242424242424242", json!("0.10")), 422, "validation_failed", Some("amount")),
+        (payment(&sub, "4242424242424242", json!("29.999")), 422, "validation_failed", Some("amount")),
+        (
+            json!({"subscription_id": sub, "amount": "29.99", "currency": "EUR", "card_number": "4242424242424242", "card_expiry": "12/30", "card_cvv": "123", "cardholder_name": "A"}),
+            422,
+            "amount_mismatch",
+            None,
+        ),
+        (
+            json!({"subscription_id": sub, "amount": "29.99", "currency": "XXX", "card_number": "4242424242424242", "card_expiry": "12/30", "card_cvv": "123", "cardholder_name": "A"}),
+            422,
+            "validation_failed",
+            Some("currency"),
+        ),
+        (
+            payment(&uuid::Uuid::new_v4().to_string(), "4242424242424242", json!("29.99")),
+            404,
+            "subscription_not_found",
+            None,
+        ),
+        (
+            json!({"subscription_id": sub, "amount": 29.99, "currency": "USD", "card_number": 4242424242424242_u64, "card_expiry": "12/30", "card_cvv": 123, "cardholder_name": "A", "status": "paid"}),
+            422,
+            "validation_failed",
+            Some("status"),
+        ),
+    ];
+    for (body, status, code, field) in cases {
+        let (got, res, _) =
+            w.call(&w.pay, Method::POST, "/v1/payments/process", Some(&token), Some(body.clone()), None).await;
+        assert_eq!((got, res["code"].as_str()), (status, Some(code)), "{body}: {res}");
+        if let Some(field) = field {
+            assert!(res["details"]["fields"][field].is_string(), "{field} not named: {res}");
+        }
+        assert!(!res.to_string().contains("4242424242424242"), "an error echoed the card number: {res}");
+    }
+    // Another user's subscription does not exist for this caller.
+    let (stranger, _, _, _) = w.customer().await;
+    let (status, _, _) = w
+        .call(
+            &w.pay,
+            Method::POST,
+            "/v1/payments/process",
+            Some(&stranger),
+            Some(payment(&sub, "4242424242424242", json!("29.99"))),
+            None,
+        )
+        .await;
+    assert_eq!(status, 404);
+    assert_eq!(gateway.charges_made(), before, "nothing was charged");
+    assert_eq!(
+        w.call(
+            &w.pay,
+            Method::POST,
+            "/v1/payments/process",
+            None,
+            Some(payment(&sub, "4242424242424242", json!("29.99"))),
+            None
+        )
+        .await
+        .0,
+        401
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_card_number_and_cvv_are_in_no_table_and_no_redis_key() {
+    let w = World::new().await;
+    let (token, _, sub, _) = w.customer().await;
+    let mut body = payment(&sub, "4242424242424242", json!("29.99"));
+    body["card_cvv"] = json!("987");
+    let (status, _, _) =
+        w.call(&w.pay, Method::POST, "/v1/payments/process", Some(&token), Some(body), Some("dump-key")).await;
+    assert_eq!(status, 201);
+    poll_until(Duration::from_secs(15), "the webhook", || async {
+        (w.status(&token, &sub).await == "active").then_some(())
+    })
+    .await;
+    for (url, holds_last4) in [(&w.pay.db.url, true), (&w.sub.db.url, false)] {
+        let dump = std::process::Command::new(pg_dump())
+            .args(["--data-only", "--no-owner", url])
+            .output()
+            .unwrap_or_else(|e| panic!("pg_dump: {e}"));
+        assert!(dump.status.success(), "{}", String::from_utf8_lossy(&dump.stderr));
+        let text = String::from_utf8_lossy(&dump.stdout);
+        if holds_last4 {
+            assert!(text.contains("4242"), "the payment dump has the last 4 (the search works)");
+        }
+        assert!(!text.contains("4242424242424242"), "the card number is stored in {url}");
+        assert!(!text.contains("\"987\"") && !text.contains("card_cvv"), "the CVV is stored in {url}");
+    }
+    for app in [&w.pay, &w.sub] {
+        let client = redis::Client::open(app.redis.url()).unwrap_or_else(|e| panic!("{e}"));
+        let mut conn = client.get_multiplexed_async_connection().await.unwrap_or_else(|e| panic!("{e}"));
+        let keys: Vec<String> =
+            redis::cmd("KEYS").arg(format!("{}*", app.redis.prefix)).query_async(&mut conn).await.unwrap_or_default();
+        for key in keys {
+            let dumped: Option<Vec<u8>> = redis::cmd("DUMP").arg(&key).query_async(&mut conn).await.unwrap_or(None);
+            let text = String::from_utf8_lossy(&dumped.unwrap_or_default()).to_string();
+            assert!(!text.contains("4242424242424242"), "the card number is in Redis key {key}");
+        }
+    }
+}
+
+fn pg_dump() -> String {
+    std::fs::read_dir("/usr/lib/postgresql")
+        .ok()
+        .and_then(|dirs| dirs.flatten().map(|d| d.path().join("bin/pg_dump")).find(|p| p.exists()))
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "pg_dump".to_owned())
+}
