@@ -179,6 +179,8 @@ pub struct Settings {
     pub jwt: JwtSettings,
     pub signing: SigningSecrets,
     pub gateway: GatewaySettings,
+    /// Multiplies every queue delay and visibility timeout (tests run retries in milliseconds; 1 elsewhere).
+    pub queue_time_scale: f64,
 }
 
 /// Keys whose values are secrets: never printed, and refused in staging/production when weak.
@@ -297,7 +299,28 @@ impl Settings {
             },
         };
 
-        Ok(Self { app_env, service, debug, log, http, database, redis, services, jwt, signing, gateway })
+        let queue_time_scale = match r.optional("QUEUE_TIME_SCALE")? {
+            Some(v) => parse_range(&v, 0.001, 1.0).map_err(|reason| ConfigError::new("QUEUE_TIME_SCALE", reason))?,
+            None => 1.0,
+        };
+        if app_env != AppEnv::Test && queue_time_scale != 1.0 {
+            return Err(ConfigError::new("QUEUE_TIME_SCALE", "only the test environment may scale queue delays"));
+        }
+
+        Ok(Self {
+            app_env,
+            service,
+            debug,
+            log,
+            http,
+            database,
+            redis,
+            services,
+            jwt,
+            signing,
+            gateway,
+            queue_time_scale,
+        })
     }
 }
 

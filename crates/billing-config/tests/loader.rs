@@ -289,3 +289,14 @@ fn secrets_are_redacted_in_debug_output() {
         assert!(!debug.contains(secret), "{secret} leaked into Debug");
     }
 }
+
+#[test]
+fn only_tests_may_scale_queue_delays() {
+    let test = load_repo(AppEnv::Test, HashMap::new(), ServiceKind::Payment).unwrap_or_else(|e| panic!("{e}"));
+    assert!((test.queue_time_scale - 0.01).abs() < f64::EPSILON);
+    let dev = load_repo(AppEnv::Development, vars(&[("QUEUE_TIME_SCALE", "0.5")]), ServiceKind::Payment);
+    assert_eq!(expect_err(dev).key, "QUEUE_TIME_SCALE");
+    let prod = load_repo(AppEnv::Production, deployed_env("production"), ServiceKind::Payment)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!((prod.queue_time_scale - 1.0).abs() < f64::EPSILON);
+}

@@ -9,5 +9,5 @@ mod scripts;
 pub mod worker;
 
 pub use envelope::{Envelope, NewJob};
-pub use policy::{Policy, QueueName};
+pub use policy::{Policy, QueueName, set_time_scale};
 pub use queue::{Claimed, FailedJob, NackOutcome, Queue, QueueError, QueueStats};

@@ -1,6 +1,14 @@
 //! Per-queue retry policies.
 
+use std::sync::OnceLock;
 use std::time::Duration;
+
+static TIME_SCALE: OnceLock<f64> = OnceLock::new();
+
+/// Scales every default policy's delays and visibility timeouts in this process (tests only; set once at start).
+pub fn set_time_scale(scale: f64) {
+    let _ = TIME_SCALE.set(scale);
+}
 
 /// How a queue retries: exponential backoff `base × multiplier^(attempt-1)`, capped, plus random jitter; a job
 /// claimed and not finished within the visibility timeout is handed out again.
@@ -89,8 +97,20 @@ impl QueueName {
         Self::ALL.into_iter().find(|q| q.as_str() == name)
     }
 
-    /// The default policy.
+    /// The default policy (scaled by [`set_time_scale`], which is 1 outside tests).
     pub fn policy(self) -> Policy {
+        let scale = TIME_SCALE.get().copied().unwrap_or(1.0);
+        let p = self.unscaled_policy();
+        Policy {
+            base_delay: p.base_delay.mul_f64(scale),
+            max_delay: p.max_delay.mul_f64(scale),
+            jitter: p.jitter.mul_f64(scale),
+            visibility_timeout: p.visibility_timeout.mul_f64(scale),
+            ..p
+        }
+    }
+
+    fn unscaled_policy(self) -> Policy {
         match self {
             Self::SubPaymentInitiation | Self::SubTrialPayment | Self::SubPlanChange | Self::PayRefundInitiation => {
                 SEED_003

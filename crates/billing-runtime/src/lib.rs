@@ -166,6 +166,7 @@ pub fn main<S: Service>() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    billing_queue::set_time_scale(settings.queue_time_scale);
     if let Err(err) = billing_http::telemetry::init(&settings.log) {
         eprintln!("{}: configuration error: {err}", S::KIND.name());
         return ExitCode::from(2);
