@@ -21,6 +21,8 @@ pub enum ServiceError {
     PaymentNotFound,
     #[error("the invoice cannot be paid")]
     InvoiceNotPayable(String),
+    #[error("the payment cannot be refunded: {0}")]
+    NotRefundable(String),
     #[error("amount mismatch")]
     AmountMismatch { due: String, currency: String },
     #[error("payment declined")]
@@ -67,6 +69,7 @@ impl From<ServiceError> for ApiError {
             ServiceError::InvoiceNotFound => ApiError::not_found("invoice_not_found", "no such invoice"),
             ServiceError::PaymentNotFound => ApiError::not_found("payment_not_found", "no such payment"),
             ServiceError::InvoiceNotPayable(why) => ApiError::conflict("invoice_not_payable", why),
+            ServiceError::NotRefundable(why) => ApiError::conflict("refund_not_allowed", why),
             ServiceError::AmountMismatch { due, currency } => ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "amount_mismatch",

@@ -35,7 +35,7 @@ pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/p
 #[derive(OpenApi)]
 #[openapi(
     info(title = "payment-service"),
-    paths(routes::payments::process, routes::payments::history, routes::payments::get),
+    paths(routes::payments::process, routes::payments::refund, routes::payments::history, routes::payments::get),
     tags((name = "payments", description = "Card payments of invoices, with Idempotency-Key"))
 )]
 struct ApiDoc;
@@ -87,17 +87,24 @@ impl Service for PaymentService {
         let queue = |name| Queue::new(infra.redis.clone(), name);
         let state = build_state(infra)?;
         let http = reqwest::Client::builder().connect_timeout(std::time::Duration::from_secs(3)).build()?;
+        let refund_state = state.clone();
+        let refund_processing: worker::Handler = Arc::new(move |envelope| {
+            let state = refund_state.clone();
+            Box::pin(async move {
+                let id = envelope.payload["refund_id"].as_str().and_then(|s| s.parse().ok());
+                match id {
+                    Some(id) => services::refunds::process(&state, id).await,
+                    None => Err(worker::JobError::Permanent("the job names no refund".to_owned())),
+                }
+            })
+        });
         let webhook_delivery: worker::Handler = Arc::new(move |envelope| {
             let (state, http) = (state.clone(), http.clone());
             Box::pin(async move { jobs::webhooks::deliver(&state, &http, envelope).await })
         });
         Ok(vec![
             Consumer { queue: queue(QueueName::PaySubscriptionUpdate), handler: webhook_delivery, concurrency: 8 },
-            Consumer {
-                queue: queue(QueueName::PayRefundInitiation),
-                handler: worker::not_implemented("refunds"),
-                concurrency: 4,
-            },
+            Consumer { queue: queue(QueueName::PayRefundInitiation), handler: refund_processing, concurrency: 4 },
         ])
     }
 }

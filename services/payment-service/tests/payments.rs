@@ -374,3 +374,119 @@ fn pg_dump() -> String {
         .map(|p| p.display().to_string())
         .unwrap_or_else(|| "pg_dump".to_owned())
 }
+
+async fn refund_statuses(w: &World) -> Vec<(String, String)> {
+    use diesel_async::{AsyncConnection, RunQueryDsl};
+    #[derive(diesel::QueryableByName)]
+    struct R {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        amount: String,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        status: String,
+    }
+    let mut conn = diesel_async::AsyncPgConnection::establish(&w.pay.db.url).await.unwrap_or_else(|e| panic!("{e}"));
+    diesel::sql_query("SELECT amount::text AS amount, status FROM refunds ORDER BY created_at")
+        .load::<R>(&mut conn)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|r| (r.amount, r.status))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refunds_are_processed_and_never_pass_the_captured_amount() {
+    let w = World::new().await;
+    let (token, _, sub, _) = w.customer().await;
+    let (_, paid, _) = w
+        .call(
+            &w.pay,
+            Method::POST,
+            "/v1/payments/process",
+            Some(&token),
+            Some(payment(&sub, "4242424242424242", json!("29.99"))),
+            None,
+        )
+        .await;
+    let tx = paid["data"]["transaction_id"].as_str().unwrap_or_default().to_owned();
+    let path = format!("/v1/payments/{tx}/refund");
+
+    let (status, body, _) = w
+        .call(
+            &w.pay,
+            Method::POST,
+            &path,
+            Some(&token),
+            Some(json!({"amount": "10.00", "reason": "requested_by_customer"})),
+            Some("refund-1"),
+        )
+        .await;
+    assert_eq!(
+        (status, body["data"]["status"].as_str(), body["data"]["amount"].as_str()),
+        (202, Some("pending"), Some("10.00")),
+        "{body}"
+    );
+    poll_until(Duration::from_secs(15), "the refund to be processed", || async {
+        (refund_statuses(&w).await == [("10.0000".to_owned(), "succeeded".to_owned())]).then_some(())
+    })
+    .await;
+    let (status, over, _) =
+        w.call(&w.pay, Method::POST, &path, Some(&token), Some(json!({"amount": "25.00"})), None).await;
+    assert_eq!((status, over["code"].as_str()), (409, Some("refund_not_allowed")));
+
+    // Ten concurrent refunds of 5.00 against the 19.99 left: exactly three fit.
+    let answers =
+        join_all((0..10).map(|_| w.call(&w.pay, Method::POST, &path, Some(&token), Some(json!({"amount": 5})), None)))
+            .await;
+    let accepted = answers.iter().filter(|a| a.0 == 202).count();
+    let refused = answers.iter().filter(|a| a.0 == 409).count();
+    assert_eq!((accepted, refused), (3, 7), "{:?}", answers.iter().map(|a| a.0).collect::<Vec<_>>());
+    // The rest (4.99) in one go, then nothing is left.
+    let (status, rest, _) = w.call(&w.pay, Method::POST, &path, Some(&token), None, None).await;
+    assert_eq!((status, rest["data"]["amount"].as_str()), (202, Some("4.99")));
+    assert_eq!(w.call(&w.pay, Method::POST, &path, Some(&token), None, None).await.0, 409, "fully refunded");
+    poll_until(Duration::from_secs(15), "every refund to be processed", || async {
+        let all = refund_statuses(&w).await;
+        (all.len() == 5 && all.iter().all(|(_, s)| s == "succeeded")).then_some(())
+    })
+    .await;
+    let total: f64 = refund_statuses(&w).await.iter().map(|(a, _)| a.parse::<f64>().unwrap_or(0.0)).sum();
+    assert!((total - 29.99).abs() < 1e-9, "refunds total {total}, the charge 29.99");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn declined_and_foreign_payments_cannot_be_refunded() {
+    let w = World::new().await;
+    let (token, _, sub, _) = w.customer().await;
+    let (_, declined, _) = w
+        .call(
+            &w.pay,
+            Method::POST,
+            "/v1/payments/process",
+            Some(&token),
+            Some(payment(&sub, "4000000000000002", json!("29.99"))),
+            None,
+        )
+        .await;
+    let tx = declined["details"]["transaction_id"].as_str().unwrap_or_default().to_owned();
+    let (status, body, _) =
+        w.call(&w.pay, Method::POST, &format!("/v1/payments/{tx}/refund"), Some(&token), None, None).await;
+    assert_eq!((status, body["code"].as_str()), (409, Some("refund_not_allowed")));
+    let (stranger, _, _, _) = w.customer().await;
+    assert_eq!(
+        w.call(&w.pay, Method::POST, &format!("/v1/payments/{tx}/refund"), Some(&stranger), None, None).await.0,
+        404
+    );
+    assert_eq!(w.call(&w.pay, Method::GET, &format!("/v1/payments/{tx}"), Some(&stranger), None, None).await.0, 404);
+    let bad = w
+        .call(
+            &w.pay,
+            Method::POST,
+            &format!("/v1/payments/{tx}/refund"),
+            Some(&token),
+            Some(json!({"amount": "1.001"})),
+            None,
+        )
+        .await;
+    assert_eq!(bad.0, 409, "a declined payment is refused before the amount is read");
+}

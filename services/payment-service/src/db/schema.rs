@@ -70,5 +70,29 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    refunds (id) {
+        id -> Uuid,
+        transaction_id -> Uuid,
+        user_id -> Uuid,
+        amount -> Numeric,
+        currency -> Bpchar,
+        status -> Text,
+        reason -> Nullable<Text>,
+        gateway_reference -> Nullable<Text>,
+        failure_message -> Nullable<Text>,
+        idempotency_key -> Text,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
 diesel::joinable!(transactions -> payment_methods (payment_method_id));
-diesel::allow_tables_to_appear_in_same_query!(payment_methods, transactions, idempotency_keys, webhook_deliveries);
+diesel::joinable!(refunds -> transactions (transaction_id));
+diesel::allow_tables_to_appear_in_same_query!(
+    payment_methods,
+    transactions,
+    refunds,
+    idempotency_keys,
+    webhook_deliveries
+);

@@ -8,5 +8,6 @@ use actix_web::web;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/v1/payments/process").route(web::post().to(payments::process)))
         .service(web::resource("/v1/payments/history").route(web::get().to(payments::history)))
-        .service(web::resource("/v1/payments/{id}").route(web::get().to(payments::get)));
+        .service(web::resource("/v1/payments/{id}").route(web::get().to(payments::get)))
+        .service(web::resource("/v1/payments/{id}/refund").route(web::post().to(payments::refund)));
 }

@@ -13,6 +13,7 @@ use crate::error::ServiceError;
 use crate::services::card;
 use crate::services::idempotency::{self, Begin};
 use crate::services::payments::{self, Paid, PayRequest, TransactionRow};
+use crate::services::refunds::{self, RefundAccepted};
 use crate::state::AppState;
 
 /// A card field taken as text whatever JSON type it arrived as, so an error never echoes its value.
@@ -151,34 +152,50 @@ pub async fn process(
         state.now(),
     )
     .map_err(ServiceError::Validation)?;
+    let gateway_key = match &key {
+        Some(k) => format!("pay:{}:{k}", user.id),
+        None => format!("pay:{}", Uuid::now_v7()),
+    };
+    idempotent(&state, user.id, key, "POST /v1/payments/process", &body, async {
+        let request = PayRequest {
+            user: user.id,
+            subscription_id: input.subscription_id,
+            invoice_id: input.invoice_id,
+            amount: input.amount,
+            currency: input.currency,
+            card,
+            save_card: input.save_card.unwrap_or(true),
+            gateway_key,
+            request_id: billing_http::current_request_id().unwrap_or_default(),
+        };
+        payments::pay(&state, request)
+            .await
+            .map(|paid| (StatusCode::CREATED, ApiResponse::new(paid, "payment succeeded")))
+    })
+    .await
+}
+
+/// Runs a money-moving request under its `Idempotency-Key` (when given): a finished first answer is replayed
+/// byte for byte, another body under the key is 422, a running one is 409; an answer worth retrying (a
+/// dependency was down) is not remembered.
+async fn idempotent<T: Serialize>(
+    state: &AppState,
+    user: Uuid,
+    key: Option<String>,
+    route: &str,
+    body: &[u8],
+    run: impl std::future::Future<Output = Result<(StatusCode, ApiResponse<T>), ServiceError>>,
+) -> Result<HttpResponse, ApiError> {
     if let Some(key) = &key {
         let secret = state.settings.signing.webhook.first().map(|s| s.expose().as_bytes().to_vec()).unwrap_or_default();
-        let hash = idempotency::fingerprint(&secret, "POST /v1/payments/process", &body);
+        let hash = idempotency::fingerprint(&secret, route, body);
         let mut conn = state.conn().await?;
-        if let Begin::Replay { status, body } = idempotency::begin(&mut conn, user.id, key, &hash, state.now()).await? {
+        if let Begin::Replay { status, body } = idempotency::begin(&mut conn, user, key, &hash, state.now()).await? {
             return Ok(json_response(StatusCode::from_u16(status).unwrap_or(StatusCode::OK), body, true));
         }
     }
-    let request = PayRequest {
-        user: user.id,
-        subscription_id: input.subscription_id,
-        invoice_id: input.invoice_id,
-        amount: input.amount,
-        currency: input.currency,
-        card,
-        save_card: input.save_card.unwrap_or(true),
-        gateway_key: match &key {
-            Some(k) => format!("pay:{}:{k}", user.id),
-            None => format!("pay:{}", Uuid::now_v7()),
-        },
-        request_id: billing_http::current_request_id().unwrap_or_default(),
-    };
-    let (status, bytes, retryable) = match payments::pay(&state, request).await {
-        Ok(paid) => {
-            let body =
-                serde_json::to_vec(&ApiResponse::new(paid, "payment succeeded")).map_err(|e| ApiError::internal(&e))?;
-            (StatusCode::CREATED, body, false)
-        }
+    let (status, bytes, retryable) = match run.await {
+        Ok((status, response)) => (status, serde_json::to_vec(&response).map_err(|e| ApiError::internal(&e))?, false),
         Err(err) => {
             let retryable = matches!(
                 err,
@@ -191,12 +208,50 @@ pub async fn process(
     if let Some(key) = &key {
         let mut conn = state.conn().await?;
         if retryable {
-            idempotency::release(&mut conn, user.id, key).await?;
+            idempotency::release(&mut conn, user, key).await?;
         } else {
-            idempotency::complete(&mut conn, user.id, key, status.as_u16(), &bytes).await?;
+            idempotency::complete(&mut conn, user, key, status.as_u16(), &bytes).await?;
         }
     }
     Ok(json_response(status, bytes, false))
+}
+
+/// A refund request: all that remains refundable unless `amount` says less.
+#[derive(Debug, Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RefundBody {
+    #[schema(value_type = Option<String>, example = "10.00")]
+    pub amount: Option<AmountText>,
+    #[schema(example = "requested_by_customer")]
+    pub reason: Option<String>,
+}
+
+/// Refund a payment, fully or partly; processed by the refund queue, the outcome announced by webhook.
+#[utoipa::path(post, path = "/v1/payments/{id}/refund", tag = "payments", request_body = RefundBody, security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Transaction id"), ("Idempotency-Key" = Option<String>, Header, description = "As for payments")),
+    responses(
+        (status = 202, description = "Accepted, pending", body = RefundAccepted),
+        (status = 404, description = "`payment_not_found`", body = billing_http::error::ErrorEnvelope),
+        (status = 409, description = "`refund_not_allowed`: more than remains, or the payment did not succeed", body = billing_http::error::ErrorEnvelope)))]
+pub async fn refund(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    req: HttpRequest,
+    id: web::Path<Uuid>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let key = idempotency_key(&req)?;
+    let input: RefundBody = if body.iter().all(u8::is_ascii_whitespace) {
+        RefundBody::default()
+    } else {
+        billing_http::extract::parse_json(&body)?
+    };
+    let id = id.into_inner();
+    idempotent(&state, user.id, key, &format!("POST /v1/payments/{id}/refund"), &body, async {
+        let accepted = refunds::request(&state, user.id, user.is_admin(), id, input.amount, input.reason).await?;
+        Ok((StatusCode::ACCEPTED, ApiResponse::new(accepted, "refund accepted")))
+    })
+    .await
 }
 
 #[derive(Debug, Deserialize)]

@@ -3,3 +3,4 @@
 pub mod card;
 pub mod idempotency;
 pub mod payments;
+pub mod refunds;

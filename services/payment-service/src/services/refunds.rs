@@ -1,0 +1,213 @@
+//! Refunds: requested against a successful payment, reserved under the payment's row lock so their sum never
+//! passes what was captured (even under concurrent requests), processed by `q:pay:refund_initiation`.
+
+use billing_domain::{AmountText, Currency, Money};
+use billing_queue::{NewJob, QueueName, outbox};
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection, RunQueryDsl};
+use rust_decimal::Decimal;
+use serde::Serialize;
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::db::schema::{refunds, transactions};
+use crate::error::ServiceError;
+use crate::gateway::RefundOutcome;
+use crate::state::AppState;
+
+/// A refund as stored.
+#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
+#[diesel(table_name = refunds, check_for_backend(diesel::pg::Pg))]
+pub struct RefundRow {
+    pub id: Uuid,
+    pub transaction_id: Uuid,
+    pub user_id: Uuid,
+    pub amount: Decimal,
+    pub currency: String,
+    pub status: String,
+    pub reason: Option<String>,
+    pub gateway_reference: Option<String>,
+    pub idempotency_key: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A refund accepted for processing.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct RefundAccepted {
+    pub refund_id: Uuid,
+    #[schema(example = "pending")]
+    pub status: &'static str,
+    #[schema(example = "10.00")]
+    pub amount: String,
+    #[schema(example = "USD")]
+    pub currency: String,
+}
+
+/// Reserves and queues a refund of `amount` (default: all that remains) of payment `id`.
+pub async fn request(
+    state: &AppState,
+    user: Uuid,
+    admin: bool,
+    id: Uuid,
+    amount: Option<AmountText>,
+    reason: Option<String>,
+) -> Result<RefundAccepted, ServiceError> {
+    if reason.as_ref().is_some_and(|r| r.chars().count() > 500) {
+        return Err(ServiceError::invalid("reason", "at most 500 characters"));
+    }
+    let mut conn = state.conn().await?;
+    conn.transaction::<_, ServiceError, _>(async move |conn| {
+        // The row lock serialises refunds of one payment: each sees what the others reserved.
+        let (owner, status, total, refunded, currency): (Uuid, String, Decimal, Decimal, String) = transactions::table
+            .find(id)
+            .for_update()
+            .select((
+                transactions::user_id,
+                transactions::status,
+                transactions::amount,
+                transactions::refunded_amount,
+                transactions::currency,
+            ))
+            .first(conn)
+            .await
+            .optional()?
+            .ok_or(ServiceError::PaymentNotFound)?;
+        if owner != user && !admin {
+            return Err(ServiceError::PaymentNotFound);
+        }
+        if status != "succeeded" {
+            return Err(ServiceError::NotRefundable("only a successful payment can be refunded".to_owned()));
+        }
+        let currency =
+            Currency::from_code(currency.trim()).ok_or_else(|| ServiceError::Internal("bad currency".into()))?;
+        let remaining =
+            Money::from_decimal(total - refunded, currency).map_err(|e| ServiceError::Internal(e.to_string()))?;
+        let amount = match amount {
+            Some(text) => text.to_money(currency).map_err(|e| ServiceError::invalid("amount", e.to_string()))?,
+            None => remaining,
+        };
+        if amount.minor() <= 0 {
+            return Err(if remaining.is_zero() {
+                ServiceError::NotRefundable("the payment is already fully refunded".to_owned())
+            } else {
+                ServiceError::invalid("amount", "must be positive")
+            });
+        }
+        if amount.minor() > remaining.minor() {
+            return Err(ServiceError::NotRefundable(format!(
+                "at most {} {} remains refundable",
+                remaining.amount_string(),
+                currency.code()
+            )));
+        }
+        diesel::update(transactions::table.find(id))
+            .set(transactions::refunded_amount.eq(transactions::refunded_amount + amount.to_decimal()))
+            .execute(conn)
+            .await?;
+        let refund_id = Uuid::now_v7();
+        diesel::insert_into(refunds::table)
+            .values((
+                refunds::id.eq(refund_id),
+                refunds::transaction_id.eq(id),
+                refunds::user_id.eq(owner),
+                refunds::amount.eq(amount.to_decimal()),
+                refunds::currency.eq(currency.code()),
+                refunds::status.eq("pending"),
+                refunds::reason.eq(&reason),
+                refunds::idempotency_key.eq(format!("refund:{refund_id}")),
+            ))
+            .execute(conn)
+            .await?;
+        let job = NewJob::new("refund", format!("refund:{refund_id}"), json!({"refund_id": refund_id}))
+            .correlated(id.to_string());
+        outbox::push(conn, QueueName::PayRefundInitiation.as_str(), &job, None).await?;
+        Ok(RefundAccepted {
+            refund_id,
+            status: "pending",
+            amount: amount.amount_string(),
+            currency: currency.code().to_owned(),
+        })
+    })
+    .await
+}
+
+/// The `q:pay:refund_initiation` job: asks the gateway (once per refund, by its key) and records the outcome;
+/// a success is announced to the subscription service, a failure gives the reservation back.
+pub async fn process(state: &AppState, refund_id: Uuid) -> Result<(), billing_queue::worker::JobError> {
+    use billing_queue::worker::JobError;
+    let retry = |e: &dyn std::fmt::Display| JobError::Retry(e.to_string());
+    let mut conn = state.conn().await.map_err(|e| retry(&e))?;
+    let Some(refund) = refunds::table
+        .find(refund_id)
+        .select(RefundRow::as_select())
+        .first(&mut conn)
+        .await
+        .optional()
+        .map_err(|e| retry(&e))?
+    else {
+        return Err(JobError::Permanent(format!("refund {refund_id} does not exist")));
+    };
+    if refund.status != "pending" {
+        return Ok(());
+    }
+    let (reference, invoice, subscription): (Option<String>, Uuid, Option<Uuid>) = transactions::table
+        .find(refund.transaction_id)
+        .select((transactions::gateway_reference, transactions::invoice_id, transactions::subscription_id))
+        .first(&mut conn)
+        .await
+        .map_err(|e| retry(&e))?;
+    drop(conn);
+    let currency =
+        Currency::from_code(refund.currency.trim()).ok_or_else(|| JobError::Permanent("bad currency".into()))?;
+    let amount = Money::from_decimal(refund.amount, currency).map_err(|e| JobError::Permanent(e.to_string()))?;
+    let outcome = state
+        .gateway
+        .refund(refund.idempotency_key.clone(), reference.unwrap_or_default(), amount)
+        .await
+        .map_err(|e| retry(&e))?;
+    let mut conn = state.conn().await.map_err(|e| retry(&e))?;
+    let now = state.now();
+    conn.transaction::<_, diesel::result::Error, _>(async move |conn| {
+        match outcome {
+            RefundOutcome::Succeeded { reference } => {
+                diesel::update(refunds::table.find(refund.id).filter(refunds::status.eq("pending")))
+                    .set((refunds::status.eq("succeeded"), refunds::gateway_reference.eq(&reference)))
+                    .execute(conn)
+                    .await?;
+                let event = json!({
+                    "event_id": format!("evt_{}", refund.id), "event_type": "refund.succeeded", "transaction_id": refund.transaction_id,
+                    "subscription_id": subscription, "invoice_id": invoice, "status": "succeeded",
+                    "amount": amount.amount_string(), "currency": currency.code(), "occurred_at": billing_http::rfc3339(now),
+                    "metadata": {"refund_id": refund.id},
+                });
+                let job = NewJob::new("refund.succeeded", format!("webhook:evt_{}", refund.id), event).correlated(refund.transaction_id.to_string());
+                outbox::push(conn, QueueName::PaySubscriptionUpdate.as_str(), &job, None).await.map_err(|e| diesel::result::Error::QueryBuilderError(e.to_string().into()))?;
+            }
+            RefundOutcome::Failed { message, .. } => {
+                diesel::update(refunds::table.find(refund.id).filter(refunds::status.eq("pending")))
+                    .set((refunds::status.eq("failed"), refunds::failure_message.eq(&message)))
+                    .execute(conn)
+                    .await?;
+                diesel::update(transactions::table.find(refund.transaction_id))
+                    .set(transactions::refunded_amount.eq(transactions::refunded_amount - refund.amount))
+                    .execute(conn)
+                    .await?;
+            }
+        }
+        Ok(())
+    })
+    .await
+    .map_err(|e| retry(&e))
+}
+
+/// The refunds of the caller's payments, newest first.
+pub async fn of_user(state: &AppState, user: Uuid, limit: i64) -> Result<Vec<RefundRow>, ServiceError> {
+    Ok(refunds::table
+        .filter(refunds::user_id.eq(user))
+        .order((refunds::created_at.desc(), refunds::id.desc()))
+        .limit(limit)
+        .select(RefundRow::as_select())
+        .load(&mut *state.conn().await?)
+        .await?)
+}
