@@ -12,6 +12,7 @@ pub mod openapi;
 pub mod queues;
 pub mod ratelimit;
 pub mod server;
+pub mod signed;
 pub mod telemetry;
 
 pub use auth::{AdminUser, AuthUser};

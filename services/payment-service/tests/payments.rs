@@ -490,3 +490,63 @@ async fn declined_and_foreign_payments_cannot_be_refunded() {
         .await;
     assert_eq!(bad.0, 409, "a declined payment is refused before the amount is read");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_subscription_service_can_charge_a_saved_card_through_the_signed_internal_route() {
+    let w = World::new().await;
+    let (token, _, sub, _) = w.customer().await;
+    let (status, _, _) = w
+        .call(
+            &w.pay,
+            Method::POST,
+            "/v1/payments/process",
+            Some(&token),
+            Some(payment(&sub, "4242424242424242", json!("29.99"))),
+            None,
+        )
+        .await;
+    assert_eq!(status, 201);
+    poll_until(Duration::from_secs(15), "activation", || async {
+        (w.status(&token, &sub).await == "active").then_some(())
+    })
+    .await;
+    // An upgrade leaves an open proration invoice.
+    let (status, up, _) = w
+        .call(&w.sub, Method::PUT, &format!("/v1/subscriptions/{sub}"), Some(&token), Some(json!({"plan_id": 3})), None)
+        .await;
+    assert_eq!(status, 200, "{up}");
+    let invoice = up["data"]["invoice_id"].as_str().unwrap_or_default().to_owned();
+    let net = up["data"]["proration"]["net"].as_str().unwrap_or_default().to_owned();
+    let (_, me, _) = w.call(&w.sub, Method::GET, "/v1/auth/me", Some(&token), None, None).await;
+    let body = serde_json::to_vec(&json!({"invoice_id": invoice, "user_id": me["data"]["id"], "amount": net, "currency": "USD", "idempotency_key": format!("proration:{invoice}")}))
+        .unwrap_or_default();
+    let secret = w.pay.settings.signing.internal_sub_to_pay[0].expose().as_bytes().to_vec();
+    let send = |body: Vec<u8>, sign: bool, bearer: Option<String>| {
+        let now = chrono::Utc::now().timestamp();
+        let mut req = w.pay.client.post(w.pay.url("/v1/internal/charges")).header("content-type", "application/json");
+        if sign {
+            req = req
+                .header("X-Webhook-Id", "charge-1")
+                .header("X-Webhook-Timestamp", now.to_string())
+                .header("X-Webhook-Signature", billing_signing::sign(&secret, now, &body));
+        }
+        if let Some(t) = bearer {
+            req = req.bearer_auth(t);
+        }
+        async move {
+            let res = req.body(body).send().await.unwrap_or_else(|e| panic!("{e}"));
+            let status = res.status().as_u16();
+            (status, res.json::<Value>().await.unwrap_or_default())
+        }
+    };
+    assert_eq!(send(body.clone(), false, Some(token.clone())).await.0, 401, "a user's JWT is not a service signature");
+    let (status, charged) = send(body, true, None).await;
+    assert_eq!(status, 201, "{charged}");
+    assert_eq!(charged["data"]["amount"], json!(net));
+    poll_until(Duration::from_secs(15), "the proration invoice to be paid", || async {
+        let (_, inv, _) =
+            w.call(&w.sub, Method::GET, &format!("/v1/invoices/{invoice}"), Some(&token), None, None).await;
+        (inv["data"]["status"] == "paid").then_some(())
+    })
+    .await;
+}

@@ -1,5 +1,6 @@
 //! HTTP routes of the payment service.
 
+pub mod internal;
 pub mod payments;
 
 use actix_web::web;
@@ -9,5 +10,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/v1/payments/process").route(web::post().to(payments::process)))
         .service(web::resource("/v1/payments/history").route(web::get().to(payments::history)))
         .service(web::resource("/v1/payments/{id}").route(web::get().to(payments::get)))
-        .service(web::resource("/v1/payments/{id}/refund").route(web::post().to(payments::refund)));
+        .service(web::resource("/v1/payments/{id}/refund").route(web::post().to(payments::refund)))
+        .service(web::resource("/v1/internal/charges").route(web::post().to(internal::charge)));
 }

@@ -12,7 +12,7 @@ use uuid::Uuid;
 use crate::error::ServiceError;
 use crate::services::card;
 use crate::services::idempotency::{self, Begin};
-use crate::services::payments::{self, Paid, PayRequest, TransactionRow};
+use crate::services::payments::{self, Funding, Paid, PayRequest, TransactionRow};
 use crate::services::refunds::{self, RefundAccepted};
 use crate::state::AppState;
 
@@ -163,8 +163,7 @@ pub async fn process(
             invoice_id: input.invoice_id,
             amount: input.amount,
             currency: input.currency,
-            card,
-            save_card: input.save_card.unwrap_or(true),
+            funding: Funding::Card { card, save: input.save_card.unwrap_or(true) },
             gateway_key,
             request_id: billing_http::current_request_id().unwrap_or_default(),
         };

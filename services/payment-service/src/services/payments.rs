@@ -16,6 +16,17 @@ use crate::error::ServiceError;
 use crate::gateway::{CardDetails, ChargeOutcome, ChargeRequest, GatewayError, PaymentSource};
 use crate::state::AppState;
 
+/// What pays: a card typed now, or a saved payment method of the user.
+#[derive(Debug, Clone)]
+pub enum Funding {
+    Card {
+        card: CardDetails,
+        save: bool,
+    },
+    /// Our payment method id (its gateway token stays inside this service).
+    Saved(Uuid),
+}
+
 /// What the caller asked to pay.
 #[derive(Debug)]
 pub struct PayRequest {
@@ -24,8 +35,7 @@ pub struct PayRequest {
     pub invoice_id: Option<Uuid>,
     pub amount: AmountText,
     pub currency: String,
-    pub card: CardDetails,
-    pub save_card: bool,
+    pub funding: Funding,
     /// Charges made for the same key reach the gateway once.
     pub gateway_key: String,
     pub request_id: String,
@@ -115,8 +125,38 @@ pub async fn pay(state: &AppState, request: PayRequest) -> Result<Paid, ServiceE
         });
     }
 
-    // The pending row first: if this process dies after charging, the row and the gateway key resolve it.
+    // What the gateway charges, and the card as much as is ever kept.
     let mut conn = state.conn().await?;
+    let (source, save_card, brand, last4, holder, saved_method) = match &request.funding {
+        Funding::Card { card, save } => (
+            PaymentSource::Card(card.clone()),
+            *save,
+            card.brand().to_owned(),
+            card.last4(),
+            card.cardholder_name.clone(),
+            None,
+        ),
+        Funding::Saved(id) => {
+            let (owner, token, brand, last4, holder): (Uuid, String, String, String, String) = payment_methods::table
+                .find(id)
+                .select((
+                    payment_methods::user_id,
+                    payment_methods::gateway_token,
+                    payment_methods::brand,
+                    payment_methods::last4,
+                    payment_methods::cardholder_name,
+                ))
+                .first(&mut conn)
+                .await
+                .optional()?
+                .ok_or_else(|| ServiceError::invalid("payment_method_id", "no such payment method"))?;
+            if owner != request.user {
+                return Err(ServiceError::invalid("payment_method_id", "no such payment method"));
+            }
+            (PaymentSource::Token(token), false, brand, last4.trim().to_owned(), holder, Some(*id))
+        }
+    };
+    // The pending row first: if this process dies after charging, the row and the gateway key resolve it.
     let transaction_id = match transactions::table
         .filter(transactions::idempotency_key.eq(&request.gateway_key))
         .select(transactions::id)
@@ -137,8 +177,8 @@ pub async fn pay(state: &AppState, request: PayRequest) -> Result<Paid, ServiceE
                     transactions::currency.eq(currency.code()),
                     transactions::status.eq("pending"),
                     transactions::idempotency_key.eq(&request.gateway_key),
-                    transactions::card_brand.eq(request.card.brand()),
-                    transactions::card_last4.eq(request.card.last4()),
+                    transactions::card_brand.eq(&brand),
+                    transactions::card_last4.eq(&last4),
                 ))
                 .execute(&mut conn)
                 .await?;
@@ -147,12 +187,7 @@ pub async fn pay(state: &AppState, request: PayRequest) -> Result<Paid, ServiceE
     };
     drop(conn);
 
-    let charge = ChargeRequest {
-        idempotency_key: request.gateway_key.clone(),
-        amount,
-        source: PaymentSource::Card(request.card.clone()),
-        save_card: request.save_card,
-    };
+    let charge = ChargeRequest { idempotency_key: request.gateway_key.clone(), amount, source, save_card };
     let mut outcome = state.gateway.charge(charge.clone()).await;
     for _ in 0..AMBIGUOUS_RETRIES {
         if outcome != Err(GatewayError::Timeout) {
@@ -168,14 +203,12 @@ pub async fn pay(state: &AppState, request: PayRequest) -> Result<Paid, ServiceE
     });
     match outcome {
         Ok(ChargeOutcome::Succeeded { reference, card }) => {
-            let (brand, last4) = (request.card.brand().to_owned(), request.card.last4());
             let mut conn = state.conn().await?;
             let user = request.user;
-            let holder = request.card.cardholder_name.clone();
             let reference_for_tx = reference.clone();
             conn.transaction::<_, ServiceError, _>(async move |conn| {
-                let mut method_id = None;
-                if let Some(saved) = card {
+                let mut method_id = saved_method;
+                if let Some(saved) = card.filter(|_| saved_method.is_none()) {
                     let id = Uuid::now_v7();
                     diesel::insert_into(payment_methods::table)
                         .values((

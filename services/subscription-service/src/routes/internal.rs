@@ -34,14 +34,7 @@ fn verify(state: &AppState, req: &HttpRequest) -> Result<(), ApiError> {
     let secrets: Vec<&[u8]> =
         state.settings.signing.internal_pay_to_sub.iter().map(|s| s.expose().as_bytes()).collect();
     let line = format!("{} {}", req.method(), req.path());
-    crate::routes::webhooks::verify_signature(req, line.as_bytes(), &secrets, state.now().timestamp()).map_err(|e| {
-        // Anything but a valid signature is "not authenticated" here, a bearer token included.
-        if e.status().as_u16() == 401 {
-            e
-        } else {
-            ApiError::unauthorized("invalid_signature", "internal routes need a valid service signature")
-        }
-    })
+    billing_http::signed::verify_internal(req, line.as_bytes(), &secrets, state.now().timestamp())
 }
 
 async fn due(state: &AppState, invoice: InvoiceRow) -> Result<InvoiceDue, ServiceError> {

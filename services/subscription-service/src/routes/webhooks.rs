@@ -3,38 +3,10 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use billing_http::{ApiError, ok};
-use billing_signing::{SIGNATURE_HEADER, TIMESTAMP_HEADER, VerifyError};
 use serde_json::json;
 
 use crate::services::payments::{self, Applied, PaymentEvent};
 use crate::state::AppState;
-
-/// Checks, in order: headers present (400), timestamp within ±300 s (400 `stale_timestamp`), signature against
-/// every active secret over the exact bytes received (401 `invalid_signature`).
-pub fn verify_signature(req: &HttpRequest, body: &[u8], secrets: &[&[u8]], now: i64) -> Result<(), ApiError> {
-    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
-    if header(billing_signing::ID_HEADER).is_none() {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "missing_signature",
-            "X-Webhook-Id, X-Webhook-Timestamp and X-Webhook-Signature are required",
-        ));
-    }
-    billing_signing::verify(secrets, header(TIMESTAMP_HEADER), header(SIGNATURE_HEADER), body, now).map_err(|e| match e
-    {
-        VerifyError::MissingHeader => ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "missing_signature",
-            "X-Webhook-Id, X-Webhook-Timestamp and X-Webhook-Signature are required",
-        ),
-        VerifyError::BadTimestamp | VerifyError::StaleTimestamp => ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "stale_timestamp",
-            "the timestamp is missing, malformed or more than 300 seconds away",
-        ),
-        VerifyError::InvalidSignature => ApiError::unauthorized("invalid_signature", "the signature does not match"),
-    })
-}
 
 /// The signed event body (documentation: the handler verifies the raw bytes before reading them).
 #[derive(Debug, utoipa::ToSchema)]
@@ -72,7 +44,7 @@ pub struct PaymentWebhookBody {
         (status = 422, description = "`event_not_applicable`: signed, but it can never apply (not retried)", body = billing_http::error::ErrorEnvelope)))]
 pub async fn payment(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> Result<HttpResponse, ApiError> {
     let secrets: Vec<&[u8]> = state.settings.signing.webhook.iter().map(|s| s.expose().as_bytes()).collect();
-    verify_signature(&req, &body, &secrets, state.now().timestamp())?;
+    billing_http::signed::verify(&req, &body, &secrets, state.now().timestamp())?;
     let raw: serde_json::Value = billing_http::extract::parse_json(&body)?;
     let event: PaymentEvent = billing_http::extract::parse_json(&body)?;
     let event_id = event.event_id.clone();

@@ -1,0 +1,48 @@
+//! Requests signed by the other service (webhooks and internal calls), checked in API.md's order.
+
+use actix_web::HttpRequest;
+use actix_web::http::StatusCode;
+use billing_signing::{ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, VerifyError};
+
+use crate::ApiError;
+
+fn missing() -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "missing_signature",
+        "X-Webhook-Id, X-Webhook-Timestamp and X-Webhook-Signature are required",
+    )
+}
+
+/// Headers present (400), timestamp within ±300 s of `now` (400 `stale_timestamp`), signature over `signed`
+/// (the exact bytes received, or the request line for a GET) under one of `secrets` (401 `invalid_signature`).
+pub fn verify(req: &HttpRequest, signed: &[u8], secrets: &[&[u8]], now: i64) -> Result<(), ApiError> {
+    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+    if header(ID_HEADER).is_none() {
+        return Err(missing());
+    }
+    billing_signing::verify(secrets, header(TIMESTAMP_HEADER), header(SIGNATURE_HEADER), signed, now).map_err(|e| {
+        match e {
+            VerifyError::MissingHeader => missing(),
+            VerifyError::BadTimestamp | VerifyError::StaleTimestamp => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "stale_timestamp",
+                "the timestamp is missing, malformed or more than 300 seconds away",
+            ),
+            VerifyError::InvalidSignature => {
+                ApiError::unauthorized("invalid_signature", "the signature does not match")
+            }
+        }
+    })
+}
+
+/// As [`verify`] for internal routes: anything but a valid signature (a user's JWT included) is 401.
+pub fn verify_internal(req: &HttpRequest, signed: &[u8], secrets: &[&[u8]], now: i64) -> Result<(), ApiError> {
+    verify(req, signed, secrets, now).map_err(|e| {
+        if e.status() == StatusCode::UNAUTHORIZED {
+            e
+        } else {
+            ApiError::unauthorized("invalid_signature", "internal routes need a valid service signature")
+        }
+    })
+}

@@ -1,0 +1,66 @@
+//! `POST /v1/internal/charges`: the subscription service charges a saved payment method (renewals, trial
+//! conversions, prorations). Signed over the raw body with the subscription→payment secrets; a user's JWT is
+//! 401. Not in the public OpenAPI document.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use billing_domain::AmountText;
+use billing_http::{ApiError, ApiResponse};
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+use serde::Deserialize;
+use uuid::Uuid;
+
+use crate::db::schema::payment_methods;
+use crate::error::ServiceError;
+use crate::services::payments::{self, Funding, PayRequest};
+use crate::state::AppState;
+
+/// A charge the subscription service asks for.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChargeBody {
+    pub invoice_id: Uuid,
+    pub user_id: Uuid,
+    pub amount: AmountText,
+    pub currency: String,
+    /// The user's saved method; their most recent one when absent.
+    pub payment_method_id: Option<Uuid>,
+    /// One charge per key, however often the caller retries.
+    pub idempotency_key: String,
+}
+
+/// Charges an invoice to a saved payment method; 201 with the transaction, 402 when declined.
+pub async fn charge(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> Result<HttpResponse, ApiError> {
+    let secrets: Vec<&[u8]> =
+        state.settings.signing.internal_sub_to_pay.iter().map(|s| s.expose().as_bytes()).collect();
+    billing_http::signed::verify_internal(&req, &body, &secrets, state.now().timestamp())?;
+    let input: ChargeBody = billing_http::extract::parse_json(&body)?;
+    if input.idempotency_key.is_empty() || input.idempotency_key.len() > 255 {
+        return Err(ApiError::invalid_field("idempotency_key", "1 to 255 characters"));
+    }
+    let method = match input.payment_method_id {
+        Some(id) => id,
+        None => payment_methods::table
+            .filter(payment_methods::user_id.eq(input.user_id))
+            .order(payment_methods::created_at.desc())
+            .select(payment_methods::id)
+            .first::<Uuid>(&mut *state.conn().await?)
+            .await
+            .optional()
+            .map_err(ServiceError::from)?
+            .ok_or_else(|| ServiceError::invalid("payment_method_id", "the user has no saved payment method"))?,
+    };
+    let request = PayRequest {
+        user: input.user_id,
+        subscription_id: None,
+        invoice_id: Some(input.invoice_id),
+        amount: input.amount,
+        currency: input.currency,
+        funding: Funding::Saved(method),
+        gateway_key: format!("internal:{}", input.idempotency_key),
+        request_id: billing_http::current_request_id().unwrap_or_default(),
+    };
+    let paid = payments::pay(&state, request).await?;
+    Ok(HttpResponse::build(StatusCode::CREATED).json(ApiResponse::new(paid, "charged")))
+}
