@@ -35,7 +35,7 @@ pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/p
 #[derive(OpenApi)]
 #[openapi(
     info(title = "payment-service"),
-    paths(routes::payments::process, routes::payments::refund, routes::payments::history, routes::payments::get),
+    paths(routes::payments::process, routes::payments::refund, routes::payments::history, routes::payments::get, routes::operations::list, routes::operations::redeliver),
     tags((name = "payments", description = "Card payments of invoices, with Idempotency-Key"))
 )]
 struct ApiDoc;

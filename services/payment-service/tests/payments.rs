@@ -550,3 +550,86 @@ async fn the_subscription_service_can_charge_a_saved_card_through_the_signed_int
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admins_see_webhook_deliveries_and_can_redeliver_one() {
+    let w = World::new().await;
+    let mut conn = <diesel_async::AsyncPgConnection as diesel_async::AsyncConnection>::establish(&w.sub.db.url)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    subscription_service::services::seed::ensure_admin(&mut conn, "ops@example.com", "ops pass 12345")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (_, login, _) = w
+        .call(
+            &w.sub,
+            Method::POST,
+            "/v1/auth/login",
+            None,
+            Some(json!({"email": "ops@example.com", "password": "ops pass 12345"})),
+            None,
+        )
+        .await;
+    let admin = login["data"]["access_token"].as_str().unwrap_or_default().to_owned();
+    let (token, _, sub, _) = w.customer().await;
+    w.call(
+        &w.pay,
+        Method::POST,
+        "/v1/payments/process",
+        Some(&token),
+        Some(payment(&sub, "4242424242424242", json!("29.99"))),
+        None,
+    )
+    .await;
+    let deliveries = poll_until(Duration::from_secs(15), "a delivery", || async {
+        let (_, list, _) = w.call(&w.pay, Method::GET, "/v1/admin/webhooks", Some(&admin), None, None).await;
+        list["data"].as_array().filter(|a| !a.is_empty()).cloned()
+    })
+    .await;
+    assert_eq!((deliveries[0]["delivered"].as_bool(), deliveries[0]["status_code"].as_i64()), (Some(true), Some(200)));
+    assert_eq!(deliveries[0]["event_type"], "payment.succeeded");
+    assert_eq!(w.call(&w.pay, Method::GET, "/v1/admin/webhooks", Some(&token), None, None).await.0, 403);
+    let id = deliveries[0]["id"].as_i64().unwrap_or_default();
+    let (status, _, _) =
+        w.call(&w.pay, Method::POST, &format!("/v1/admin/webhooks/{id}/redeliver"), Some(&admin), None, None).await;
+    assert_eq!(status, 202);
+    poll_until(Duration::from_secs(15), "the redelivery", || async {
+        let (_, list, _) = w.call(&w.pay, Method::GET, "/v1/admin/webhooks", Some(&admin), None, None).await;
+        (list["data"].as_array().map(Vec::len) == Some(2) && list["data"][0]["delivered"] == true).then_some(())
+    })
+    .await;
+    assert_eq!(w.status(&token, &sub).await, "active", "applied once");
+    assert_eq!(
+        w.call(&w.pay, Method::POST, "/v1/admin/webhooks/999999/redeliver", Some(&admin), None, None).await.0,
+        404
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_events_are_verified_and_applied_once() {
+    let w = World::new().await;
+    let secret = w.pay.settings.signing.gateway_webhook[0].expose().as_bytes().to_vec();
+    let body = serde_json::to_vec(&json!({"id": "gw_evt_1", "type": "charge.succeeded", "reference": "ch_unknown"}))
+        .unwrap_or_default();
+    let send = |secret: Vec<u8>| {
+        let now = chrono::Utc::now().timestamp();
+        let req = w
+            .pay
+            .client
+            .post(w.pay.url("/v1/webhooks/gateway"))
+            .header("X-Webhook-Id", "gw_evt_1")
+            .header("X-Webhook-Timestamp", now.to_string())
+            .header("X-Webhook-Signature", billing_signing::sign(&secret, now, &body))
+            .body(body.clone());
+        async move {
+            let res = req.send().await.unwrap_or_else(|e| panic!("{e}"));
+            let status = res.status().as_u16();
+            (status, res.json::<Value>().await.unwrap_or_default())
+        }
+    };
+    let (status, first) = send(secret.clone()).await;
+    assert_eq!((status, first["data"]["status"].as_str()), (200, Some("recorded")));
+    let (status, again) = send(secret).await;
+    assert_eq!((status, again["data"]["status"].as_str()), (200, Some("duplicate")));
+    assert_eq!(send(b"not-the-gateway-secret-not-the-gateway".to_vec()).await.0, 401);
+}

@@ -87,6 +87,16 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    gateway_events (event_id) {
+        event_id -> Text,
+        event_type -> Text,
+        payload -> Jsonb,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
 diesel::joinable!(transactions -> payment_methods (payment_method_id));
 diesel::joinable!(refunds -> transactions (transaction_id));
 diesel::allow_tables_to_appear_in_same_query!(
