@@ -452,6 +452,11 @@ async fn refunds_are_processed_and_never_pass_the_captured_amount() {
     .await;
     let total: f64 = refund_statuses(&w).await.iter().map(|(a, _)| a.parse::<f64>().unwrap_or(0.0)).sum();
     assert!((total - 29.99).abs() < 1e-9, "refunds total {total}, the charge 29.99");
+    // The history shows the payment with its refunds.
+    let (_, history, _) = w.call(&w.pay, Method::GET, "/v1/payments/history", Some(&token), None, None).await;
+    let refunds = history["data"]["items"][0]["refunds"].as_array().cloned().unwrap_or_default();
+    assert_eq!(refunds.len(), 5);
+    assert!(refunds.iter().all(|r| r["status"] == "succeeded"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -632,4 +637,43 @@ async fn gateway_events_are_verified_and_applied_once() {
     let (status, again) = send(secret).await;
     assert_eq!((status, again["data"]["status"].as_str()), (200, Some("duplicate")));
     assert_eq!(send(b"not-the-gateway-secret-not-the-gateway".to_vec()).await.0, 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_pages_with_a_cursor_newest_first() {
+    let w = World::new().await;
+    let (token, _, sub, _) = w.customer().await;
+    for _ in 0..3 {
+        let (status, _, _) = w
+            .call(
+                &w.pay,
+                Method::POST,
+                "/v1/payments/process",
+                Some(&token),
+                Some(payment(&sub, "4000000000009995", json!("29.99"))),
+                None,
+            )
+            .await;
+        assert_eq!(status, 402);
+    }
+    let (_, first, _) = w.call(&w.pay, Method::GET, "/v1/payments/history?limit=2", Some(&token), None, None).await;
+    let page1 = first["data"]["items"].as_array().cloned().unwrap_or_default();
+    assert_eq!(page1.len(), 2);
+    assert!(page1[0]["created_at"].as_str() >= page1[1]["created_at"].as_str(), "newest first");
+    let cursor = first["data"]["next_cursor"].as_str().unwrap_or_default().to_owned();
+    assert!(!cursor.is_empty());
+    let (_, second, _) = w
+        .call(&w.pay, Method::GET, &format!("/v1/payments/history?limit=2&cursor={cursor}"), Some(&token), None, None)
+        .await;
+    let page2 = second["data"]["items"].as_array().cloned().unwrap_or_default();
+    assert_eq!(page2.len(), 1);
+    assert!(second["data"]["next_cursor"].is_null(), "the last page");
+    let ids: std::collections::HashSet<_> = page1.iter().chain(page2.iter()).filter_map(|t| t["id"].as_str()).collect();
+    assert_eq!(ids.len(), 3, "no payment twice, none skipped");
+    assert_eq!(page1[0]["decline_code"], "insufficient_funds");
+    assert_eq!(
+        w.call(&w.pay, Method::GET, "/v1/payments/history?cursor=nonsense", Some(&token), None, None).await.0,
+        422
+    );
+    assert_eq!(w.call(&w.pay, Method::GET, "/v1/payments/history?limit=0", Some(&token), None, None).await.0, 422);
 }

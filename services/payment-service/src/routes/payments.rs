@@ -74,15 +74,45 @@ pub struct TransactionDto {
     pub card_brand: Option<String>,
     pub card_last4: Option<String>,
     pub created_at: String,
+    /// Refunds of this payment, newest first.
+    pub refunds: Vec<RefundDto>,
+}
+
+/// A refund, as its owner sees it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RefundDto {
+    pub id: Uuid,
+    #[schema(example = "succeeded")]
+    pub status: String,
+    #[schema(example = "10.00")]
+    pub amount: String,
+    pub reason: Option<String>,
+    pub created_at: String,
+}
+
+fn money_text(amount: rust_decimal::Decimal, currency: &str) -> String {
+    billing_domain::Currency::from_code(currency)
+        .and_then(|c| billing_domain::Money::from_decimal(amount, c).ok())
+        .map(billing_domain::Money::amount_string)
+        .unwrap_or_else(|| amount.to_string())
+}
+
+impl From<refunds::RefundRow> for RefundDto {
+    fn from(r: refunds::RefundRow) -> Self {
+        Self {
+            amount: money_text(r.amount, r.currency.trim()),
+            id: r.id,
+            status: r.status,
+            reason: r.reason,
+            created_at: billing_http::rfc3339(r.created_at),
+        }
+    }
 }
 
 impl From<TransactionRow> for TransactionDto {
     fn from(t: TransactionRow) -> Self {
         let currency = t.currency.trim().to_owned();
-        let amount = billing_domain::Currency::from_code(&currency)
-            .and_then(|c| billing_domain::Money::from_decimal(t.amount, c).ok())
-            .map(billing_domain::Money::amount_string)
-            .unwrap_or_else(|| t.amount.to_string());
+        let amount = money_text(t.amount, &currency);
         Self {
             id: t.id,
             status: t.status,
@@ -95,8 +125,27 @@ impl From<TransactionRow> for TransactionDto {
             card_brand: t.card_brand,
             card_last4: t.card_last4.map(|l| l.trim().to_owned()),
             created_at: billing_http::rfc3339(t.created_at),
+            refunds: Vec::new(),
         }
     }
+}
+
+/// Transactions with their refunds attached.
+async fn with_refunds(state: &AppState, rows: Vec<TransactionRow>) -> Result<Vec<TransactionDto>, ServiceError> {
+    let ids: Vec<Uuid> = rows.iter().map(|t| t.id).collect();
+    let mut refunds = refunds::of_transactions(state, &ids).await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            let id = row.id;
+            let mut dto = TransactionDto::from(row);
+            let (mine, rest): (Vec<_>, Vec<_>) =
+                std::mem::take(&mut refunds).into_iter().partition(|r| r.transaction_id == id);
+            refunds = rest;
+            dto.refunds = mine.into_iter().map(RefundDto::from).collect();
+            dto
+        })
+        .collect())
 }
 
 /// A page of the caller's payments.
@@ -265,7 +314,7 @@ fn parse_cursor(cursor: &str) -> Option<(chrono::DateTime<chrono::Utc>, Uuid)> {
     Some((chrono::DateTime::from_timestamp_micros(micros.parse().ok()?)?, id.parse().ok()?))
 }
 
-/// The caller's payments, newest first.
+/// The caller's payments with their refunds, newest first, cursor-paginated.
 #[utoipa::path(get, path = "/v1/payments/history", tag = "payments", security(("bearer" = [])),
     params(("limit" = Option<i64>, Query, description = "1–100, default 20"), ("cursor" = Option<String>, Query, description = "From the previous page")),
     responses((status = 200, description = "A page", body = HistoryDto)))]
@@ -289,7 +338,7 @@ pub async fn history(
     let items: Vec<TransactionRow> = rows.into_iter().take(usize::try_from(limit).unwrap_or(20)).collect();
     let next_cursor =
         if more { items.last().map(|t| format!("{}_{}", t.created_at.timestamp_micros(), t.id)) } else { None };
-    Ok(ok(HistoryDto { items: items.into_iter().map(TransactionDto::from).collect(), next_cursor }, "payments"))
+    Ok(ok(HistoryDto { items: with_refunds(&state, items).await?, next_cursor }, "payments"))
 }
 
 /// One payment (owner or admin).
@@ -300,5 +349,6 @@ pub async fn history(
         (status = 404, description = "`payment_not_found` (also another user's)", body = billing_http::error::ErrorEnvelope)))]
 pub async fn get(state: web::Data<AppState>, user: AuthUser, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
     let row = payments::get(&state, user.id, user.is_admin(), id.into_inner()).await?;
-    Ok(ok(TransactionDto::from(row), "payment"))
+    let mut dto = with_refunds(&state, vec![row]).await?;
+    Ok(ok(dto.pop(), "payment"))
 }

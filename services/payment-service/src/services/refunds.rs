@@ -201,12 +201,11 @@ pub async fn process(state: &AppState, refund_id: Uuid) -> Result<(), billing_qu
     .map_err(|e| retry(&e))
 }
 
-/// The refunds of the caller's payments, newest first.
-pub async fn of_user(state: &AppState, user: Uuid, limit: i64) -> Result<Vec<RefundRow>, ServiceError> {
+/// The refunds of `payments`, newest first.
+pub async fn of_transactions(state: &AppState, payments: &[Uuid]) -> Result<Vec<RefundRow>, ServiceError> {
     Ok(refunds::table
-        .filter(refunds::user_id.eq(user))
+        .filter(refunds::transaction_id.eq_any(payments))
         .order((refunds::created_at.desc(), refunds::id.desc()))
-        .limit(limit)
         .select(RefundRow::as_select())
         .load(&mut *state.conn().await?)
         .await?)
