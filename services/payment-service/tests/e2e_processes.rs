@@ -31,6 +31,7 @@ fn free_port() -> u16 {
 
 struct System {
     env: Vec<(String, String)>,
+    logs: tempfile::TempDir,
     sub_url: String,
     pay_url: String,
     procs: std::collections::HashMap<&'static str, Child>,
@@ -55,14 +56,18 @@ impl System {
             ("PAYMENT_PORT".into(), pay_port.to_string()),
             ("SUBSCRIPTION_SERVICE_URL".into(), sub_url.clone()),
             ("PAYMENT_SERVICE_URL".into(), pay_url.clone()),
+            // Everything our code logs, so the card-data search below has something to search.
+            ("LOG_LEVEL".into(), "debug,h2=info,hyper=info,reqwest=info,rustls=info".into()),
         ];
         for key in ["PG_PORT", "REDIS_PORT", "PATH"] {
             if let Ok(v) = std::env::var(key) {
                 env.push((key.into(), v));
             }
         }
+        let logs = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let mut system = Self {
             env,
+            logs,
             sub_url,
             pay_url,
             procs: Default::default(),
@@ -91,11 +96,16 @@ impl System {
             "payment-service" => ("payment-service", "serve"),
             _ => ("payment-service", "worker"),
         };
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.logs.path().join(format!("{name}.log")))
+            .unwrap_or_else(|e| panic!("{e}"));
         let child = Command::new(binary(bin))
             .arg(role)
             .envs(self.env.clone())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(Stdio::from(log))
             .spawn()
             .unwrap_or_else(|e| panic!("start {name}: {e} (build the binaries first: cargo build --bins)"));
         self.procs.insert(name, child);
@@ -186,6 +196,16 @@ impl System {
         self.call(&self.pay_url, Method::POST, "/v1/payments/process", Some(token), Some(body)).await
     }
 
+    /// Every log line the four processes wrote.
+    fn logs(&self) -> String {
+        std::fs::read_dir(self.logs.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|f| std::fs::read_to_string(f.path()).unwrap_or_default())
+            .collect()
+    }
+
     async fn status(&self, token: &str, id: &str) -> String {
         self.call(&self.sub_url, Method::GET, &format!("/v1/subscriptions/{id}"), Some(token), None).await.1["data"]["status"].as_str().unwrap_or_default().to_owned()
     }
@@ -223,6 +243,17 @@ async fn the_seed_003_journey_with_both_services_and_workers_as_processes() {
     let (status, declined) = sys.pay(&token, &sub, "4000000000000002").await;
     assert_eq!((status, declined["code"].as_str()), (402, Some("payment_declined")));
     assert_eq!(sys.status(&token, &sub).await, "pending");
+
+    // Neither card number nor the CVV reached a log line of any process.
+    let logs = sys.logs();
+    assert!(
+        logs.contains("payment succeeded") || logs.contains("request completed"),
+        "the processes logged (search sanity): {}",
+        &logs[..logs.len().min(1500)]
+    );
+    for secret in ["4242424242424242", "4000000000000002", "card_cvv"] {
+        assert!(!logs.contains(secret), "{secret} appears in the logs");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,0 +1,146 @@
+//! `paybench`: end-to-end payments per second against running services and workers, measured from
+//! `POST /v1/payments/process` until the subscription service reports the subscription `active` (the signed
+//! webhook has been delivered and applied). Each of C customers loops: create a paid subscription, pay it, wait
+//! until it is active, cancel it. Prints throughput and the latency distribution as one Markdown table row.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use serde_json::{Value, json};
+
+#[derive(Debug, Parser)]
+struct Args {
+    #[arg(long, default_value = "http://127.0.0.1:8101")]
+    subscription_url: String,
+    #[arg(long, default_value = "http://127.0.0.1:8102")]
+    payment_url: String,
+    /// Concurrent customers (registrations are rate-limited to 20 per address per hour).
+    #[arg(long, default_value_t = 16)]
+    customers: usize,
+    #[arg(long, default_value_t = 20)]
+    seconds: u64,
+}
+
+async fn call(
+    client: &reqwest::Client,
+    method: reqwest::Method,
+    url: String,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> anyhow::Result<(u16, Value)> {
+    let mut req = client.request(method, url);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let res = req.send().await?;
+    let status = res.status().as_u16();
+    Ok((status, res.json().await.unwrap_or_default()))
+}
+
+async fn customer(client: reqwest::Client, args: std::sync::Arc<Args>, end: Instant) -> anyhow::Result<Vec<Duration>> {
+    let email = format!("paybench-{}@example.com", uuid::Uuid::new_v4().simple());
+    let (status, reg) = call(
+        &client,
+        reqwest::Method::POST,
+        format!("{}/v1/auth/register", args.subscription_url),
+        None,
+        Some(json!({"email": email, "password": "bench pass 2026"})),
+    )
+    .await?;
+    if status != 201 {
+        bail!("register: {status} {reg}");
+    }
+    let token = reg["data"]["access_token"].as_str().context("token")?.to_owned();
+    let mut latencies = Vec::new();
+    while Instant::now() < end {
+        let (status, sub) = call(
+            &client,
+            reqwest::Method::POST,
+            format!("{}/v1/subscriptions", args.subscription_url),
+            Some(&token),
+            Some(json!({"plan_id": 2})),
+        )
+        .await?;
+        if status != 201 {
+            bail!("subscribe: {status} {sub}");
+        }
+        let id = sub["data"]["id"].as_str().context("id")?.to_owned();
+        let started = Instant::now();
+        let body = json!({"subscription_id": id, "amount": "29.99", "currency": "USD", "card_number": "4242424242424242", "card_expiry": "12/30", "card_cvv": "123", "cardholder_name": "Bench", "save_card": false});
+        let (status, paid) = call(
+            &client,
+            reqwest::Method::POST,
+            format!("{}/v1/payments/process", args.payment_url),
+            Some(&token),
+            Some(body),
+        )
+        .await?;
+        if status != 201 {
+            bail!("pay: {status} {paid}");
+        }
+        loop {
+            let (_, s) = call(
+                &client,
+                reqwest::Method::GET,
+                format!("{}/v1/subscriptions/{id}", args.subscription_url),
+                Some(&token),
+                None,
+            )
+            .await?;
+            if s["data"]["status"] == "active" {
+                break;
+            }
+            if started.elapsed() > Duration::from_secs(30) {
+                bail!("not active after 30 s");
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        latencies.push(started.elapsed());
+        call(
+            &client,
+            reqwest::Method::DELETE,
+            format!("{}/v1/subscriptions/{id}?immediately=true", args.subscription_url),
+            Some(&token),
+            None,
+        )
+        .await?;
+    }
+    Ok(latencies)
+}
+
+fn pct(sorted: &[Duration], p: f64) -> f64 {
+    sorted.get(((sorted.len().max(1) - 1) as f64 * p).round() as usize).map(|d| d.as_secs_f64() * 1000.0).unwrap_or(0.0)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = std::sync::Arc::new(Args::parse());
+    let client = reqwest::Client::new();
+    let started = Instant::now();
+    let end = started + Duration::from_secs(args.seconds);
+    let tasks: Vec<_> =
+        (0..args.customers).map(|_| tokio::spawn(customer(client.clone(), args.clone(), end))).collect();
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await??);
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    all.sort_unstable();
+    println!("| customers | payments | payments/s | p50 ms | p90 ms | p99 ms | max ms |");
+    println!("|---|---|---|---|---|---|---|");
+    println!(
+        "| {} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} |",
+        args.customers,
+        all.len(),
+        all.len() as f64 / elapsed,
+        pct(&all, 0.5),
+        pct(&all, 0.9),
+        pct(&all, 0.99),
+        all.last().map(|d| d.as_secs_f64() * 1000.0).unwrap_or(0.0)
+    );
+    Ok(())
+}
