@@ -60,13 +60,14 @@ struct Row {
     created_at: DateTime<Utc>,
 }
 
-/// Writes `job` for `queue` in the caller's transaction (call it inside the transaction that made the change).
+/// Writes `job` for `queue` in the caller's transaction (call it inside the transaction that made the change);
+/// returns the row id for [`send_now`].
 pub async fn push(
     conn: &mut AsyncPgConnection,
     queue: &str,
     job: &NewJob,
     delay: Option<Duration>,
-) -> Result<(), DbError> {
+) -> Result<i64, DbError> {
     let row = NewRow {
         queue,
         job_id: job.id,
@@ -76,8 +77,29 @@ pub async fn push(
         payload: &job.payload,
         delay_ms: delay.map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)).unwrap_or(0),
     };
-    diesel::insert_into(outbox::table).values(&row).execute(conn).await?;
-    Ok(())
+    Ok(diesel::insert_into(outbox::table).values(&row).returning(outbox::id).get_result(conn).await?)
+}
+
+/// After the transaction that wrote row `id` committed: pushes `job` at once and marks the row sent, so the job
+/// does not wait for the relay's next tick. Any failure leaves the row to the relay; a push racing the relay is
+/// absorbed by enqueue's deduplication (and, after an ack, by the handler's idempotency).
+pub async fn send_now(pool: &DbPool, queue: &Queue, id: i64, job: NewJob) {
+    if let Err(err) = queue.enqueue(job, None).await {
+        tracing::debug!(error = %err, "immediate push failed; the outbox relay will send the job");
+        return;
+    }
+    let marked = match pool.get().await {
+        Ok(mut conn) => diesel::update(outbox::table.find(id).filter(outbox::sent_at.is_null()))
+            .set(outbox::sent_at.eq(diesel::dsl::now))
+            .execute(&mut conn)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    if let Err(err) = marked {
+        tracing::debug!(error = %err, "could not mark an outbox row sent; the relay will push it again (deduplicated)");
+    }
 }
 
 /// Why a relay pass stopped.

@@ -206,51 +206,53 @@ pub async fn pay(state: &AppState, request: PayRequest) -> Result<Paid, ServiceE
             let mut conn = state.conn().await?;
             let user = request.user;
             let reference_for_tx = reference.clone();
-            conn.transaction::<_, ServiceError, _>(async move |conn| {
-                let mut method_id = saved_method;
-                if let Some(saved) = card.filter(|_| saved_method.is_none()) {
-                    let id = Uuid::now_v7();
-                    diesel::insert_into(payment_methods::table)
-                        .values((
-                            payment_methods::id.eq(id),
-                            payment_methods::user_id.eq(user),
-                            payment_methods::gateway_token.eq(&saved.token),
-                            payment_methods::brand.eq(&saved.brand),
-                            payment_methods::last4.eq(&saved.last4),
-                            payment_methods::exp_month.eq(i32::try_from(saved.exp_month).unwrap_or(1)),
-                            payment_methods::exp_year.eq(i32::try_from(saved.exp_year).unwrap_or(2000)),
-                            payment_methods::cardholder_name.eq(&holder),
+            let (row, job) = conn
+                .transaction::<_, ServiceError, _>(async move |conn| {
+                    let mut method_id = saved_method;
+                    if let Some(saved) = card.filter(|_| saved_method.is_none()) {
+                        let id = Uuid::now_v7();
+                        diesel::insert_into(payment_methods::table)
+                            .values((
+                                payment_methods::id.eq(id),
+                                payment_methods::user_id.eq(user),
+                                payment_methods::gateway_token.eq(&saved.token),
+                                payment_methods::brand.eq(&saved.brand),
+                                payment_methods::last4.eq(&saved.last4),
+                                payment_methods::exp_month.eq(i32::try_from(saved.exp_month).unwrap_or(1)),
+                                payment_methods::exp_year.eq(i32::try_from(saved.exp_year).unwrap_or(2000)),
+                                payment_methods::cardholder_name.eq(&holder),
+                            ))
+                            .on_conflict(payment_methods::gateway_token)
+                            .do_nothing()
+                            .execute(conn)
+                            .await?;
+                        method_id = payment_methods::table
+                            .filter(payment_methods::gateway_token.eq(&saved.token))
+                            .select(payment_methods::id)
+                            .first::<Uuid>(conn)
+                            .await
+                            .optional()?;
+                    }
+                    diesel::update(transactions::table.find(transaction_id))
+                        .set((
+                            transactions::status.eq("succeeded"),
+                            transactions::gateway_reference.eq(&reference_for_tx),
+                            transactions::payment_method_id.eq(method_id),
                         ))
-                        .on_conflict(payment_methods::gateway_token)
-                        .do_nothing()
                         .execute(conn)
                         .await?;
-                    method_id = payment_methods::table
-                        .filter(payment_methods::gateway_token.eq(&saved.token))
-                        .select(payment_methods::id)
-                        .first::<Uuid>(conn)
-                        .await
-                        .optional()?;
-                }
-                diesel::update(transactions::table.find(transaction_id))
-                    .set((
-                        transactions::status.eq("succeeded"),
-                        transactions::gateway_reference.eq(&reference_for_tx),
-                        transactions::payment_method_id.eq(method_id),
-                    ))
-                    .execute(conn)
-                    .await?;
-                let mut event = base_event;
-                event["event_id"] = json!(format!("evt_{transaction_id}"));
-                event["event_type"] = json!("payment.succeeded");
-                event["status"] = json!("succeeded");
-                event["metadata"] = json!({"payment_method_id": method_id, "gateway_reference": reference_for_tx});
-                let job = NewJob::new("payment.succeeded", format!("webhook:evt_{transaction_id}"), event)
-                    .correlated(transaction_id.to_string());
-                outbox::push(conn, QueueName::PaySubscriptionUpdate.as_str(), &job, None).await?;
-                Ok(())
-            })
-            .await?;
+                    let mut event = base_event;
+                    event["event_id"] = json!(format!("evt_{transaction_id}"));
+                    event["event_type"] = json!("payment.succeeded");
+                    event["status"] = json!("succeeded");
+                    event["metadata"] = json!({"payment_method_id": method_id, "gateway_reference": reference_for_tx});
+                    let job = NewJob::new("payment.succeeded", format!("webhook:evt_{transaction_id}"), event)
+                        .correlated(transaction_id.to_string());
+                    let row = outbox::push(conn, QueueName::PaySubscriptionUpdate.as_str(), &job, None).await?;
+                    Ok((row, job))
+                })
+                .await?;
+            send_webhook_now(state, row, job);
             tracing::info!(transaction_id = %transaction_id, invoice_id = %due.invoice_id, "payment succeeded");
             Ok(Paid {
                 transaction_id,
@@ -264,26 +266,28 @@ pub async fn pay(state: &AppState, request: PayRequest) -> Result<Paid, ServiceE
         Ok(ChargeOutcome::Declined { reference, code, message, .. }) => {
             let mut conn = state.conn().await?;
             let code_for_tx = code.clone();
-            conn.transaction::<_, ServiceError, _>(async move |conn| {
-                diesel::update(transactions::table.find(transaction_id))
-                    .set((
-                        transactions::status.eq("failed"),
-                        transactions::gateway_reference.eq(&reference),
-                        transactions::decline_code.eq(&code_for_tx),
-                    ))
-                    .execute(conn)
-                    .await?;
-                let mut event = base_event;
-                event["event_id"] = json!(format!("evt_{transaction_id}"));
-                event["event_type"] = json!("payment.failed");
-                event["status"] = json!("failed");
-                event["metadata"] = json!({"decline_code": code_for_tx});
-                let job = NewJob::new("payment.failed", format!("webhook:evt_{transaction_id}"), event)
-                    .correlated(transaction_id.to_string());
-                outbox::push(conn, QueueName::PaySubscriptionUpdate.as_str(), &job, None).await?;
-                Ok(())
-            })
-            .await?;
+            let (row, job) = conn
+                .transaction::<_, ServiceError, _>(async move |conn| {
+                    diesel::update(transactions::table.find(transaction_id))
+                        .set((
+                            transactions::status.eq("failed"),
+                            transactions::gateway_reference.eq(&reference),
+                            transactions::decline_code.eq(&code_for_tx),
+                        ))
+                        .execute(conn)
+                        .await?;
+                    let mut event = base_event;
+                    event["event_id"] = json!(format!("evt_{transaction_id}"));
+                    event["event_type"] = json!("payment.failed");
+                    event["status"] = json!("failed");
+                    event["metadata"] = json!({"decline_code": code_for_tx});
+                    let job = NewJob::new("payment.failed", format!("webhook:evt_{transaction_id}"), event)
+                        .correlated(transaction_id.to_string());
+                    let row = outbox::push(conn, QueueName::PaySubscriptionUpdate.as_str(), &job, None).await?;
+                    Ok((row, job))
+                })
+                .await?;
+            send_webhook_now(state, row, job);
             tracing::info!(transaction_id = %transaction_id, decline_code = %code, "payment declined");
             Err(ServiceError::Declined { transaction_id, decline_code: code, message })
         }
@@ -293,6 +297,13 @@ pub async fn pay(state: &AppState, request: PayRequest) -> Result<Paid, ServiceE
             Err(ServiceError::GatewayUnavailable(err.to_string()))
         }
     }
+}
+
+/// Pushes a committed webhook job now, in the background (the outbox relay remains the guarantee).
+fn send_webhook_now(state: &AppState, row: i64, job: NewJob) {
+    let (pool, queue) =
+        (state.db.clone(), billing_queue::Queue::new(state.redis.clone(), QueueName::PaySubscriptionUpdate));
+    tokio::spawn(async move { outbox::send_now(&pool, &queue, row, job).await });
 }
 
 /// One of the caller's transactions (or any, for an admin).
