@@ -88,14 +88,7 @@ pub async fn requeue(
     queues: web::Data<Queues>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
-    let (name, id) = path.into_inner();
-    let queue = queues.find(&name)?;
-    if queue.requeue_failed(&id).await.map_err(|e| ApiError::unavailable(&e))? {
-        tracing::info!(queue = %name, job_id = %id, "failed job requeued by an administrator");
-        Ok(ok(serde_json::json!({"queue": name, "id": id, "status": "requeued"}), "job requeued"))
-    } else {
-        Err(ApiError::not_found("job_not_found", "no such failed job"))
-    }
+    on_failed_job(&queues, path.into_inner(), FailedAction::Requeue).await
 }
 
 /// Delete a failed job.
@@ -109,14 +102,31 @@ pub async fn drop_failed(
     queues: web::Data<Queues>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
-    let (name, id) = path.into_inner();
+    on_failed_job(&queues, path.into_inner(), FailedAction::Drop).await
+}
+
+#[derive(Debug, Clone, Copy)]
+enum FailedAction {
+    Requeue,
+    Drop,
+}
+
+/// Requeues or drops one failed job of one queue; 404 when either does not exist.
+async fn on_failed_job(
+    queues: &Queues,
+    (name, id): (String, String),
+    action: FailedAction,
+) -> Result<HttpResponse, ApiError> {
     let queue = queues.find(&name)?;
-    if queue.drop_failed(&id).await.map_err(|e| ApiError::unavailable(&e))? {
-        tracing::info!(queue = %name, job_id = %id, "failed job dropped by an administrator");
-        Ok(ok(serde_json::json!({"queue": name, "id": id, "status": "dropped"}), "job dropped"))
-    } else {
-        Err(ApiError::not_found("job_not_found", "no such failed job"))
+    let (done, status) = match action {
+        FailedAction::Requeue => (queue.requeue_failed(&id).await, "requeued"),
+        FailedAction::Drop => (queue.drop_failed(&id).await, "dropped"),
+    };
+    if !done.map_err(|e| ApiError::unavailable(&e))? {
+        return Err(ApiError::not_found("job_not_found", "no such failed job"));
     }
+    tracing::info!(queue = %name, job_id = %id, status, "failed job handled by an administrator");
+    Ok(ok(serde_json::json!({"queue": name, "id": id, "status": status}), &format!("job {status}")))
 }
 
 /// Registers the admin queue routes.

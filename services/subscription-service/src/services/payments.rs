@@ -8,9 +8,9 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::db;
-use crate::db::models::{NewSubscriptionEvent, SubscriptionChanges};
+use crate::db::models::SubscriptionChanges;
 use crate::error::ServiceError;
-use crate::services::subscriptions::transition;
+use crate::services::subscriptions::{log_event, transition};
 use crate::state::AppState;
 
 /// The body of `POST /v1/webhooks/payment`.
@@ -134,7 +134,7 @@ async fn succeeded(
     };
     if invoice.kind != "initial" || sub.status != SubscriptionStatus::Pending.as_str() {
         let data = json!({"invoice_id": invoice.id, "transaction_id": event.transaction_id, "kind": invoice.kind});
-        log_event(conn, sub.id, "invoice_paid", &sub.status, data, now).await?;
+        log_event(conn, sub.id, "invoice_paid", Some(&sub.status), &sub.status, data, now).await?;
         return Ok(Ok("invoice_paid"));
     }
     // A trial being replaced ends first: a user never has a trial and an active subscription at once.
@@ -187,30 +187,7 @@ async fn failed(
         && let Some(row) = db::subscriptions::find(conn, sub).await?
     {
         let data = json!({"invoice_id": invoice.id, "transaction_id": event.transaction_id, "decline_code": event.metadata.get("decline_code")});
-        log_event(conn, row.id, "payment_failed", &row.status, data, now).await?;
+        log_event(conn, row.id, "payment_failed", Some(&row.status), &row.status, data, now).await?;
     }
     Ok(Ok("payment_failure_recorded"))
-}
-
-async fn log_event(
-    conn: &mut AsyncPgConnection,
-    id: Uuid,
-    event_type: &str,
-    status: &str,
-    data: Value,
-    now: DateTime<Utc>,
-) -> Result<(), ServiceError> {
-    db::subscriptions::insert_event(
-        conn,
-        &NewSubscriptionEvent {
-            subscription_id: id,
-            event_type,
-            from_status: Some(status),
-            to_status: status,
-            data,
-            occurred_at: now,
-        },
-    )
-    .await?;
-    Ok(())
 }

@@ -92,20 +92,23 @@ pub async fn transition(
     Ok(updated)
 }
 
-async fn log_created(
+/// Appends an event that is not a status change (creation, a recorded payment attempt …).
+pub async fn log_event(
     conn: &mut AsyncPgConnection,
-    row: &SubscriptionRow,
+    id: Uuid,
     event_type: &str,
+    from: Option<&str>,
+    to: &str,
     data: Value,
     now: DateTime<Utc>,
 ) -> Result<(), ServiceError> {
     db::subscriptions::insert_event(
         conn,
         &NewSubscriptionEvent {
-            subscription_id: row.id,
+            subscription_id: id,
             event_type,
-            from_status: None,
-            to_status: &row.status,
+            from_status: from,
+            to_status: to,
             data,
             occurred_at: now,
         },
@@ -178,10 +181,12 @@ pub async fn create_paid(state: &AppState, user: Uuid, plan_id: i32, quantity: i
             };
             let draft_row = invoices::insert_draft(conn, &draft).await?;
             let invoice = invoices::finalize(conn, draft_row.id, now).await?;
-            log_created(
+            log_event(
                 conn,
-                &row,
+                row.id,
                 "created",
+                None,
+                &row.status,
                 json!({"plan_id": plan_for_tx.id, "quantity": quantity, "invoice_id": invoice.id}),
                 now,
             )
@@ -230,7 +235,16 @@ pub async fn create_trial(state: &AppState, user: Uuid, plan_id: i32) -> Result<
             )
             .await
             .map_err(map_insert_error)?;
-            log_created(conn, &row, "trial_started", json!({"plan_id": plan_id, "trial_end": end}), now).await?;
+            log_event(
+                conn,
+                row.id,
+                "trial_started",
+                None,
+                &row.status,
+                json!({"plan_id": plan_id, "trial_end": end}),
+                now,
+            )
+            .await?;
             Ok(row)
         })
         .await?;
