@@ -181,6 +181,8 @@ pub struct Settings {
     pub gateway: GatewaySettings,
     /// Multiplies every queue delay and visibility timeout (tests run retries in milliseconds; 1 elsewhere).
     pub queue_time_scale: f64,
+    /// The clock can be advanced through `/v1/admin/clock` (test environment only).
+    pub test_clock: bool,
 }
 
 /// Keys whose values are secrets: never printed, and refused in staging/production when weak.
@@ -306,6 +308,16 @@ impl Settings {
         if app_env != AppEnv::Test && queue_time_scale != 1.0 {
             return Err(ConfigError::new("QUEUE_TIME_SCALE", "only the test environment may scale queue delays"));
         }
+        let test_clock = match r.optional("TEST_CLOCK")? {
+            Some(v) => parse_bool(&v).map_err(|reason| ConfigError::new("TEST_CLOCK", reason))?,
+            None => false,
+        };
+        if test_clock && app_env != AppEnv::Test {
+            return Err(ConfigError::new(
+                "TEST_CLOCK",
+                "a clock that can be moved is only allowed in the test environment",
+            ));
+        }
 
         Ok(Self {
             app_env,
@@ -320,6 +332,7 @@ impl Settings {
             signing,
             gateway,
             queue_time_scale,
+            test_clock,
         })
     }
 }

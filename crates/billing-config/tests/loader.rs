@@ -300,3 +300,15 @@ fn only_tests_may_scale_queue_delays() {
         .unwrap_or_else(|e| panic!("{e}"));
     assert!((prod.queue_time_scale - 1.0).abs() < f64::EPSILON);
 }
+
+#[test]
+fn only_tests_may_move_the_clock() {
+    let ok = load_repo(AppEnv::Test, vars(&[("TEST_CLOCK", "true")]), ServiceKind::Subscription)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(ok.test_clock);
+    for env in [AppEnv::Development, AppEnv::Production] {
+        let mut process = if env == AppEnv::Production { deployed_env("production") } else { HashMap::new() };
+        process.insert("TEST_CLOCK".into(), "true".into());
+        assert_eq!(expect_err(load_repo(env, process, ServiceKind::Subscription)).key, "TEST_CLOCK", "{env:?}");
+    }
+}

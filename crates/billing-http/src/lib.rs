@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 pub mod auth;
+pub mod clock;
 pub mod context;
 pub mod envelope;
 pub mod error;

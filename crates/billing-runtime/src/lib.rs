@@ -21,6 +21,10 @@ pub struct Infra {
     pub settings: Arc<Settings>,
     pub db: DbPool,
     pub redis: Redis,
+    /// The time every decision is made at.
+    pub clock: billing_infra::SharedClock,
+    /// Set when the clock can be moved (`TEST_CLOCK=true`, test environment only).
+    pub test_clock: Option<billing_infra::TestClock>,
 }
 
 impl std::fmt::Debug for Infra {
@@ -38,7 +42,12 @@ impl Infra {
     pub fn connect(settings: Arc<Settings>) -> anyhow::Result<Self> {
         let db = billing_infra::db::build_pool(&settings.database).context("building the database pool")?;
         let redis = Redis::connect_lazy(&settings.redis).context("REDIS_URL: cannot create the Redis client")?;
-        Ok(Self { settings, db, redis })
+        let test_clock = settings.test_clock.then(|| billing_infra::TestClock::new(redis.clone()));
+        let clock: billing_infra::SharedClock = match &test_clock {
+            Some(clock) => Arc::new(clock.clone()),
+            None => Arc::new(billing_infra::SystemClock),
+        };
+        Ok(Self { settings, db, redis, clock, test_clock })
     }
 }
 
@@ -316,8 +325,12 @@ pub fn start_server<S: Service>(infra: Infra, listener: TcpListener) -> anyhow::
         billing_auth::JwtVerifier::from_settings(&settings.jwt).map_err(|e| anyhow::anyhow!("{e}"))?,
     );
     let queues = actix_web::web::Data::new(queues);
+    let test_clock = infra.test_clock.clone();
     let routes: Routes = Arc::new(move |cfg: &mut actix_web::web::ServiceConfig| {
         cfg.app_data(verifier.clone()).app_data(queues.clone()).configure(billing_http::queues::configure);
+        if let Some(clock) = &test_clock {
+            billing_http::clock::configure(cfg, clock.clone());
+        }
         service_routes(cfg);
     });
     let addr = listener.local_addr()?;

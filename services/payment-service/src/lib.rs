@@ -15,7 +15,6 @@ pub mod state;
 use std::sync::{Arc, OnceLock};
 
 use actix_web::web;
-use billing_infra::SystemClock;
 
 use crate::clients::SubscriptionClient;
 use crate::gateway::mock::MockGateway;
@@ -52,7 +51,7 @@ pub fn build_state(infra: &Infra) -> anyhow::Result<AppState> {
         settings: infra.settings.clone(),
         db: infra.db.clone(),
         redis: infra.redis.clone(),
-        clock: Arc::new(SystemClock),
+        clock: infra.clock.clone(),
         gateway: mock_gateway(&infra.settings),
         subscriptions: SubscriptionClient::from_settings(&infra.settings)?,
     })

@@ -18,7 +18,6 @@ use billing_auth::JwtIssuer;
 use billing_config::{AppEnv, ServiceKind};
 use billing_http::ratelimit::RateLimiter;
 use billing_http::server::Routes;
-use billing_infra::SystemClock;
 use billing_queue::scheduler::Tick;
 use billing_queue::worker::{self, Consumer};
 use billing_queue::{NewJob, Queue, QueueName};
@@ -68,7 +67,7 @@ pub fn build_state(infra: &Infra) -> anyhow::Result<AppState> {
         jwt: JwtIssuer::from_settings(&settings.jwt).map_err(|e| anyhow::anyhow!("{e}"))?,
         db: infra.db.clone(),
         redis: infra.redis.clone(),
-        clock: Arc::new(SystemClock),
+        clock: infra.clock.clone(),
         limiter: RateLimiter::new(infra.redis.clone()),
         plans: PlanCache::default(),
         usage: UsageMeter::new(infra.redis.clone()),
