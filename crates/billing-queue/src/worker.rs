@@ -20,6 +20,7 @@ use apalis_core::task::Task;
 use apalis_core::task::task_id::TaskId;
 use apalis_core::worker::context::WorkerContext;
 use futures_util::{FutureExt, SinkExt, StreamExt, sink, stream};
+use tracing::Instrument;
 
 use crate::{Claimed, Envelope, NackOutcome, Queue};
 
@@ -69,13 +70,18 @@ pub fn not_implemented(what: &'static str) -> Handler {
     })
 }
 
-/// Runs one claimed job and acks or nacks it.
+/// Runs one claimed job and acks or nacks it, inside a span naming the job.
 async fn execute(consumer: &Consumer, claimed: Claimed) {
+    let envelope = &claimed.envelope;
+    let span = tracing::info_span!("job", queue = consumer.queue.name(), job_id = %envelope.id, action = %envelope.action,
+        attempt = envelope.attempts, correlation_id = envelope.correlation_id.as_deref().unwrap_or(""));
+    // Instrumented, not entered: a guard held across `.await` would leak the span into other tasks on the thread.
+    run_and_settle(consumer, claimed).instrument(span).await;
+}
+
+async fn run_and_settle(consumer: &Consumer, claimed: Claimed) {
     let queue = &consumer.queue;
     let envelope = claimed.envelope.clone();
-    let span = tracing::info_span!("job", queue = queue.name(), job_id = %envelope.id, action = %envelope.action,
-        attempt = envelope.attempts, correlation_id = envelope.correlation_id.as_deref().unwrap_or(""));
-    let _entered = span.enter();
     // Finish (or give up) well before the visibility timeout, so the job is not handed out twice meanwhile.
     let budget = queue.policy().visibility_timeout.mul_f64(0.8);
     let run = AssertUnwindSafe((consumer.handler)(envelope)).catch_unwind();
