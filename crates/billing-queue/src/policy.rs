@@ -42,6 +42,19 @@ impl Policy {
         let extra = if jitter_ms == 0 { 0 } else { rand::random_range(0..=jitter_ms) };
         self.backoff(attempt) + Duration::from_millis(extra)
     }
+
+    /// The `queue-probe` binary's policy: quick retries so a test sees every outcome within seconds. Its producers
+    /// must use the same policy, since the envelope carries `max_attempts`.
+    pub fn probe(visibility_timeout: Duration) -> Self {
+        Self {
+            max_attempts: 5,
+            base_delay: Duration::from_millis(100),
+            multiplier: 2.0,
+            max_delay: Duration::from_secs(2),
+            jitter: Duration::from_millis(20),
+            visibility_timeout,
+        }
+    }
 }
 
 /// The six queues of DESIGN.md.

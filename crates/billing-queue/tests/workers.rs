@@ -57,16 +57,8 @@ fn redis(url: &str, prefix: &str) -> Redis {
 }
 
 fn probe_queue(redis: &Redis, visibility_ms: u64) -> Queue {
-    // The probe's policy: what the producer stamps on the envelope must match it.
-    let policy = Policy {
-        max_attempts: 5,
-        base_delay: Duration::from_millis(100),
-        multiplier: 2.0,
-        max_delay: Duration::from_secs(2),
-        jitter: Duration::from_millis(20),
-        visibility_timeout: Duration::from_millis(visibility_ms),
-    };
-    Queue::with_policy(redis.clone(), "q:test:probe", policy)
+    // The probe's own policy: what the producer stamps on the envelope must match it.
+    Queue::with_policy(redis.clone(), "q:test:probe", Policy::probe(Duration::from_millis(visibility_ms)))
 }
 
 async fn hget(redis: &Redis, hash: &str, field: &str) -> Option<u64> {

@@ -29,15 +29,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let visibility = Duration::from_millis(arg("--visibility-ms").and_then(|v| v.parse().ok()).unwrap_or(2000));
     let concurrency = arg("--concurrency").and_then(|v| v.parse().ok()).unwrap_or(8);
     let redis = Redis::connect_lazy_to(&url, &prefix, Duration::from_secs(1), Duration::from_secs(5))?;
-    let policy = Policy {
-        max_attempts: 5,
-        base_delay: Duration::from_millis(100),
-        multiplier: 2.0,
-        max_delay: Duration::from_secs(2),
-        jitter: Duration::from_millis(20),
-        visibility_timeout: visibility,
-    };
-    let queue = Queue::with_policy(redis.clone(), &name, policy);
+    let queue = Queue::with_policy(redis.clone(), &name, Policy::probe(visibility));
     let recorder = redis.clone();
     let handler: worker::Handler = Arc::new(move |envelope| {
         let redis = recorder.clone();
