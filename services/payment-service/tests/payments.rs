@@ -112,6 +112,16 @@ impl World {
         (token, id(&trial, "id"), id(&paid, "id"), id(&paid, "invoice_id"))
     }
 
+    /// `POST /v1/payments/process` on the payment service.
+    async fn process(
+        &self,
+        token: Option<&str>,
+        body: Value,
+        key: Option<&str>,
+    ) -> (u16, Value, reqwest::header::HeaderMap) {
+        self.call(&self.pay, Method::POST, "/v1/payments/process", token, Some(body), key).await
+    }
+
     async fn status(&self, token: &str, sub: &str) -> String {
         let (_, body, _) =
             self.call(&self.sub, Method::GET, &format!("/v1/subscriptions/{sub}"), Some(token), None, None).await;
@@ -135,16 +145,8 @@ fn payment(sub: &str, card: &str, amount: Value) -> Value {
 async fn paying_with_a_good_card_activates_the_subscription_within_seconds() {
     let w = World::new().await;
     let (token, trial, sub, invoice) = w.customer().await;
-    let (status, body, _) = w
-        .call(
-            &w.pay,
-            Method::POST,
-            "/v1/payments/process",
-            Some(&token),
-            Some(payment(&sub, "4242424242424242", json!(29.99))),
-            Some("pay-1"),
-        )
-        .await;
+    let (status, body, _) =
+        w.process(Some(&token), payment(&sub, "4242424242424242", json!(29.99)), Some("pay-1")).await;
     assert_eq!(status, 201, "{body}");
     let d = &body["data"];
     assert_eq!(
@@ -176,16 +178,7 @@ async fn paying_with_a_good_card_activates_the_subscription_within_seconds() {
 async fn a_declined_card_is_402_and_the_subscription_stays_pending() {
     let w = World::new().await;
     let (token, _, sub, _) = w.customer().await;
-    let (status, body, _) = w
-        .call(
-            &w.pay,
-            Method::POST,
-            "/v1/payments/process",
-            Some(&token),
-            Some(payment(&sub, "4000000000000002", json!("29.99"))),
-            None,
-        )
-        .await;
+    let (status, body, _) = w.process(Some(&token), payment(&sub, "4000000000000002", json!("29.99")), None).await;
     assert_eq!((status, body["code"].as_str()), (402, Some("payment_declined")), "{body}");
     assert_eq!(body["details"]["decline_code"], "card_declined");
     let tx = body["details"]["transaction_id"].as_str().unwrap_or_default().to_owned();
@@ -211,10 +204,7 @@ async fn fifty_concurrent_requests_with_one_idempotency_key_charge_once() {
     let gateway = payment_service::mock_gateway(&w.pay.settings);
     let before = gateway.charges_made();
     let body = payment(&sub, "4242424242424242", json!("29.99"));
-    let answers = join_all((0..50).map(|_| {
-        w.call(&w.pay, Method::POST, "/v1/payments/process", Some(&token), Some(body.clone()), Some("same-key"))
-    }))
-    .await;
+    let answers = join_all((0..50).map(|_| w.process(Some(&token), body.clone(), Some("same-key")))).await;
     let created: Vec<&(u16, Value, _)> = answers.iter().filter(|a| a.0 == 201).collect();
     let in_use = answers.iter().filter(|a| a.0 == 409 && a.1["code"] == "idempotency_key_in_use").count();
     assert_eq!(
@@ -231,20 +221,11 @@ async fn fifty_concurrent_requests_with_one_idempotency_key_charge_once() {
     let (_, history, _) = w.call(&w.pay, Method::GET, "/v1/payments/history", Some(&token), None, None).await;
     assert_eq!(history["data"]["items"].as_array().map(Vec::len), Some(1), "one transaction");
     // After it settled, the key replays the first answer byte for byte; another body is refused.
-    let (status, replay, headers) =
-        w.call(&w.pay, Method::POST, "/v1/payments/process", Some(&token), Some(body), Some("same-key")).await;
+    let (status, replay, headers) = w.process(Some(&token), body, Some("same-key")).await;
     assert_eq!((status, headers.get("idempotent-replayed").and_then(|v| v.to_str().ok())), (201, Some("true")));
     assert_eq!(&replay["data"]["transaction_id"], first_tx);
-    let (status, reused, _) = w
-        .call(
-            &w.pay,
-            Method::POST,
-            "/v1/payments/process",
-            Some(&token),
-            Some(payment(&sub, "5555555555554444", json!("29.99"))),
-            Some("same-key"),
-        )
-        .await;
+    let (status, reused, _) =
+        w.process(Some(&token), payment(&sub, "5555555555554444", json!("29.99")), Some("same-key")).await;
     assert_eq!((status, reused["code"].as_str()), (422, Some("idempotency_key_reused")));
 }
 
@@ -291,8 +272,7 @@ async fn bad_payments_are_precise_4xx_and_charge_nothing() {
         ),
     ];
     for (body, status, code, field) in cases {
-        let (got, res, _) =
-            w.call(&w.pay, Method::POST, "/v1/payments/process", Some(&token), Some(body.clone()), None).await;
+        let (got, res, _) = w.process(Some(&token), body.clone(), None).await;
         assert_eq!((got, res["code"].as_str()), (status, Some(code)), "{body}: {res}");
         if let Some(field) = field {
             assert!(res["details"]["fields"][field].is_string(), "{field} not named: {res}");
@@ -301,31 +281,10 @@ async fn bad_payments_are_precise_4xx_and_charge_nothing() {
     }
     // Another user's subscription does not exist for this caller.
     let (stranger, _, _, _) = w.customer().await;
-    let (status, _, _) = w
-        .call(
-            &w.pay,
-            Method::POST,
-            "/v1/payments/process",
-            Some(&stranger),
-            Some(payment(&sub, "4242424242424242", json!("29.99"))),
-            None,
-        )
-        .await;
+    let (status, _, _) = w.process(Some(&stranger), payment(&sub, "4242424242424242", json!("29.99")), None).await;
     assert_eq!(status, 404);
     assert_eq!(gateway.charges_made(), before, "nothing was charged");
-    assert_eq!(
-        w.call(
-            &w.pay,
-            Method::POST,
-            "/v1/payments/process",
-            None,
-            Some(payment(&sub, "4242424242424242", json!("29.99"))),
-            None
-        )
-        .await
-        .0,
-        401
-    );
+    assert_eq!(w.process(None, payment(&sub, "4242424242424242", json!("29.99")), None).await.0, 401);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -334,8 +293,7 @@ async fn the_card_number_and_cvv_are_in_no_table_and_no_redis_key() {
     let (token, _, sub, _) = w.customer().await;
     let mut body = payment(&sub, "4242424242424242", json!("29.99"));
     body["card_cvv"] = json!("987");
-    let (status, _, _) =
-        w.call(&w.pay, Method::POST, "/v1/payments/process", Some(&token), Some(body), Some("dump-key")).await;
+    let (status, _, _) = w.process(Some(&token), body, Some("dump-key")).await;
     assert_eq!(status, 201);
     poll_until(Duration::from_secs(15), "the webhook", || async {
         (w.status(&token, &sub).await == "active").then_some(())
@@ -398,16 +356,7 @@ async fn refund_statuses(w: &World) -> Vec<(String, String)> {
 async fn refunds_are_processed_and_never_pass_the_captured_amount() {
     let w = World::new().await;
     let (token, _, sub, _) = w.customer().await;
-    let (_, paid, _) = w
-        .call(
-            &w.pay,
-            Method::POST,
-            "/v1/payments/process",
-            Some(&token),
-            Some(payment(&sub, "4242424242424242", json!("29.99"))),
-            None,
-        )
-        .await;
+    let (_, paid, _) = w.process(Some(&token), payment(&sub, "4242424242424242", json!("29.99")), None).await;
     let tx = paid["data"]["transaction_id"].as_str().unwrap_or_default().to_owned();
     let path = format!("/v1/payments/{tx}/refund");
 
@@ -463,16 +412,7 @@ async fn refunds_are_processed_and_never_pass_the_captured_amount() {
 async fn declined_and_foreign_payments_cannot_be_refunded() {
     let w = World::new().await;
     let (token, _, sub, _) = w.customer().await;
-    let (_, declined, _) = w
-        .call(
-            &w.pay,
-            Method::POST,
-            "/v1/payments/process",
-            Some(&token),
-            Some(payment(&sub, "4000000000000002", json!("29.99"))),
-            None,
-        )
-        .await;
+    let (_, declined, _) = w.process(Some(&token), payment(&sub, "4000000000000002", json!("29.99")), None).await;
     let tx = declined["details"]["transaction_id"].as_str().unwrap_or_default().to_owned();
     let (status, body, _) =
         w.call(&w.pay, Method::POST, &format!("/v1/payments/{tx}/refund"), Some(&token), None, None).await;
@@ -500,16 +440,7 @@ async fn declined_and_foreign_payments_cannot_be_refunded() {
 async fn the_subscription_service_can_charge_a_saved_card_through_the_signed_internal_route() {
     let w = World::new().await;
     let (token, _, sub, _) = w.customer().await;
-    let (status, _, _) = w
-        .call(
-            &w.pay,
-            Method::POST,
-            "/v1/payments/process",
-            Some(&token),
-            Some(payment(&sub, "4242424242424242", json!("29.99"))),
-            None,
-        )
-        .await;
+    let (status, _, _) = w.process(Some(&token), payment(&sub, "4242424242424242", json!("29.99")), None).await;
     assert_eq!(status, 201);
     poll_until(Duration::from_secs(15), "activation", || async {
         (w.status(&token, &sub).await == "active").then_some(())
@@ -577,15 +508,7 @@ async fn admins_see_webhook_deliveries_and_can_redeliver_one() {
         .await;
     let admin = login["data"]["access_token"].as_str().unwrap_or_default().to_owned();
     let (token, _, sub, _) = w.customer().await;
-    w.call(
-        &w.pay,
-        Method::POST,
-        "/v1/payments/process",
-        Some(&token),
-        Some(payment(&sub, "4242424242424242", json!("29.99"))),
-        None,
-    )
-    .await;
+    w.process(Some(&token), payment(&sub, "4242424242424242", json!("29.99")), None).await;
     let deliveries = poll_until(Duration::from_secs(15), "a delivery", || async {
         let (_, list, _) = w.call(&w.pay, Method::GET, "/v1/admin/webhooks", Some(&admin), None, None).await;
         list["data"].as_array().filter(|a| !a.is_empty()).cloned()
@@ -644,16 +567,7 @@ async fn history_pages_with_a_cursor_newest_first() {
     let w = World::new().await;
     let (token, _, sub, _) = w.customer().await;
     for _ in 0..3 {
-        let (status, _, _) = w
-            .call(
-                &w.pay,
-                Method::POST,
-                "/v1/payments/process",
-                Some(&token),
-                Some(payment(&sub, "4000000000009995", json!("29.99"))),
-                None,
-            )
-            .await;
+        let (status, _, _) = w.process(Some(&token), payment(&sub, "4000000000009995", json!("29.99")), None).await;
         assert_eq!(status, 402);
     }
     let (_, first, _) = w.call(&w.pay, Method::GET, "/v1/payments/history?limit=2", Some(&token), None, None).await;
