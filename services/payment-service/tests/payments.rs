@@ -399,8 +399,9 @@ async fn refunds_are_processed_and_never_pass_the_captured_amount() {
         (all.len() == 5 && all.iter().all(|(_, s)| s == "succeeded")).then_some(())
     })
     .await;
-    let total: f64 = refund_statuses(&w).await.iter().map(|(a, _)| a.parse::<f64>().unwrap_or(0.0)).sum();
-    assert!((total - 29.99).abs() < 1e-9, "refunds total {total}, the charge 29.99");
+    let total: rust_decimal::Decimal =
+        refund_statuses(&w).await.iter().map(|(a, _)| a.parse::<rust_decimal::Decimal>().unwrap_or_default()).sum();
+    assert_eq!(total, rust_decimal::Decimal::new(2999, 2), "refunds total {total}, the charge 29.99");
     // The history shows the payment with its refunds.
     let (_, history, _) = w.call(&w.pay, Method::GET, "/v1/payments/history", Some(&token), None, None).await;
     let refunds = history["data"]["items"][0]["refunds"].as_array().cloned().unwrap_or_default();

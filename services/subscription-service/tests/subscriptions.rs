@@ -161,10 +161,12 @@ async fn an_upgrade_applies_now_with_a_proration_invoice() {
     assert_eq!(d["subscription"]["plan_id"], 3);
     let p = &d["proration"];
     // Seconds pass between activation and the change, so allow the last cent to move.
-    let cents =
-        |v: &serde_json::Value| (v.as_str().unwrap_or("0").parse::<f64>().unwrap_or(0.0) * 100.0).round() as i64;
-    assert!((cents(&p["credit"]) - 1500).abs() <= 1, "{p}");
-    assert!((cents(&p["charge"]) - 4950).abs() <= 1, "{p}");
+    let cents = |v: &serde_json::Value| {
+        v.as_str().unwrap_or("0").parse::<rust_decimal::Decimal>().unwrap_or_default()
+            * rust_decimal::Decimal::ONE_HUNDRED
+    };
+    assert!((cents(&p["credit"]) - rust_decimal::Decimal::from(1500)).abs() <= rust_decimal::Decimal::ONE, "{p}");
+    assert!((cents(&p["charge"]) - rust_decimal::Decimal::from(4950)).abs() <= rust_decimal::Decimal::ONE, "{p}");
     assert_eq!(cents(&p["net"]), cents(&p["charge"]) - cents(&p["credit"]));
     let invoice = ctx
         .call(
