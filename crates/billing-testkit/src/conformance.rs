@@ -40,7 +40,7 @@ pub async fn assert_migrations_round_trip(set: MigrationSet) {
     assert_eq!(schema_objects(&db.url).await, 0, "a new database starts empty");
 
     let first = billing_infra::migrate::run_pending(&db.url, (set.embedded)()).await.expect("migrations apply (up)");
-    assert!(!first.is_empty(), "no migrations found for {}", set.dir);
+    assert!(!first.is_empty(), "no migrations found for {}", set.dir());
     let objects = schema_objects(&db.url).await;
     assert!(objects > 0, "the migrations created nothing");
     let again = billing_infra::migrate::run_pending(&db.url, (set.embedded)()).await.expect("re-running is a no-op");

@@ -19,8 +19,16 @@ pub struct MigrationSet {
     pub service: ServiceKind,
     /// Returns the service's `embed_migrations!` constant (which is not `Clone` itself).
     pub embedded: fn() -> EmbeddedMigrations,
-    /// The directory under `migrations/`.
-    pub dir: &'static str,
+}
+
+impl MigrationSet {
+    /// The directory under `migrations/` that holds the service's migrations.
+    pub fn dir(&self) -> &'static str {
+        match self.service {
+            ServiceKind::Subscription => "subscription",
+            ServiceKind::Payment => "payment",
+        }
+    }
 }
 
 /// A database of its own for one test, dropped with the value.
@@ -37,9 +45,9 @@ impl TestDb {
         let settings = crate::test_settings(set.service, &[]);
         let server_url = settings.database.url.expose().clone();
         let admin_url = with_database(&server_url, "postgres");
-        let template = format!("tpl_{}_{}", set.dir, migrations_hash(set.dir));
+        let template = format!("tpl_{}_{}", set.dir(), migrations_hash(set.dir()));
         let embedded = (set.embedded)();
-        let name = format!("t_{}_{}", set.dir, uuid::Uuid::new_v4().simple());
+        let name = format!("t_{}_{}", set.dir(), uuid::Uuid::new_v4().simple());
         let url = with_database(&server_url, &name);
         let (admin, tpl, db, template_url) = (
             admin_url.clone(),

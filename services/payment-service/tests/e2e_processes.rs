@@ -6,18 +6,13 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use billing_config::ServiceKind;
-use billing_testkit::{MigrationSet, TestDb, TestRedis, poll_until, repo_root};
+use billing_testkit::{TestDb, TestRedis, poll_until, repo_root};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-const SUB: MigrationSet = MigrationSet {
-    service: ServiceKind::Subscription,
-    embedded: || subscription_service::MIGRATIONS,
-    dir: "subscription",
-};
-const PAY: MigrationSet =
-    MigrationSet { service: ServiceKind::Payment, embedded: || payment_service::MIGRATIONS, dir: "payment" };
+mod common;
+
+use common::{PAY, SUB};
 
 fn binary(name: &str) -> PathBuf {
     // Test executables live in target/<profile>/deps; the workspace's binaries one level up.

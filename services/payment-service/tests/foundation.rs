@@ -4,7 +4,7 @@ use billing_config::ServiceKind;
 use billing_testkit::MigrationSet;
 use payment_service::{MIGRATIONS, PaymentService};
 
-const SET: MigrationSet = MigrationSet { service: ServiceKind::Payment, embedded: || MIGRATIONS, dir: "payment" };
+const SET: MigrationSet = MigrationSet { service: ServiceKind::Payment, embedded: || MIGRATIONS };
 
 #[tokio::test]
 async fn migrations_run_up_down_and_up_again() {

@@ -3,22 +3,17 @@
 
 use std::time::Duration;
 
-use billing_config::ServiceKind;
 use billing_runtime::Service;
-use billing_testkit::{MigrationSet, TestApp, poll_until};
+use billing_testkit::{TestApp, poll_until};
 use futures_util::future::join_all;
 use payment_service::PaymentService;
 use reqwest::Method;
 use serde_json::{Value, json};
 use subscription_service::SubscriptionService;
 
-const SUB: MigrationSet = MigrationSet {
-    service: ServiceKind::Subscription,
-    embedded: || subscription_service::MIGRATIONS,
-    dir: "subscription",
-};
-const PAY: MigrationSet =
-    MigrationSet { service: ServiceKind::Payment, embedded: || payment_service::MIGRATIONS, dir: "payment" };
+mod common;
+
+use common::{PAY, SUB};
 
 struct World {
     sub: TestApp,

@@ -4,8 +4,7 @@ use billing_config::ServiceKind;
 use billing_testkit::MigrationSet;
 use subscription_service::{MIGRATIONS, SubscriptionService};
 
-const SET: MigrationSet =
-    MigrationSet { service: ServiceKind::Subscription, embedded: || MIGRATIONS, dir: "subscription" };
+const SET: MigrationSet = MigrationSet { service: ServiceKind::Subscription, embedded: || MIGRATIONS };
 
 #[tokio::test]
 async fn migrations_run_up_down_and_up_again() {

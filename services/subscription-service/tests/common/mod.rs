@@ -8,8 +8,7 @@ use reqwest::{Method, Response};
 use serde_json::{Value, json};
 use subscription_service::{MIGRATIONS, SubscriptionService};
 
-pub const SET: MigrationSet =
-    MigrationSet { service: ServiceKind::Subscription, embedded: || MIGRATIONS, dir: "subscription" };
+pub const SET: MigrationSet = MigrationSet { service: ServiceKind::Subscription, embedded: || MIGRATIONS };
 
 /// A running subscription service with the seed catalog (plans 1–5) and an admin.
 pub struct Ctx {
