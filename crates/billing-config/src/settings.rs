@@ -165,6 +165,15 @@ pub struct GatewaySettings {
     pub failure_rate: f64,
 }
 
+/// The billing cycle's timing.
+#[derive(Debug, Clone)]
+pub struct BillingSettings {
+    /// Dunning retries after an invoice's due time, increasing (default 1, 3, 5 and 7 days).
+    pub dunning_offsets: Vec<chrono::Duration>,
+    /// How often the worker looks for renewals, retries, trial ends and expiries.
+    pub tick_every: Duration,
+}
+
 /// Everything one service process needs, validated.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -179,6 +188,7 @@ pub struct Settings {
     pub jwt: JwtSettings,
     pub signing: SigningSecrets,
     pub gateway: GatewaySettings,
+    pub billing: BillingSettings,
     /// Multiplies every queue delay and visibility timeout (tests run retries in milliseconds; 1 elsewhere).
     pub queue_time_scale: f64,
     /// The clock can be advanced through `/v1/admin/clock` (test environment only).
@@ -301,6 +311,11 @@ impl Settings {
             },
         };
 
+        let billing = BillingSettings {
+            dunning_offsets: r.parse_with("DUNNING_RETRY_OFFSETS", parse_offsets)?,
+            tick_every: r.secs("BILLING_TICK_SECS", 1, 3600)?,
+        };
+
         let queue_time_scale = match r.optional("QUEUE_TIME_SCALE")? {
             Some(v) => parse_range(&v, 0.001, 1.0).map_err(|reason| ConfigError::new("QUEUE_TIME_SCALE", reason))?,
             None => 1.0,
@@ -331,6 +346,7 @@ impl Settings {
             jwt,
             signing,
             gateway,
+            billing,
             queue_time_scale,
             test_clock,
         })
@@ -410,6 +426,33 @@ impl Reader<'_> {
         }
         Ok(())
     }
+}
+
+/// `1d,3d,5d,7d`: increasing offsets with a unit (s, m, h or d), at most ten; `none` for no retries.
+fn parse_offsets(v: &str) -> Result<Vec<chrono::Duration>, String> {
+    if v.eq_ignore_ascii_case("none") {
+        return Ok(Vec::new());
+    }
+    let mut offsets = Vec::new();
+    for item in split_list(v) {
+        let (number, unit) = item.split_at(item.len().saturating_sub(1));
+        let n: i64 = number.parse().map_err(|_| format!("expected offsets like 1d,3d,5d,7d, got {item:?}"))?;
+        let offset = match unit {
+            "s" => chrono::Duration::seconds(n),
+            "m" => chrono::Duration::minutes(n),
+            "h" => chrono::Duration::hours(n),
+            "d" => chrono::Duration::days(n),
+            _ => return Err(format!("{item:?} needs a unit: s, m, h or d")),
+        };
+        if n <= 0 || n > 100_000 || offsets.last().is_some_and(|last| *last >= offset) {
+            return Err("offsets must be positive and increasing".to_owned());
+        }
+        offsets.push(offset);
+    }
+    if offsets.is_empty() || offsets.len() > 10 {
+        return Err("expected 1 to 10 offsets, or none".to_owned());
+    }
+    Ok(offsets)
 }
 
 fn parse_bool(v: &str) -> Result<bool, String> {

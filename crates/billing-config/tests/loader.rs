@@ -312,3 +312,23 @@ fn only_tests_may_move_the_clock() {
         assert_eq!(expect_err(load_repo(env, process, ServiceKind::Subscription)).key, "TEST_CLOCK", "{env:?}");
     }
 }
+
+#[test]
+fn dunning_offsets_default_to_days_and_are_validated() {
+    let base =
+        load_repo(AppEnv::Development, HashMap::new(), ServiceKind::Subscription).unwrap_or_else(|e| panic!("{e}"));
+    let days: Vec<i64> = base.billing.dunning_offsets.iter().map(|d| d.num_days()).collect();
+    assert_eq!(days, vec![1, 3, 5, 7]);
+    let custom = load_repo(AppEnv::Test, vars(&[("DUNNING_RETRY_OFFSETS", "30s, 2m,1h")]), ServiceKind::Subscription)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let secs: Vec<i64> = custom.billing.dunning_offsets.iter().map(|d| d.num_seconds()).collect();
+    assert_eq!(secs, vec![30, 120, 3600]);
+    let none = load_repo(AppEnv::Test, vars(&[("DUNNING_RETRY_OFFSETS", "none")]), ServiceKind::Subscription)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(none.billing.dunning_offsets.is_empty());
+    for bad in ["3d,1d", "1x", "0d", "d", "1d,1d"] {
+        let err =
+            expect_err(load_repo(AppEnv::Test, vars(&[("DUNNING_RETRY_OFFSETS", bad)]), ServiceKind::Subscription));
+        assert_eq!(err.key, "DUNNING_RETRY_OFFSETS", "{bad}");
+    }
+}

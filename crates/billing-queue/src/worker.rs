@@ -62,14 +62,6 @@ impl std::fmt::Debug for Consumer {
     }
 }
 
-/// A handler that refuses every job permanently (for flows not built yet): the jobs wait in the failed list,
-/// inspectable and requeueable, instead of being lost or retried forever.
-pub fn not_implemented(what: &'static str) -> Handler {
-    Arc::new(move |_envelope| {
-        Box::pin(async move { Err(JobError::Permanent(format!("{what} is not implemented yet"))) })
-    })
-}
-
 /// Runs one claimed job and acks or nacks it, inside a span naming the job.
 async fn execute(consumer: &Consumer, claimed: Claimed) {
     let envelope = &claimed.envelope;

@@ -42,6 +42,16 @@ impl TestApp {
 
     /// Serves `S` with extra configuration `overrides` (process-environment style).
     pub async fn spawn_with<S: Service>(migrations: MigrationSet, overrides: &[(&str, String)]) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("binding a free port");
+        Self::spawn_on::<S>(migrations, overrides, listener).await
+    }
+
+    /// Serves `S` on `listener`, bound beforehand so two services can be told each other's address.
+    pub async fn spawn_on<S: Service>(
+        migrations: MigrationSet,
+        overrides: &[(&str, String)],
+        listener: TcpListener,
+    ) -> Self {
         let db = TestDb::new(migrations).await;
         let redis = TestRedis::new();
         let mut all = vec![(database_url_key(S::KIND), db.url.clone()), ("REDIS_KEY_PREFIX", redis.prefix.clone())];
@@ -49,7 +59,6 @@ impl TestApp {
         all.extend(overrides.iter().cloned());
         let settings = Arc::new(crate::test_settings(S::KIND, &all));
         let infra = Infra::connect(settings.clone()).expect("connecting the test infrastructure");
-        let listener = TcpListener::bind("127.0.0.1:0").expect("binding a free port");
         let running = billing_runtime::start_server::<S>(infra, listener).expect("starting the test server");
         let handle = running.server.handle();
         tokio::spawn(running.server);

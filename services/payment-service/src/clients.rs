@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use billing_config::Settings;
+use billing_infra::SharedClock;
 use serde::Deserialize;
 use uuid::Uuid;
 
@@ -31,22 +32,24 @@ pub struct SubscriptionClient {
     http: reqwest::Client,
     base: String,
     secret: Vec<u8>,
+    /// Signatures carry the service's time, which the receiver (on the same clock) checks.
+    clock: SharedClock,
 }
 
 impl SubscriptionClient {
     /// From the configured URL and the payment→subscription secret (the first signs).
-    pub fn from_settings(settings: &Settings) -> anyhow::Result<Self> {
+    pub fn from_settings(settings: &Settings, clock: SharedClock) -> anyhow::Result<Self> {
         let secret =
             settings.signing.internal_pay_to_sub.first().map(|s| s.expose().as_bytes().to_vec()).unwrap_or_default();
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(5))
             .connect_timeout(Duration::from_secs(2))
             .build()?;
-        Ok(Self { http, base: settings.services.subscription_url.clone(), secret })
+        Ok(Self { http, base: settings.services.subscription_url.clone(), secret, clock })
     }
 
     async fn get(&self, path: &str, request_id: &str) -> Result<Option<InvoiceDue>, ServiceError> {
-        let now = chrono::Utc::now().timestamp();
+        let now = self.clock.now().timestamp();
         let signature = billing_signing::sign(&self.secret, now, format!("GET {path}").as_bytes());
         let res = self
             .http

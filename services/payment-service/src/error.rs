@@ -26,7 +26,7 @@ pub enum ServiceError {
     #[error("amount mismatch")]
     AmountMismatch { due: String, currency: String },
     #[error("payment declined")]
-    Declined { transaction_id: Uuid, decline_code: String, message: String },
+    Declined { transaction_id: Uuid, decline_code: String, message: String, retryable: bool },
     #[error("idempotency key reused with another request")]
     IdempotencyKeyReused,
     #[error("idempotency key in use")]
@@ -76,9 +76,10 @@ impl From<ServiceError> for ApiError {
                 "the amount or currency differs from what is due",
             )
             .with_details(json!({"amount_due": due, "currency": currency})),
-            ServiceError::Declined { transaction_id, decline_code, message } => {
-                ApiError::new(StatusCode::PAYMENT_REQUIRED, "payment_declined", message)
-                    .with_details(json!({"transaction_id": transaction_id, "decline_code": decline_code}))
+            ServiceError::Declined { transaction_id, decline_code, message, retryable } => {
+                ApiError::new(StatusCode::PAYMENT_REQUIRED, "payment_declined", message).with_details(
+                    json!({"transaction_id": transaction_id, "decline_code": decline_code, "retryable": retryable}),
+                )
             }
             ServiceError::IdempotencyKeyReused => ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,

@@ -34,8 +34,11 @@ pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/p
 #[derive(OpenApi)]
 #[openapi(
     info(title = "payment-service"),
-    paths(routes::payments::process, routes::payments::refund, routes::payments::history, routes::payments::get, routes::operations::list, routes::operations::redeliver),
-    tags((name = "payments", description = "Card payments of invoices, with Idempotency-Key"))
+    paths(routes::payments::process, routes::payments::refund, routes::payments::history, routes::payments::get, routes::operations::list, routes::operations::redeliver, routes::methods::save, routes::methods::list),
+    tags(
+        (name = "payments", description = "Card payments of invoices, with Idempotency-Key"),
+        (name = "payment methods", description = "Saved cards (token, brand, last 4, expiry); the newest is the default that renewals charge"),
+    )
 )]
 struct ApiDoc;
 
@@ -53,7 +56,7 @@ pub fn build_state(infra: &Infra) -> anyhow::Result<AppState> {
         redis: infra.redis.clone(),
         clock: infra.clock.clone(),
         gateway: mock_gateway(&infra.settings),
-        subscriptions: SubscriptionClient::from_settings(&infra.settings)?,
+        subscriptions: SubscriptionClient::from_settings(&infra.settings, infra.clock.clone())?,
     })
 }
 

@@ -3,6 +3,7 @@
 //! A library so tests and the benchmark can build the same app the binary serves; `main.rs` only
 //! hands control to [`billing_runtime::main`].
 
+pub mod clients;
 pub mod db;
 pub mod error;
 pub mod routes;
@@ -71,6 +72,7 @@ pub fn build_state(infra: &Infra) -> anyhow::Result<AppState> {
         limiter: RateLimiter::new(infra.redis.clone()),
         plans: PlanCache::default(),
         usage: UsageMeter::new(infra.redis.clone()),
+        payments: clients::PaymentClient::from_settings(&settings, infra.clock.clone())?,
         settings,
     })
 }
@@ -110,27 +112,38 @@ impl Service for SubscriptionService {
     fn consumers(infra: &Infra) -> anyhow::Result<Vec<Consumer>> {
         let state = build_state(infra)?;
         let queue = |name| Queue::new(infra.redis.clone(), name);
+        let usage_state = state.clone();
         let usage_sync: worker::Handler = Arc::new(move |_envelope| {
-            let state = state.clone();
+            let state = usage_state.clone();
             Box::pin(async move {
                 services::usage::sync(&state).await.map(|_| ()).map_err(|e| worker::JobError::Retry(e.to_string()))
             })
         });
+        let handler = |run: fn(AppState, billing_queue::Envelope) -> worker::HandlerFuture| -> worker::Handler {
+            let state = state.clone();
+            Arc::new(move |envelope| run(state.clone(), envelope))
+        };
         Ok(vec![
             Consumer { queue: queue(QueueName::SubUsageSync), handler: usage_sync, concurrency: 1 },
             Consumer {
                 queue: queue(QueueName::SubPaymentInitiation),
-                handler: worker::not_implemented("payment initiation"),
+                handler: handler(|state, job| {
+                    Box::pin(async move { services::billing::payment_initiation(&state, job).await })
+                }),
                 concurrency: 4,
             },
             Consumer {
                 queue: queue(QueueName::SubTrialPayment),
-                handler: worker::not_implemented("trial payment"),
+                handler: handler(|state, job| {
+                    Box::pin(async move { services::billing::trial_payment(&state, job).await })
+                }),
                 concurrency: 4,
             },
             Consumer {
                 queue: queue(QueueName::SubPlanChange),
-                handler: worker::not_implemented("plan change charging"),
+                handler: handler(|state, job| {
+                    Box::pin(async move { services::billing::plan_change(&state, job).await })
+                }),
                 concurrency: 4,
             },
         ])
@@ -138,23 +151,42 @@ impl Service for SubscriptionService {
 
     fn ticks(infra: &Infra) -> anyhow::Result<Vec<Tick>> {
         let queue = Queue::new(infra.redis.clone(), QueueName::SubUsageSync);
-        Ok(vec![Tick {
-            name: "usage:sync",
-            every: USAGE_SYNC_EVERY,
-            lease: Duration::from_secs(30),
+        let state = build_state(infra)?;
+        let billing = Tick {
+            name: "billing:cycle",
+            every: infra.settings.billing.tick_every,
+            lease: Duration::from_secs(300),
             run: Arc::new(move || {
-                let queue = queue.clone();
+                let state = state.clone();
                 Box::pin(async move {
-                    // One fold request per second at most: the id is the second, so replicas enqueue it once.
-                    let second = u128::try_from(chrono::Utc::now().timestamp()).unwrap_or(0);
-                    let job = NewJob {
-                        id: uuid::Uuid::from_u128(0x5553_4147_0000_0000_0000_0000_0000_0000 | second),
-                        ..NewJob::new("fold", format!("usage-sync-{second}"), serde_json::json!({}))
-                    };
-                    queue.enqueue(job, None).await.map(|_| ()).map_err(|e| e.to_string())
+                    let report = services::billing::run_due(&state).await.map_err(|e| e.to_string())?;
+                    if report != services::billing::Report::default() {
+                        tracing::info!(?report, "billing cycle tick");
+                    }
+                    Ok(())
                 })
             }),
-        }])
+        };
+        Ok(vec![
+            billing,
+            Tick {
+                name: "usage:sync",
+                every: USAGE_SYNC_EVERY,
+                lease: Duration::from_secs(30),
+                run: Arc::new(move || {
+                    let queue = queue.clone();
+                    Box::pin(async move {
+                        // One fold request per second at most: the id is the second, so replicas enqueue it once.
+                        let second = u128::try_from(chrono::Utc::now().timestamp()).unwrap_or(0);
+                        let job = NewJob {
+                            id: uuid::Uuid::from_u128(0x5553_4147_0000_0000_0000_0000_0000_0000 | second),
+                            ..NewJob::new("fold", format!("usage-sync-{second}"), serde_json::json!({}))
+                        };
+                        queue.enqueue(job, None).await.map(|_| ()).map_err(|e| e.to_string())
+                    })
+                }),
+            },
+        ])
     }
 
     async fn seed(infra: Infra) -> anyhow::Result<()> {

@@ -7,6 +7,7 @@ use billing_config::Settings;
 use billing_http::ratelimit::RateLimiter;
 use billing_infra::{DbPool, Redis, SharedClock};
 
+use crate::clients::PaymentClient;
 use crate::services::plans::PlanCache;
 use crate::services::usage::UsageMeter;
 
@@ -21,6 +22,7 @@ pub struct AppState {
     pub limiter: RateLimiter,
     pub plans: PlanCache,
     pub usage: UsageMeter,
+    pub payments: PaymentClient,
 }
 
 impl std::fmt::Debug for AppState {

@@ -12,28 +12,60 @@ use futures_util::future::BoxFuture;
 
 use super::{ChargeOutcome, ChargeRequest, GatewayError, PaymentGateway, PaymentSource, RefundOutcome, SavedCard};
 
-/// How a test card behaves: stored per token instead of the card number.
+/// How a test card behaves. A saved card's token carries it (`pm_<tag>_<id>`), so tokens stay good across restarts
+/// of this in-memory gateway, as a real gateway's stored cards do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Behaviour {
     Succeed,
     Decline { code: &'static str, message: &'static str, retryable: bool },
 }
 
-fn behaviour_of(number: &str) -> Behaviour {
-    match number {
-        "4000000000000002" => {
-            Behaviour::Decline { code: "card_declined", message: "the card was declined", retryable: false }
+/// The declining test cards of API.md: (number, code, message, retryable).
+const DECLINING_CARDS: [(&str, &str, &str, bool); 4] = [
+    ("4000000000000002", "card_declined", "the card was declined", false),
+    ("4000000000009995", "insufficient_funds", "insufficient funds", true),
+    ("4000000000000069", "expired_card", "the card has expired", false),
+    ("4000000000000119", "processing_error", "a processing error occurred", true),
+];
+
+impl Behaviour {
+    fn of_card(number: &str) -> Self {
+        DECLINING_CARDS
+            .iter()
+            .find(|(n, ..)| *n == number)
+            .map_or(Self::Succeed, |&(_, code, message, retryable)| Self::Decline { code, message, retryable })
+    }
+
+    fn tag(self) -> &'static str {
+        match self {
+            Self::Succeed => "ok",
+            Self::Decline { code, .. } => code,
         }
-        "4000000000009995" => {
-            Behaviour::Decline { code: "insufficient_funds", message: "insufficient funds", retryable: true }
+    }
+
+    fn of_token(token: &str) -> Option<Self> {
+        let (tag, id) = token.strip_prefix("pm_")?.rsplit_once('_')?;
+        if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
         }
-        "4000000000000069" => {
-            Behaviour::Decline { code: "expired_card", message: "the card has expired", retryable: false }
+        if tag == "ok" {
+            return Some(Self::Succeed);
         }
-        "4000000000000119" => {
-            Behaviour::Decline { code: "processing_error", message: "a processing error occurred", retryable: true }
-        }
-        _ => Behaviour::Succeed,
+        DECLINING_CARDS.iter().find(|(_, code, ..)| *code == tag).map(|&(_, code, message, retryable)| Self::Decline {
+            code,
+            message,
+            retryable,
+        })
+    }
+}
+
+fn saved_card(card: &super::CardDetails, behaviour: Behaviour) -> SavedCard {
+    SavedCard {
+        token: format!("pm_{}_{}", behaviour.tag(), uuid::Uuid::new_v4().simple()),
+        brand: card.brand().to_owned(),
+        last4: card.last4(),
+        exp_month: card.exp_month,
+        exp_year: card.exp_year,
     }
 }
 
@@ -45,7 +77,6 @@ pub struct MockGateway {
     failure_per_mille: u32,
     charges: Mutex<HashMap<String, ChargeOutcome>>,
     refunds: Mutex<HashMap<String, RefundOutcome>>,
-    tokens: Mutex<HashMap<String, (Behaviour, SavedCard)>>,
     fail_next: AtomicU32,
     timeout_after_charge_next: AtomicU32,
     charge_count: AtomicU64,
@@ -114,23 +145,13 @@ impl PaymentGateway for MockGateway {
                 } else {
                     let (behaviour, card) = match &request.source {
                         PaymentSource::Card(card) => {
-                            let saved = SavedCard {
-                                token: format!("pm_{}", uuid::Uuid::new_v4().simple()),
-                                brand: card.brand().to_owned(),
-                                last4: card.last4(),
-                                exp_month: card.exp_month,
-                                exp_year: card.exp_year,
-                            };
-                            let behaviour = behaviour_of(&card.number);
-                            if request.save_card && behaviour == Behaviour::Succeed {
-                                lock(&self.tokens).insert(saved.token.clone(), (behaviour, saved.clone()));
-                            }
-                            (behaviour, Some(saved).filter(|_| request.save_card))
+                            let behaviour = Behaviour::of_card(&card.number);
+                            // Like a real gateway, a declined card is not kept.
+                            let keep = request.save_card && behaviour == Behaviour::Succeed;
+                            (behaviour, keep.then(|| saved_card(card, behaviour)))
                         }
                         PaymentSource::Token(token) => {
-                            let tokens = lock(&self.tokens);
-                            let (behaviour, saved) = tokens.get(token).cloned().ok_or(GatewayError::UnknownToken)?;
-                            (behaviour, Some(saved))
+                            (Behaviour::of_token(token).ok_or(GatewayError::UnknownToken)?, None)
                         }
                     };
                     self.charge_count.fetch_add(1, Ordering::SeqCst);
@@ -151,6 +172,15 @@ impl PaymentGateway for MockGateway {
                 return Err(GatewayError::Timeout);
             }
             Ok(outcome)
+        })
+    }
+
+    fn save_card(&self, card: super::CardDetails) -> BoxFuture<'_, Result<SavedCard, GatewayError>> {
+        Box::pin(async move {
+            self.before_call().await?;
+            // Saving checks nothing but the number's form (done before): the declining test cards save fine and
+            // decline when charged, which is how renewals meet a failing card in tests.
+            Ok(saved_card(&card, Behaviour::of_card(&card.number)))
         })
     }
 
@@ -279,6 +309,21 @@ mod tests {
             gw.charge(charge("s3", PaymentSource::Token("pm_nope".into()))).await,
             Err(GatewayError::UnknownToken)
         );
+        // A declining card saves without a charge, and its token declines as the card would.
+        let before = gw.charges_made();
+        let soft = gw.save_card(card("4000000000009995")).await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((soft.last4.as_str(), gw.charges_made()), ("9995", before));
+        let declined = gw.charge(charge("s4", PaymentSource::Token(soft.token.clone()))).await;
+        assert!(
+            matches!(declined, Ok(ChargeOutcome::Declined { ref code, retryable: true, .. }) if code == "insufficient_funds"),
+            "{declined:?}"
+        );
+        // A fresh gateway (a restarted process) still knows what the token is.
+        let restarted = MockGateway::default();
+        assert!(matches!(
+            restarted.charge(charge("s5", PaymentSource::Token(saved.token))).await,
+            Ok(ChargeOutcome::Succeeded { .. })
+        ));
     }
 
     #[tokio::test]

@@ -118,6 +118,9 @@ pub trait PaymentGateway: Send + Sync + std::fmt::Debug {
     /// Charges `request.amount`; the same idempotency key always gives the same outcome and charges once.
     fn charge(&self, request: ChargeRequest) -> BoxFuture<'_, Result<ChargeOutcome, GatewayError>>;
 
+    /// Keeps a card for later charges without charging it, returning its reusable token.
+    fn save_card(&self, card: CardDetails) -> BoxFuture<'_, Result<SavedCard, GatewayError>>;
+
     /// Refunds `amount` of the charge `reference`; the same idempotency key refunds once.
     fn refund(
         &self,

@@ -17,7 +17,7 @@ pub async fn deliver(state: &AppState, http: &reqwest::Client, envelope: Envelop
     let event_type = event["event_type"].as_str().unwrap_or_default().to_owned();
     let body = serde_json::to_vec(&event).map_err(|e| JobError::Permanent(format!("unserialisable event: {e}")))?;
     let secret = state.settings.signing.webhook.first().map(|s| s.expose().as_bytes().to_vec()).unwrap_or_default();
-    let now = chrono::Utc::now().timestamp();
+    let now = state.now().timestamp();
     let url = format!("{}/v1/webhooks/payment", state.settings.services.subscription_url);
     let started = Instant::now();
     let sent = http

@@ -1,17 +1,15 @@
-//! `POST /v1/internal/charges`: the subscription service charges a saved payment method (renewals, trial
-//! conversions, prorations). Signed over the raw body with the subscription→payment secrets; a user's JWT is
-//! 401. Not in the public OpenAPI document.
+//! `/v1/internal`: what the subscription service asks. `POST /v1/internal/charges` charges a saved payment method
+//! (renewals, trial conversions, prorations), signed over the raw body; `GET
+//! /v1/internal/users/{id}/default-payment-method` says whether there is one to charge, signed over the request
+//! line. Both with the subscription→payment secrets; a user's JWT is 401. Not in the public OpenAPI document.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use billing_domain::AmountText;
 use billing_http::{ApiError, ApiResponse};
-use diesel::prelude::*;
-use diesel_async::RunQueryDsl;
 use serde::Deserialize;
 use uuid::Uuid;
 
-use crate::db::schema::payment_methods;
 use crate::error::ServiceError;
 use crate::services::payments::{self, Funding, PayRequest};
 use crate::state::AppState;
@@ -30,6 +28,27 @@ pub struct ChargeBody {
     pub idempotency_key: String,
 }
 
+/// The user's default payment method: 200 `{payment_method_id, brand, last4}`, or 404 when none is saved.
+pub async fn default_method(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    user: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let secrets: Vec<&[u8]> =
+        state.settings.signing.internal_sub_to_pay.iter().map(|s| s.expose().as_bytes()).collect();
+    let line = format!("{} {}", req.method(), req.path());
+    billing_http::signed::verify_internal(&req, line.as_bytes(), &secrets, state.now().timestamp())?;
+    let methods = crate::services::methods::list(&state, user.into_inner()).await?;
+    let first = methods
+        .into_iter()
+        .next()
+        .ok_or_else(|| ApiError::not_found("payment_method_not_found", "the user has no saved payment method"))?;
+    Ok(billing_http::ok(
+        serde_json::json!({"payment_method_id": first.id, "brand": first.brand, "last4": first.last4.trim()}),
+        "default payment method",
+    ))
+}
+
 /// Charges an invoice to a saved payment method; 201 with the transaction, 402 when declined.
 pub async fn charge(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> Result<HttpResponse, ApiError> {
     let secrets: Vec<&[u8]> =
@@ -41,14 +60,8 @@ pub async fn charge(state: web::Data<AppState>, req: HttpRequest, body: web::Byt
     }
     let method = match input.payment_method_id {
         Some(id) => id,
-        None => payment_methods::table
-            .filter(payment_methods::user_id.eq(input.user_id))
-            .order(payment_methods::created_at.desc())
-            .select(payment_methods::id)
-            .first::<Uuid>(&mut *state.conn().await?)
-            .await
-            .optional()
-            .map_err(ServiceError::from)?
+        None => crate::services::methods::default_for(&mut *state.conn().await?, input.user_id)
+            .await?
             .ok_or_else(|| ServiceError::invalid("payment_method_id", "the user has no saved payment method"))?,
     };
     let request = PayRequest {
@@ -60,6 +73,7 @@ pub async fn charge(state: web::Data<AppState>, req: HttpRequest, body: web::Byt
         funding: Funding::Saved(method),
         gateway_key: format!("internal:{}", input.idempotency_key),
         request_id: billing_http::current_request_id().unwrap_or_default(),
+        off_session: true,
     };
     let paid = payments::pay(&state, request).await?;
     Ok(HttpResponse::build(StatusCode::CREATED).json(ApiResponse::new(paid, "charged")))

@@ -18,7 +18,7 @@ use crate::state::AppState;
 
 /// A card field taken as text whatever JSON type it arrived as, so an error never echoes its value.
 #[derive(Debug, Default)]
-pub struct Sensitive(String);
+pub struct Sensitive(pub String);
 
 impl<'de> Deserialize<'de> for Sensitive {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -215,6 +215,7 @@ pub async fn process(
             funding: Funding::Card { card, save: input.save_card.unwrap_or(true) },
             gateway_key,
             request_id: billing_http::current_request_id().unwrap_or_default(),
+            off_session: false,
         };
         payments::pay(&state, request)
             .await

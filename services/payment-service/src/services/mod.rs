@@ -2,5 +2,6 @@
 
 pub mod card;
 pub mod idempotency;
+pub mod methods;
 pub mod payments;
 pub mod refunds;

@@ -39,6 +39,10 @@ pub struct PayRequest {
     /// Charges made for the same key reach the gateway once.
     pub gateway_key: String,
     pub request_id: String,
+    /// A charge the subscription service makes without the customer present (renewal, dunning retry, trial
+    /// conversion, proration): it is charged as issued even below the currency's minimum for customer payments,
+    /// and its events say so, because only these outcomes drive dunning.
+    pub off_session: bool,
 }
 
 /// A successful payment.
@@ -87,7 +91,7 @@ pub async fn pay(state: &AppState, request: PayRequest) -> Result<Paid, ServiceE
     let currency = Currency::from_code(&request.currency)
         .ok_or_else(|| ServiceError::invalid("currency", "unsupported currency"))?;
     let amount = request.amount.to_money(currency).map_err(|e| ServiceError::invalid("amount", e.to_string()))?;
-    if amount.minor() < currency.min_charge().minor() {
+    if !request.off_session && amount.minor() < currency.min_charge().minor() {
         return Err(ServiceError::invalid(
             "amount",
             format!("at least {} for {}", currency.min_charge().amount_string(), currency.code()),
@@ -156,35 +160,9 @@ pub async fn pay(state: &AppState, request: PayRequest) -> Result<Paid, ServiceE
             (PaymentSource::Token(token), false, brand, last4.trim().to_owned(), holder, Some(*id))
         }
     };
-    // The pending row first: if this process dies after charging, the row and the gateway key resolve it.
-    let transaction_id = match transactions::table
-        .filter(transactions::idempotency_key.eq(&request.gateway_key))
-        .select(transactions::id)
-        .first::<Uuid>(&mut conn)
-        .await
-        .optional()?
-    {
-        Some(id) => id,
-        None => {
-            let id = Uuid::now_v7();
-            diesel::insert_into(transactions::table)
-                .values((
-                    transactions::id.eq(id),
-                    transactions::user_id.eq(request.user),
-                    transactions::subscription_id.eq(due.subscription_id),
-                    transactions::invoice_id.eq(due.invoice_id),
-                    transactions::amount.eq(amount.to_decimal()),
-                    transactions::currency.eq(currency.code()),
-                    transactions::status.eq("pending"),
-                    transactions::idempotency_key.eq(&request.gateway_key),
-                    transactions::card_brand.eq(&brand),
-                    transactions::card_last4.eq(&last4),
-                ))
-                .execute(&mut conn)
-                .await?;
-            id
-        }
-    };
+    // The pending row first: if this process dies after charging, the row and the gateway key resolve it. The
+    // row is the invoice's one live charge (a unique index): another key finds the invoice taken.
+    let transaction_id = start_attempt(&mut conn, &request, &due, amount, &brand, &last4).await?;
     drop(conn);
 
     let charge = ChargeRequest { idempotency_key: request.gateway_key.clone(), amount, source, save_card };
@@ -201,6 +179,7 @@ pub async fn pay(state: &AppState, request: PayRequest) -> Result<Paid, ServiceE
         "transaction_id": transaction_id, "subscription_id": due.subscription_id, "invoice_id": due.invoice_id,
         "amount": amount.amount_string(), "currency": currency.code(), "occurred_at": billing_http::rfc3339(now),
     });
+    let off_session = request.off_session;
     match outcome {
         Ok(ChargeOutcome::Succeeded { reference, card }) => {
             let mut conn = state.conn().await?;
@@ -210,28 +189,7 @@ pub async fn pay(state: &AppState, request: PayRequest) -> Result<Paid, ServiceE
                 .transaction::<_, ServiceError, _>(async move |conn| {
                     let mut method_id = saved_method;
                     if let Some(saved) = card.filter(|_| saved_method.is_none()) {
-                        let id = Uuid::now_v7();
-                        diesel::insert_into(payment_methods::table)
-                            .values((
-                                payment_methods::id.eq(id),
-                                payment_methods::user_id.eq(user),
-                                payment_methods::gateway_token.eq(&saved.token),
-                                payment_methods::brand.eq(&saved.brand),
-                                payment_methods::last4.eq(&saved.last4),
-                                payment_methods::exp_month.eq(i32::try_from(saved.exp_month).unwrap_or(1)),
-                                payment_methods::exp_year.eq(i32::try_from(saved.exp_year).unwrap_or(2000)),
-                                payment_methods::cardholder_name.eq(&holder),
-                            ))
-                            .on_conflict(payment_methods::gateway_token)
-                            .do_nothing()
-                            .execute(conn)
-                            .await?;
-                        method_id = payment_methods::table
-                            .filter(payment_methods::gateway_token.eq(&saved.token))
-                            .select(payment_methods::id)
-                            .first::<Uuid>(conn)
-                            .await
-                            .optional()?;
+                        method_id = Some(crate::services::methods::insert(conn, user, &saved, &holder).await?);
                     }
                     diesel::update(transactions::table.find(transaction_id))
                         .set((
@@ -245,7 +203,7 @@ pub async fn pay(state: &AppState, request: PayRequest) -> Result<Paid, ServiceE
                     event["event_id"] = json!(format!("evt_{transaction_id}"));
                     event["event_type"] = json!("payment.succeeded");
                     event["status"] = json!("succeeded");
-                    event["metadata"] = json!({"payment_method_id": method_id, "gateway_reference": reference_for_tx});
+                    event["metadata"] = json!({"payment_method_id": method_id, "gateway_reference": reference_for_tx, "off_session": off_session});
                     let job = NewJob::new("payment.succeeded", format!("webhook:evt_{transaction_id}"), event)
                         .correlated(transaction_id.to_string());
                     let row = outbox::push(conn, QueueName::PaySubscriptionUpdate.as_str(), &job, None).await?;
@@ -263,7 +221,7 @@ pub async fn pay(state: &AppState, request: PayRequest) -> Result<Paid, ServiceE
                 card: CardSummary { brand, last4 },
             })
         }
-        Ok(ChargeOutcome::Declined { reference, code, message, .. }) => {
+        Ok(ChargeOutcome::Declined { reference, code, message, retryable }) => {
             let mut conn = state.conn().await?;
             let code_for_tx = code.clone();
             let (row, job) = conn
@@ -280,7 +238,8 @@ pub async fn pay(state: &AppState, request: PayRequest) -> Result<Paid, ServiceE
                     event["event_id"] = json!(format!("evt_{transaction_id}"));
                     event["event_type"] = json!("payment.failed");
                     event["status"] = json!("failed");
-                    event["metadata"] = json!({"decline_code": code_for_tx});
+                    event["metadata"] =
+                        json!({"decline_code": code_for_tx, "retryable": retryable, "off_session": off_session});
                     let job = NewJob::new("payment.failed", format!("webhook:evt_{transaction_id}"), event)
                         .correlated(transaction_id.to_string());
                     let row = outbox::push(conn, QueueName::PaySubscriptionUpdate.as_str(), &job, None).await?;
@@ -289,14 +248,74 @@ pub async fn pay(state: &AppState, request: PayRequest) -> Result<Paid, ServiceE
                 .await?;
             send_webhook_now(state, row, job);
             tracing::info!(transaction_id = %transaction_id, decline_code = %code, "payment declined");
-            Err(ServiceError::Declined { transaction_id, decline_code: code, message })
+            Err(ServiceError::Declined { transaction_id, decline_code: code, message, retryable })
+        }
+        Err(GatewayError::Timeout) => {
+            // The outcome is still unknown: the row stays pending (the invoice stays taken) until a retry with the
+            // same key learns it from the gateway.
+            Err(ServiceError::GatewayUnavailable(GatewayError::Timeout.to_string()))
         }
         Err(err) => {
-            // Nothing was charged (or the outcome is still unknown after retries): the row stays pending and a
-            // retry with the same Idempotency-Key resolves it through the same gateway key.
+            // Nothing was charged: the attempt is failed so the invoice is free for another one.
+            diesel::update(transactions::table.find(transaction_id).filter(transactions::status.eq("pending")))
+                .set((transactions::status.eq("failed"), transactions::decline_code.eq("gateway_unavailable")))
+                .execute(&mut *state.conn().await?)
+                .await?;
             Err(ServiceError::GatewayUnavailable(err.to_string()))
         }
     }
+}
+
+/// Records the attempt as the invoice's live charge: a new pending row, or the row of an earlier call with the same
+/// gateway key (a failed one is tried again). 409 when another key's charge of the invoice is pending or succeeded.
+async fn start_attempt(
+    conn: &mut diesel_async::AsyncPgConnection,
+    request: &PayRequest,
+    due: &crate::clients::InvoiceDue,
+    amount: Money,
+    brand: &str,
+    last4: &str,
+) -> Result<Uuid, ServiceError> {
+    let taken = |e: diesel::result::Error| match billing_infra::DbError::from(e) {
+        billing_infra::DbError::UniqueViolation { constraint } if constraint == "transactions_one_live_per_invoice" => {
+            ServiceError::InvoiceNotPayable("another payment of this invoice is in progress or has succeeded".into())
+        }
+        other => other.into(),
+    };
+    let existing: Option<(Uuid, String)> = transactions::table
+        .filter(transactions::idempotency_key.eq(&request.gateway_key))
+        .select((transactions::id, transactions::status))
+        .first(conn)
+        .await
+        .optional()?;
+    if let Some((id, status)) = existing {
+        if status == "failed" {
+            diesel::update(transactions::table.find(id))
+                .set((transactions::status.eq("pending"), transactions::decline_code.eq(None::<String>)))
+                .execute(conn)
+                .await
+                .map_err(taken)?;
+        }
+        return Ok(id);
+    }
+    let id = Uuid::now_v7();
+    diesel::insert_into(transactions::table)
+        .values((
+            transactions::id.eq(id),
+            transactions::user_id.eq(request.user),
+            transactions::subscription_id.eq(due.subscription_id),
+            transactions::invoice_id.eq(due.invoice_id),
+            transactions::amount.eq(amount.to_decimal()),
+            transactions::currency.eq(amount.currency().code()),
+            transactions::status.eq("pending"),
+            transactions::idempotency_key.eq(&request.gateway_key),
+            transactions::card_brand.eq(brand),
+            transactions::card_last4.eq(last4),
+        ))
+        .execute(conn)
+        .await
+        .map_err(taken)?;
+    Ok(id)
 }
 
 /// Pushes a committed webhook job now, in the background (the outbox relay remains the guarantee).

@@ -112,12 +112,12 @@ pub async fn find_for_update(conn: &mut AsyncPgConnection, id: Uuid) -> Result<O
     Ok(invoices::table.find(id).for_update().select(InvoiceRow::as_select()).first(conn).await.optional()?)
 }
 
-/// Marks an open invoice paid by `transaction`.
+/// Marks an open invoice paid by `transaction` (none for an invoice with nothing to pay).
 pub async fn mark_paid(
     conn: &mut AsyncPgConnection,
     id: Uuid,
     amount: rust_decimal::Decimal,
-    transaction: Uuid,
+    transaction: Option<Uuid>,
     at: DateTime<Utc>,
 ) -> Result<InvoiceRow, DbError> {
     Ok(diesel::update(invoices::table.find(id).filter(invoices::status.eq("open")))
@@ -127,8 +127,95 @@ pub async fn mark_paid(
             invoices::amount_due.eq(rust_decimal::Decimal::ZERO),
             invoices::paid_at.eq(at),
             invoices::paid_by_transaction_id.eq(transaction),
+            invoices::next_attempt_at.eq(None::<DateTime<Utc>>),
         ))
         .returning(InvoiceRow::as_returning())
         .get_result(conn)
         .await?)
+}
+
+/// Numbers the next charge attempt of an open invoice (clearing its retry time); the new attempt number.
+pub async fn start_attempt(conn: &mut AsyncPgConnection, id: Uuid) -> Result<i32, DbError> {
+    Ok(diesel::update(invoices::table.find(id).filter(invoices::status.eq("open")))
+        .set((
+            invoices::attempt_count.eq(invoices::attempt_count + 1),
+            invoices::next_attempt_at.eq(None::<DateTime<Utc>>),
+        ))
+        .returning(invoices::attempt_count)
+        .get_result(conn)
+        .await?)
+}
+
+/// Records a failed attempt and when dunning tries again.
+pub async fn schedule_retry(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    at: DateTime<Utc>,
+    decline_code: &str,
+) -> Result<(), DbError> {
+    diesel::update(invoices::table.find(id).filter(invoices::status.eq("open")))
+        .set((invoices::next_attempt_at.eq(at), invoices::last_decline_code.eq(decline_code)))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Dunning gave up: the invoice stays unpaid for good.
+pub async fn mark_uncollectible(conn: &mut AsyncPgConnection, id: Uuid, decline_code: &str) -> Result<(), DbError> {
+    diesel::update(invoices::table.find(id).filter(invoices::status.eq("open")))
+        .set((
+            invoices::status.eq("uncollectible"),
+            invoices::last_decline_code.eq(decline_code),
+            invoices::next_attempt_at.eq(None::<DateTime<Utc>>),
+        ))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Open invoices whose dunning retry is due at `now`, oldest first.
+pub async fn retries_due(conn: &mut AsyncPgConnection, now: DateTime<Utc>, limit: i64) -> Result<Vec<Uuid>, DbError> {
+    Ok(invoices::table
+        .filter(invoices::status.eq("open"))
+        .filter(invoices::next_attempt_at.le(now))
+        .order(invoices::next_attempt_at.asc())
+        .limit(limit)
+        .select(invoices::id)
+        .load(conn)
+        .await?)
+}
+
+/// Open first invoices past their due time (their subscriptions were never paid).
+pub async fn initial_overdue(
+    conn: &mut AsyncPgConnection,
+    now: DateTime<Utc>,
+    limit: i64,
+) -> Result<Vec<Uuid>, DbError> {
+    Ok(invoices::table
+        .filter(invoices::status.eq("open"))
+        .filter(invoices::kind.eq("initial"))
+        .filter(invoices::due_at.le(now))
+        .order(invoices::due_at.asc())
+        .limit(limit)
+        .select(invoices::id)
+        .load(conn)
+        .await?)
+}
+
+/// The live (not void) invoice of `kind` for a subscription's period starting at `start`.
+pub async fn for_period(
+    conn: &mut AsyncPgConnection,
+    subscription: Uuid,
+    kind: &str,
+    start: DateTime<Utc>,
+) -> Result<Option<InvoiceRow>, DbError> {
+    Ok(invoices::table
+        .filter(invoices::subscription_id.eq(subscription))
+        .filter(invoices::kind.eq(kind))
+        .filter(invoices::period_start.eq(start))
+        .filter(invoices::status.ne("void"))
+        .select(InvoiceRow::as_select())
+        .first(conn)
+        .await
+        .optional()?)
 }

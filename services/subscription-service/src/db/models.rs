@@ -194,6 +194,11 @@ pub struct InvoiceRow {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub paid_by_transaction_id: Option<Uuid>,
+    /// Charge attempts made so far (dunning numbers them).
+    pub attempt_count: i32,
+    /// When dunning tries again; `None` while an attempt is in flight or when no retry is planned.
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub last_decline_code: Option<String>,
 }
 
 #[derive(Debug, Insertable)]

@@ -111,6 +111,9 @@ diesel::table! {
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
         paid_by_transaction_id -> Nullable<Uuid>,
+        attempt_count -> Int4,
+        next_attempt_at -> Nullable<Timestamptz>,
+        last_decline_code -> Nullable<Text>,
     }
 }
 

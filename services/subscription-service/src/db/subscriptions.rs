@@ -1,5 +1,6 @@
 //! Subscriptions and their event log.
 
+use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
@@ -132,4 +133,35 @@ pub async fn set_payment_method(conn: &mut AsyncPgConnection, id: Uuid, payment_
         .execute(conn)
         .await?;
     Ok(())
+}
+
+/// Active subscriptions at or past their period end with no renewal invoice for the next period yet.
+pub async fn renewals_due(conn: &mut AsyncPgConnection, now: DateTime<Utc>, limit: i64) -> Result<Vec<Uuid>, DbError> {
+    use super::schema::invoices;
+    let invoiced = invoices::table
+        .filter(invoices::subscription_id.eq(subscriptions::id.nullable()))
+        .filter(invoices::kind.eq("renewal"))
+        .filter(invoices::period_start.eq(subscriptions::current_period_end))
+        .filter(invoices::status.ne("void"));
+    Ok(subscriptions::table
+        .filter(subscriptions::status.eq("active"))
+        .filter(subscriptions::current_period_end.le(now))
+        .filter(diesel::dsl::not(diesel::dsl::exists(invoiced)))
+        .order(subscriptions::current_period_end.asc())
+        .limit(limit)
+        .select(subscriptions::id)
+        .load(conn)
+        .await?)
+}
+
+/// Trials at or past their end.
+pub async fn trials_due(conn: &mut AsyncPgConnection, now: DateTime<Utc>, limit: i64) -> Result<Vec<Uuid>, DbError> {
+    Ok(subscriptions::table
+        .filter(subscriptions::status.eq("trial"))
+        .filter(subscriptions::trial_end.le(now))
+        .order(subscriptions::trial_end.asc())
+        .limit(limit)
+        .select(subscriptions::id)
+        .load(conn)
+        .await?)
 }

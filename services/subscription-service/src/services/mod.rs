@@ -1,6 +1,7 @@
 //! Business rules: each function owns its transaction and returns a `ServiceError`.
 
 pub mod auth;
+pub mod billing;
 pub mod invoices;
 pub mod payments;
 pub mod plans;

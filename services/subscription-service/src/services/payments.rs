@@ -10,6 +10,7 @@ use uuid::Uuid;
 use crate::db;
 use crate::db::models::SubscriptionChanges;
 use crate::error::ServiceError;
+use crate::services::billing;
 use crate::services::subscriptions::{log_event, transition};
 use crate::state::AppState;
 
@@ -70,6 +71,7 @@ pub async fn apply(
 ) -> Result<Result<Applied, NotApplicable>, ServiceError> {
     let now = state.now();
     let plans = state.plans.all(state).await?;
+    let offsets = state.settings.billing.dunning_offsets.clone();
     let mut conn = state.conn().await?;
     let result = conn
         .transaction::<_, Abort, _>(async move |conn| {
@@ -81,7 +83,7 @@ pub async fn apply(
             }
             let effect = match event.event_type.as_str() {
                 "payment.succeeded" => succeeded(conn, &event, &plans, now).await?,
-                "payment.failed" => failed(conn, &event, now).await?,
+                "payment.failed" => failed(conn, &event, &offsets, now).await?,
                 "refund.succeeded" => Ok("refund_noted"),
                 other => Err(NotApplicable(format!("unknown event type {other:?}"))),
             };
@@ -127,16 +129,50 @@ async fn succeeded(
     if paid != Some(due) {
         return Ok(Err(NotApplicable("the amount or currency differs from what the invoice asks".to_owned())));
     }
-    db::invoices::mark_paid(conn, invoice.id, due.to_decimal(), event.transaction_id, now).await?;
+    db::invoices::mark_paid(conn, invoice.id, due.to_decimal(), Some(event.transaction_id), now).await?;
     let Some(subscription_id) = invoice.subscription_id else { return Ok(Ok("invoice_paid")) };
     let Some(sub) = db::subscriptions::find_for_update(conn, subscription_id).await? else {
         return Ok(Ok("invoice_paid"));
     };
-    if invoice.kind != "initial" || sub.status != SubscriptionStatus::Pending.as_str() {
-        let data = json!({"invoice_id": invoice.id, "transaction_id": event.transaction_id, "kind": invoice.kind});
-        log_event(conn, sub.id, "invoice_paid", Some(&sub.status), &sub.status, data, now).await?;
-        return Ok(Ok("invoice_paid"));
+    if let Some(pm) = event.metadata.get("payment_method_id").and_then(Value::as_str) {
+        db::subscriptions::set_payment_method(conn, sub.id, pm).await?;
     }
+    let sub = db::subscriptions::find_for_update(conn, subscription_id).await?.unwrap_or(sub);
+    let data = json!({"invoice_id": invoice.id, "transaction_id": event.transaction_id, "kind": invoice.kind});
+    let status = SubscriptionStatus::parse(&sub.status);
+    let outcome = match (invoice.kind.as_str(), status) {
+        ("initial", Some(SubscriptionStatus::Pending)) => activate(conn, &sub, plans, now, event).await?,
+        ("renewal", Some(SubscriptionStatus::Active | SubscriptionStatus::PastDue))
+            if invoice.period_start.is_some() && invoice.period_start == sub.current_period_end =>
+        {
+            billing::advance_period(conn, &sub, &invoice, data, now).await?;
+            "subscription_renewed"
+        }
+        ("proration", Some(SubscriptionStatus::PastDue)) => {
+            transition(conn, &sub, SubscriptionEvent::Recover, "recovered", SubscriptionChanges::default(), data, now)
+                .await?;
+            "subscription_recovered"
+        }
+        ("trial_conversion", Some(SubscriptionStatus::Trial)) => {
+            billing::convert_trial(conn, &sub, &invoice, plans, data, now).await?;
+            "trial_converted"
+        }
+        _ => {
+            log_event(conn, sub.id, "invoice_paid", Some(&sub.status), &sub.status, data, now).await?;
+            "invoice_paid"
+        }
+    };
+    Ok(Ok(outcome))
+}
+
+/// A pending subscription's first payment: active with its first period; a trial it replaces ends.
+async fn activate(
+    conn: &mut AsyncPgConnection,
+    sub: &crate::db::models::SubscriptionRow,
+    plans: &[crate::services::plans::Plan],
+    now: DateTime<Utc>,
+    event: &PaymentEvent,
+) -> Result<&'static str, ServiceError> {
     // A trial being replaced ends first: a user never has a trial and an active subscription at once.
     for other in db::subscriptions::current_for_user(conn, sub.user_id).await? {
         if other.status == SubscriptionStatus::Trial.as_str() {
@@ -166,27 +202,36 @@ async fn succeeded(
         current_period_end: Some(Some(end)),
         ..Default::default()
     };
-    let data = json!({"invoice_id": invoice.id, "transaction_id": event.transaction_id, "period_end": end});
-    let activated = transition(conn, &sub, SubscriptionEvent::Activate, "activated", changes, data, now).await?;
-    if let Some(pm) = event.metadata.get("payment_method_id").and_then(Value::as_str) {
-        db::subscriptions::set_payment_method(conn, activated.id, pm).await?;
-    }
-    Ok(Ok("subscription_activated"))
+    let data = json!({"invoice_id": event.invoice_id, "transaction_id": event.transaction_id, "period_end": end});
+    transition(conn, sub, SubscriptionEvent::Activate, "activated", changes, data, now).await?;
+    Ok("subscription_activated")
 }
 
-/// `payment.failed`: the invoice stays open; the attempt is recorded on the subscription.
+/// `payment.failed`. An off-session attempt (the billing cycle's own charge) moves dunning on; a customer's own
+/// failed try is only recorded, and the invoice stays as it was.
 async fn failed(
     conn: &mut AsyncPgConnection,
     event: &PaymentEvent,
+    offsets: &[chrono::Duration],
     now: DateTime<Utc>,
 ) -> Result<Result<&'static str, NotApplicable>, ServiceError> {
-    let Some(invoice) = db::invoices::find(conn, event.invoice_id).await? else {
+    let Some(invoice) = db::invoices::find_for_update(conn, event.invoice_id).await? else {
         return Ok(Err(NotApplicable("unknown invoice".to_owned())));
     };
+    let code = event.metadata.get("decline_code").and_then(Value::as_str).unwrap_or("declined").to_owned();
+    if event.metadata.get("off_session").and_then(Value::as_bool) == Some(true) {
+        let retryable = event
+            .metadata
+            .get("retryable")
+            .and_then(Value::as_bool)
+            .unwrap_or_else(|| !billing_domain::dunning::is_hard_decline(&code));
+        let failure = billing::Failure { code, retryable, transaction_id: Some(event.transaction_id) };
+        return Ok(Ok(billing::attempt_failed(conn, invoice, &failure, offsets, now).await?));
+    }
     if let Some(sub) = invoice.subscription_id
         && let Some(row) = db::subscriptions::find(conn, sub).await?
     {
-        let data = json!({"invoice_id": invoice.id, "transaction_id": event.transaction_id, "decline_code": event.metadata.get("decline_code")});
+        let data = json!({"invoice_id": invoice.id, "transaction_id": event.transaction_id, "decline_code": code, "off_session": false});
         log_event(conn, row.id, "payment_failed", Some(&row.status), &row.status, data, now).await?;
     }
     Ok(Ok("payment_failure_recorded"))

@@ -5,6 +5,7 @@
 use billing_domain::proration::{Price, Proration, prorate};
 use billing_domain::{Money, SubscriptionEvent, SubscriptionStatus};
 use billing_http::AuthUser;
+use billing_queue::{NewJob, Queue, QueueName, outbox};
 use chrono::{DateTime, Duration, Utc};
 use diesel_async::AsyncConnection;
 use diesel_async::AsyncPgConnection;
@@ -417,7 +418,7 @@ pub async fn change(
     });
     let user_id = row.user_id;
     let currency = new_plan.price.currency();
-    let (subscription, invoice) = state
+    let (subscription, invoice, job) = state
         .conn()
         .await?
         .transaction::<_, ServiceError, _>(async move |conn| {
@@ -448,10 +449,17 @@ pub async fn change(
                 };
                 let draft_row = invoices::insert_draft(conn, &draft).await?;
                 let invoice = invoices::finalize(conn, draft_row.id, now).await?;
-                Ok((subscription, invoice))
+                // Charged through q:sub:plan_change → q:sub:payment_initiation, committed with the change.
+                let job =
+                    NewJob::new("proration", format!("plan-change:{}", invoice.id), json!({"invoice_id": invoice.id}))
+                        .correlated(row.id.to_string());
+                let outbox_row = outbox::push(conn, QueueName::SubPlanChange.as_str(), &job, None).await?;
+                Ok((subscription, invoice, (outbox_row, job)))
             }
         })
         .await?;
+    let (outbox_row, job) = job;
+    outbox::send_now(&state.db, &Queue::new(state.redis.clone(), QueueName::SubPlanChange), outbox_row, job).await;
     Ok(Changed { subscription, proration: Some(proration), invoice: Some(invoice), scheduled: false })
 }
 
@@ -510,10 +518,10 @@ pub async fn cancel(
                 now,
             )
             .await?;
-            if status == SubscriptionStatus::Pending {
-                for invoice in db::invoices::open_for_subscription(conn, row.id).await? {
-                    db::invoices::void(conn, invoice.id, now).await?;
-                }
+            // Nothing more is owed for a subscription that ended now: its open invoices (the first one, or one
+            // in dunning) are voided.
+            for invoice in db::invoices::open_for_subscription(conn, row.id).await? {
+                db::invoices::void(conn, invoice.id, now).await?;
             }
             Ok(updated)
         })

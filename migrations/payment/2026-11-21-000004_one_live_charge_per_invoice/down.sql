@@ -1,0 +1,1 @@
+DROP INDEX transactions_one_live_per_invoice;
