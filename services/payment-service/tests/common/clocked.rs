@@ -271,7 +271,7 @@ impl Clocked {
                 }
                 None => quiet += 1,
             }
-            tokio::time::sleep(Duration::from_millis(25)).await;
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
 
@@ -283,11 +283,11 @@ impl Clocked {
                 return Some(format!("{} {stats:?}", queue.name()));
             }
         }
-        for url in [&self.sub.db.url, &self.pay.db.url] {
-            let mut conn = AsyncPgConnection::establish(url).await.unwrap_or_else(|e| panic!("{e}"));
+        for (name, pool) in [("subscription", &self.sub.infra.db), ("payment", &self.pay.infra.db)] {
+            let mut conn = pool.get().await.unwrap_or_else(|e| panic!("{e}"));
             let pending = billing_queue::outbox::pending(&mut conn).await.unwrap_or_else(|e| panic!("{e}"));
             if pending > 0 {
-                return Some(format!("{pending} outbox rows unsent in {url}"));
+                return Some(format!("{pending} outbox rows unsent in the {name} database"));
             }
         }
         None

@@ -405,6 +405,12 @@ pub struct InvoiceDto {
     pub finalized_at: Option<String>,
     pub due_at: Option<String>,
     pub paid_at: Option<String>,
+    /// Charge attempts made so far (the first charge and dunning retries).
+    pub attempt_count: i32,
+    /// When dunning tries again; absent when no retry is planned.
+    pub next_attempt_at: Option<String>,
+    /// The decline code of the last failed attempt.
+    pub last_decline_code: Option<String>,
 }
 
 fn line_dto(l: InvoiceLineRow, currency: &str) -> InvoiceLineDto {
@@ -440,6 +446,9 @@ impl From<InvoiceView> for InvoiceDto {
             finalized_at: ts(i.finalized_at),
             due_at: ts(i.due_at),
             paid_at: ts(i.paid_at),
+            attempt_count: i.attempt_count,
+            next_attempt_at: ts(i.next_attempt_at),
+            last_decline_code: i.last_decline_code,
             currency: c,
         }
     }

@@ -1,0 +1,467 @@
+//! Thirteen months of billing for 200 customers on the test clock, a day at a time, with every tick run at least
+//! twice a day (twice here, and again by the worker's own scheduler), then the ledger's invariants:
+//! - every invoice's total is the sum of its lines;
+//! - every paid invoice has exactly one successful charge, of what it asked, and no invoice was charged twice;
+//! - refunds never exceed their charge;
+//! - every subscription's status agrees with its invoices and with its event log;
+//! - no job is left in a failed list.
+//!
+//! The customers mix plans (monthly, yearly, trials), seats, cards (succeeding, soft-declining, hard-declining,
+//! declined at the first payment) and actions (upgrades, downgrades, cancellations at the period end or at once,
+//! reactivations, card changes during dunning, refunds, usage), drawn from a fixed seed so a failure replays.
+
+#[path = "common/clocked.rs"]
+mod clocked;
+mod common;
+
+use std::collections::{BTreeMap, HashMap};
+
+use billing_auth::Role;
+use chrono::{Duration, Utc};
+use clocked::{Clocked, Customer, GOOD_CARD, HARD_DECLINE, SOFT_DECLINE};
+use diesel::QueryableByName;
+use diesel::sql_types::{Nullable, Numeric, Text, Timestamptz, Uuid as SqlUuid};
+use diesel_async::RunQueryDsl;
+use reqwest::Method;
+use rust_decimal::Decimal;
+use serde_json::json;
+use subscription_service::services::billing::Report;
+use uuid::Uuid;
+
+const CUSTOMERS: usize = 200;
+const DAYS: i64 = 396;
+
+/// xorshift64*: a fixed, dependency-free stream of choices.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+
+    fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Action {
+    Subscribe { plan: i64, quantity: i64, first_card: &'static str },
+    Trial,
+    SaveCard(&'static str),
+    ChangePlan(i64),
+    CancelAtPeriodEnd,
+    Reactivate,
+    CancelNow,
+    Refund,
+    Use(i64),
+}
+
+struct Sim {
+    customer: Customer,
+    subscription: Option<String>,
+}
+
+/// The day's actions of each customer, drawn from the seed.
+fn plan_for(rng: &mut Rng) -> Vec<(i64, Action)> {
+    let mut actions = Vec::new();
+    let start = i64::try_from(rng.below(28)).unwrap_or(0);
+    if rng.chance(15) {
+        actions.push((start, Action::Trial));
+        if rng.chance(60) {
+            actions.push((start + 5, Action::SaveCard(GOOD_CARD)));
+        }
+        actions.push((start + 45, Action::Use(3)));
+        return actions;
+    }
+    let plan = [2, 2, 2, 3, 3, 4, 5][usize::try_from(rng.below(7)).unwrap_or(0)];
+    let quantity = i64::try_from(1 + rng.below(3)).unwrap_or(1);
+    let first_card = if rng.chance(5) { HARD_DECLINE } else { GOOD_CARD };
+    actions.push((start, Action::Subscribe { plan, quantity, first_card }));
+    actions.push((start + 2, Action::Use(i64::try_from(1 + rng.below(20)).unwrap_or(1))));
+    // A card that starts declining some day, and for some a fixed card a few days later.
+    match rng.below(100) {
+        0..=14 => {
+            let day = start + 20 + i64::try_from(rng.below(250)).unwrap_or(0);
+            actions.push((day, Action::SaveCard(SOFT_DECLINE)));
+            if rng.chance(50) {
+                actions.push((day + 33 + i64::try_from(rng.below(5)).unwrap_or(0), Action::SaveCard(GOOD_CARD)));
+            }
+        }
+        15..=24 => {
+            let day = start + 20 + i64::try_from(rng.below(250)).unwrap_or(0);
+            actions.push((day, Action::SaveCard(HARD_DECLINE)));
+        }
+        _ => {}
+    }
+    for _ in 0..rng.below(4) {
+        let day = start + 3 + i64::try_from(rng.below(360)).unwrap_or(0);
+        let action = match rng.below(8) {
+            0 | 1 => Action::ChangePlan([2, 3, 4, 5][usize::try_from(rng.below(4)).unwrap_or(0)]),
+            2 => Action::CancelAtPeriodEnd,
+            3 => Action::Reactivate,
+            4 => Action::CancelNow,
+            5 | 6 => Action::Refund,
+            _ => Action::Use(i64::try_from(1 + rng.below(50)).unwrap_or(1)),
+        };
+        actions.push((day, action));
+        if matches!(actions.last(), Some((_, Action::CancelAtPeriodEnd))) && rng.chance(50) {
+            actions.push((day + 3, Action::Reactivate));
+        }
+    }
+    actions
+}
+
+/// Customers straight in the database with a token from the service's issuer: registration (argon2) is tested
+/// elsewhere and would only slow the year down.
+async fn customers(w: &Clocked, n: usize) -> Vec<Customer> {
+    let mut conn = w.sub_db().await;
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        let id = Uuid::now_v7();
+        let email = format!("sim{i}-{}@example.com", id.simple());
+        let user = subscription_service::db::models::NewUser {
+            id,
+            email: &email,
+            password_hash: "not-a-login",
+            first_name: None,
+            last_name: None,
+            role: "user",
+        };
+        subscription_service::db::users::insert(&mut conn, &user).await.unwrap_or_else(|e| panic!("{e}"));
+        // The clock will move a year ahead; access tokens are checked against the machine's time, so an hour
+        // from now is long enough for the whole run.
+        let token = w.state.jwt.issue(id, Role::User, Utc::now()).unwrap_or_else(|e| panic!("{e}"));
+        out.push(Customer { token, id: id.to_string(), email });
+    }
+    out
+}
+
+/// Runs one action; the answer must never be a server error, and refusals must be the documented ones.
+async fn act(w: &Clocked, sim: &mut Sim, action: &Action, tally: &mut BTreeMap<String, usize>) {
+    let c = &sim.customer;
+    let sub_path = |id: &str| format!("/v1/subscriptions/{id}");
+    let (name, status) = match action {
+        Action::Subscribe { plan, quantity, first_card } => {
+            let (status, created) = w
+                .sub_call(
+                    Method::POST,
+                    "/v1/subscriptions",
+                    &c.token,
+                    Some(json!({"plan_id": plan, "quantity": quantity})),
+                )
+                .await;
+            assert_eq!(status, 201, "{created}");
+            sim.subscription = created["data"]["id"].as_str().map(str::to_owned);
+            let body = json!({
+                "invoice_id": created["data"]["invoice_id"], "amount": created["data"]["amount"],
+                "currency": created["data"]["currency"], "card_number": first_card, "card_expiry": "12/40",
+                "card_cvv": "123", "cardholder_name": "Sim Customer",
+            });
+            let (status, _) = w.call(&w.pay, Method::POST, "/v1/payments/process", Some(&c.token), Some(body)).await;
+            ("pay_first_invoice", status)
+        }
+        Action::Trial => {
+            let (status, trial) =
+                w.sub_call(Method::POST, "/v1/subscriptions/trial", &c.token, Some(json!({"trial_plan_id": 1}))).await;
+            sim.subscription = trial["data"]["id"].as_str().map(str::to_owned);
+            ("trial", status)
+        }
+        Action::SaveCard(card) => {
+            let body = json!({"card_number": card, "card_expiry": "12/40", "card_cvv": "123", "cardholder_name": "Sim Customer"});
+            let (status, _) = w.call(&w.pay, Method::POST, "/v1/payment-methods", Some(&c.token), Some(body)).await;
+            ("save_card", status)
+        }
+        Action::ChangePlan(plan) => match &sim.subscription {
+            Some(id) => {
+                let (status, _) =
+                    w.sub_call(Method::PUT, &sub_path(id), &c.token, Some(json!({"plan_id": plan}))).await;
+                ("change_plan", status)
+            }
+            None => return,
+        },
+        Action::CancelAtPeriodEnd | Action::CancelNow => match &sim.subscription {
+            Some(id) => {
+                let now = matches!(action, Action::CancelNow);
+                let path = if now { format!("{}?immediately=true", sub_path(id)) } else { sub_path(id) };
+                let (status, _) = w.sub_call(Method::DELETE, &path, &c.token, None).await;
+                (if now { "cancel_now" } else { "cancel_at_period_end" }, status)
+            }
+            None => return,
+        },
+        Action::Reactivate => match &sim.subscription {
+            Some(id) => {
+                let (status, _) =
+                    w.sub_call(Method::POST, &format!("{}/reactivate", sub_path(id)), &c.token, None).await;
+                ("reactivate", status)
+            }
+            None => return,
+        },
+        Action::Refund => {
+            let (_, history) =
+                w.call(&w.pay, Method::GET, "/v1/payments/history?limit=100", Some(&c.token), None).await;
+            let Some(paid) = history["data"]["items"]
+                .as_array()
+                .and_then(|items| items.iter().find(|p| p["status"] == "succeeded"))
+                .cloned()
+            else {
+                return;
+            };
+            let id = paid["id"].as_str().unwrap_or_default();
+            // Part of it, then more than what remains (refused), then the rest.
+            let path = format!("/v1/payments/{id}/refund");
+            let (first, _) = w.call(&w.pay, Method::POST, &path, Some(&c.token), Some(json!({"amount": "1.00"}))).await;
+            let (too_much, _) =
+                w.call(&w.pay, Method::POST, &path, Some(&c.token), Some(json!({"amount": "100000.00"}))).await;
+            assert_eq!(too_much, 409, "a refund above the charge is refused");
+            *tally.entry(format!("refund_partial {first}")).or_default() += 1;
+            let (rest, _) = w.call(&w.pay, Method::POST, &path, Some(&c.token), None).await;
+            ("refund_rest", rest)
+        }
+        Action::Use(n) => {
+            let body = json!({"feature_name": "api_calls", "delta": n});
+            let (status, _) = w.sub_call(Method::POST, "/v1/usage/use", &c.token, Some(body)).await;
+            ("use", status)
+        }
+    };
+    assert!(status < 500, "{name} answered {status}");
+    // 402 a declined first payment, 403 usage without access, 409 a change the status does not allow, 422 a
+    // change to the plan it already has, 429 usage over the limit.
+    assert!(matches!(status, 200..=202 | 402 | 403 | 409 | 422 | 429), "{name} answered {status}");
+    *tally.entry(format!("{name} {status}")).or_default() += 1;
+}
+
+#[derive(Debug, QueryableByName)]
+struct InvoiceFact {
+    #[diesel(sql_type = SqlUuid)]
+    id: Uuid,
+    #[diesel(sql_type = Nullable<SqlUuid>)]
+    subscription_id: Option<Uuid>,
+    #[diesel(sql_type = Text)]
+    status: String,
+    #[diesel(sql_type = Text)]
+    kind: String,
+    #[diesel(sql_type = Numeric)]
+    total: Decimal,
+    #[diesel(sql_type = Numeric)]
+    lines_total: Decimal,
+    #[diesel(sql_type = Numeric)]
+    amount_paid: Decimal,
+    #[diesel(sql_type = Nullable<SqlUuid>)]
+    paid_by_transaction_id: Option<Uuid>,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    next_attempt_at: Option<chrono::DateTime<Utc>>,
+}
+
+#[derive(Debug, QueryableByName)]
+struct ChargeFact {
+    #[diesel(sql_type = SqlUuid)]
+    id: Uuid,
+    #[diesel(sql_type = SqlUuid)]
+    invoice_id: Uuid,
+    #[diesel(sql_type = Text)]
+    status: String,
+    #[diesel(sql_type = Numeric)]
+    amount: Decimal,
+    #[diesel(sql_type = Numeric)]
+    refunded: Decimal,
+}
+
+#[derive(Debug, QueryableByName)]
+struct SubscriptionFact {
+    #[diesel(sql_type = SqlUuid)]
+    id: Uuid,
+    #[diesel(sql_type = Text)]
+    status: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    cancel_reason: Option<String>,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    current_period_end: Option<chrono::DateTime<Utc>>,
+}
+
+#[derive(Debug, QueryableByName)]
+struct EventFact {
+    #[diesel(sql_type = SqlUuid)]
+    subscription_id: Uuid,
+    #[diesel(sql_type = Nullable<Text>)]
+    from_status: Option<String>,
+    #[diesel(sql_type = Text)]
+    to_status: String,
+    #[diesel(sql_type = Text)]
+    event_type: String,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thirteen_months_of_billing_keep_the_ledger_consistent() {
+    let w = Clocked::new().await;
+    let mut rng = Rng(0x5EED_2026_1121);
+    let people = customers(&w, CUSTOMERS).await;
+    let mut sims: Vec<Sim> = people.into_iter().map(|customer| Sim { customer, subscription: None }).collect();
+    let schedules: Vec<Vec<(i64, Action)>> = (0..CUSTOMERS).map(|_| plan_for(&mut rng)).collect();
+    let mut by_day: HashMap<i64, Vec<(usize, Action)>> = HashMap::new();
+    for (who, schedule) in schedules.into_iter().enumerate() {
+        for (day, action) in schedule {
+            by_day.entry(day).or_default().push((who, action));
+        }
+    }
+    let mut tally: BTreeMap<String, usize> = BTreeMap::new();
+    let mut ticks = Report::default();
+    let started = std::time::Instant::now();
+    for day in 0..=DAYS {
+        let today = by_day.remove(&day).unwrap_or_default();
+        for (who, action) in &today {
+            act(&w, &mut sims[*who], action, &mut tally).await;
+        }
+        if !today.is_empty() {
+            w.settle().await;
+        }
+        let report = w.cycle().await;
+        ticks.renewals += report.renewals;
+        ticks.retries += report.retries;
+        ticks.trials += report.trials;
+        ticks.expired += report.expired;
+        if day % 30 == 0 {
+            // The worker's own scheduler takes part of the work too; these are the explicit ticks' shares.
+            eprintln!("day {day:>3}/{DAYS}: {ticks:?} so far by the test's ticks ({:.0?})", started.elapsed());
+        }
+        w.advance(Duration::days(1)).await;
+    }
+    w.cycle().await;
+    eprintln!("actions: {tally:?}");
+
+    let failed = w.failed_jobs().await;
+    assert!(failed.is_empty(), "jobs left in a failed list: {failed:#?}");
+    check_ledger(&w).await;
+}
+
+async fn check_ledger(w: &Clocked) {
+    let mut sub_db = w.sub_db().await;
+    let mut pay_db = w.pay_db().await;
+    let invoices: Vec<InvoiceFact> = diesel::sql_query(
+        "SELECT i.id, i.subscription_id, i.status, i.kind, i.total, COALESCE(SUM(l.amount), 0) AS lines_total,
+                i.amount_paid, i.paid_by_transaction_id, i.next_attempt_at
+         FROM invoices i LEFT JOIN invoice_lines l ON l.invoice_id = i.id GROUP BY i.id",
+    )
+    .load(&mut sub_db)
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    let charges: Vec<ChargeFact> = diesel::sql_query(
+        "SELECT t.id, t.invoice_id, t.status, t.amount,
+                COALESCE((SELECT SUM(r.amount) FROM refunds r WHERE r.transaction_id = t.id AND r.status <> 'failed'), 0) AS refunded
+         FROM transactions t",
+    )
+    .load(&mut pay_db)
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    let subscriptions: Vec<SubscriptionFact> =
+        diesel::sql_query("SELECT id, status, cancel_reason, current_period_end FROM subscriptions")
+            .load(&mut sub_db)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    let events: Vec<EventFact> = diesel::sql_query(
+        "SELECT subscription_id, from_status, to_status, event_type FROM subscription_events ORDER BY subscription_id, id",
+    )
+    .load(&mut sub_db)
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    let renewals = invoices.iter().filter(|i| i.kind == "renewal").count();
+    let retried = invoices.iter().filter(|i| i.status == "uncollectible").count();
+    assert!(renewals > 1_000 && charges.len() > 1_500, "{renewals} renewals, {} charges", charges.len());
+    assert!(retried > 10, "dunning ran its course {retried} times");
+
+    // Every invoice's total is the sum of its lines.
+    for i in &invoices {
+        assert_eq!(i.total, i.lines_total, "invoice {} total vs lines", i.id);
+    }
+    // Every paid invoice has exactly one successful charge, of what it asked; no invoice is charged twice; no
+    // successful charge is for an invoice that is not paid.
+    let mut successes: HashMap<Uuid, Vec<&ChargeFact>> = HashMap::new();
+    for c in charges.iter().filter(|c| c.status == "succeeded") {
+        successes.entry(c.invoice_id).or_default().push(c);
+    }
+    let by_id: HashMap<Uuid, &InvoiceFact> = invoices.iter().map(|i| (i.id, i)).collect();
+    for (invoice, paid) in &successes {
+        assert_eq!(paid.len(), 1, "invoice {invoice} was charged {} times", paid.len());
+        let i = by_id.get(invoice).unwrap_or_else(|| panic!("a charge for an unknown invoice {invoice}"));
+        assert_eq!(i.status, "paid", "invoice {invoice} was charged but is {}", i.status);
+        assert_eq!((i.paid_by_transaction_id, i.amount_paid), (Some(paid[0].id), paid[0].amount), "invoice {invoice}");
+    }
+    for i in invoices.iter().filter(|i| i.status == "paid" && !i.amount_paid.is_zero()) {
+        assert!(successes.contains_key(&i.id), "paid invoice {} has no successful charge", i.id);
+    }
+    // Refunds never exceed their charge.
+    for c in &charges {
+        assert!(c.refunded <= c.amount, "charge {} refunded {} of {}", c.id, c.refunded, c.amount);
+        assert!(c.status == "succeeded" || c.refunded.is_zero(), "charge {} is {} but refunded", c.id, c.status);
+    }
+    assert!(charges.iter().any(|c| !c.refunded.is_zero()), "the year had refunds");
+
+    // Every subscription's status agrees with its event log and its invoices.
+    let mut log: HashMap<Uuid, Vec<&EventFact>> = HashMap::new();
+    for e in &events {
+        log.entry(e.subscription_id).or_default().push(e);
+    }
+    let now = w.now();
+    let mut statuses: BTreeMap<String, usize> = BTreeMap::new();
+    for s in &subscriptions {
+        *statuses.entry(format!("{} {}", s.status, s.cancel_reason.as_deref().unwrap_or(""))).or_default() += 1;
+        let history = log.get(&s.id).unwrap_or_else(|| panic!("subscription {} has no events", s.id));
+        assert_eq!(history.iter().next().and_then(|e| e.from_status.as_deref()), None, "{} starts from nothing", s.id);
+        for pair in history.windows(2) {
+            assert_eq!(
+                pair[1].from_status.as_deref(),
+                Some(pair[0].to_status.as_str()),
+                "{}: {} after {}",
+                s.id,
+                pair[1].event_type,
+                pair[0].event_type
+            );
+        }
+        assert_eq!(history.last().map(|e| e.to_status.as_str()), Some(s.status.as_str()), "{} status vs log", s.id);
+        let mine: Vec<&InvoiceFact> = invoices.iter().filter(|i| i.subscription_id == Some(s.id)).collect();
+        let open: Vec<&&InvoiceFact> = mine.iter().filter(|i| i.status == "open").collect();
+        match s.status.as_str() {
+            "active" => {
+                assert!(open.is_empty(), "active {} has open invoices {open:?}", s.id);
+                assert!(s.current_period_end.is_some_and(|end| end > now), "active {} is behind its period", s.id);
+            }
+            "past_due" => {
+                assert_eq!(open.len(), 1, "past-due {} has {} open invoices", s.id, open.len());
+                assert!(open[0].next_attempt_at.is_some(), "past-due {} has no retry planned", s.id);
+            }
+            "canceled" | "expired" => {
+                assert!(open.is_empty(), "ended {} still has open invoices {open:?}", s.id);
+                if matches!(s.cancel_reason.as_deref(), Some("dunning_exhausted" | "payment_failed_hard_decline")) {
+                    assert!(
+                        mine.iter().any(|i| i.status == "uncollectible"),
+                        "{} ended by dunning without an uncollectible invoice",
+                        s.id
+                    );
+                }
+                if s.cancel_reason.as_deref() == Some("unpaid") {
+                    assert!(mine.iter().any(|i| i.kind == "initial" && i.status == "void"), "{} expired unpaid", s.id);
+                }
+            }
+            "trial" => panic!("trial {} outlived its 30 days", s.id),
+            "pending" => panic!("pending {} outlived its 24 hours", s.id),
+            other => panic!("unknown status {other}"),
+        }
+    }
+    eprintln!("final statuses: {statuses:?}");
+    for expected in [
+        "active ",
+        "canceled dunning_exhausted",
+        "canceled payment_failed_hard_decline",
+        "expired unpaid",
+        "expired no_payment_method",
+    ] {
+        assert!(statuses.keys().any(|k| k == expected), "no subscription ended as {expected:?}: {statuses:?}");
+    }
+}
