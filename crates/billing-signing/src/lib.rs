@@ -43,6 +43,16 @@ pub fn sign(secret: &[u8], timestamp: i64, body: &[u8]) -> String {
     format!("sha256={}", hex::encode(digest))
 }
 
+/// The three headers of a signed request: id, timestamp and the signature of `signed` (the raw body, or the
+/// request line for a GET) at `timestamp`.
+pub fn headers(secret: &[u8], timestamp: i64, id: &str, signed: &[u8]) -> [(&'static str, String); 3] {
+    [
+        (ID_HEADER, id.to_owned()),
+        (TIMESTAMP_HEADER, timestamp.to_string()),
+        (SIGNATURE_HEADER, sign(secret, timestamp, signed)),
+    ]
+}
+
 /// Verifies a request: the timestamp header within ±300 s of `now`, and the signature header matching `body`
 /// under one of `secrets` (compared in constant time).
 pub fn verify(
@@ -79,6 +89,15 @@ mod tests {
     const SECRET: &[u8] = b"whsec_test_secret_0123456789abcdef";
     const BODY: &[u8] = br#"{"event_id":"evt_1","event_type":"payment.succeeded"}"#;
     const NOW: i64 = 1_767_225_600; // 2026-01-01T00:00:00Z
+
+    #[test]
+    fn headers_carry_the_id_the_timestamp_and_a_verifiable_signature() {
+        let [id, timestamp, signature] = headers(b"secret", 1_700_000_000, "evt_1", b"{}");
+        assert_eq!((id.0, id.1.as_str()), (ID_HEADER, "evt_1"));
+        assert_eq!((timestamp.0, timestamp.1.as_str()), (TIMESTAMP_HEADER, "1700000000"));
+        assert_eq!(signature.0, SIGNATURE_HEADER);
+        assert_eq!(verify(&[b"secret"], Some(&timestamp.1), Some(&signature.1), b"{}", 1_700_000_000), Ok(()));
+    }
 
     #[test]
     fn a_fixed_test_vector() {

@@ -49,14 +49,15 @@ impl SubscriptionClient {
     }
 
     async fn get(&self, path: &str, request_id: &str) -> Result<Option<InvoiceDue>, ServiceError> {
-        let now = self.clock.now().timestamp();
-        let signature = billing_signing::sign(&self.secret, now, format!("GET {path}").as_bytes());
-        let res = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .header(billing_signing::ID_HEADER, request_id)
-            .header(billing_signing::TIMESTAMP_HEADER, now.to_string())
-            .header(billing_signing::SIGNATURE_HEADER, signature)
+        let signed = billing_signing::headers(
+            &self.secret,
+            self.clock.now().timestamp(),
+            request_id,
+            format!("GET {path}").as_bytes(),
+        );
+        let res = signed
+            .into_iter()
+            .fold(self.http.get(format!("{}{path}", self.base)), |req, (name, value)| req.header(name, value))
             .header("x-request-id", request_id)
             .send()
             .await

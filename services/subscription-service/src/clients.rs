@@ -73,14 +73,15 @@ impl PaymentClient {
     /// Whether the user has a saved payment method to charge.
     pub async fn has_payment_method(&self, user: Uuid, request_id: &str) -> Result<bool, Unavailable> {
         let path = format!("/v1/internal/users/{user}/default-payment-method");
-        let now = self.clock.now().timestamp();
-        let signature = billing_signing::sign(&self.secret, now, format!("GET {path}").as_bytes());
-        let res = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .header(billing_signing::ID_HEADER, request_id)
-            .header(billing_signing::TIMESTAMP_HEADER, now.to_string())
-            .header(billing_signing::SIGNATURE_HEADER, signature)
+        let signed = billing_signing::headers(
+            &self.secret,
+            self.clock.now().timestamp(),
+            request_id,
+            format!("GET {path}").as_bytes(),
+        );
+        let res = signed
+            .into_iter()
+            .fold(self.http.get(format!("{}{path}", self.base)), |req, (name, value)| req.header(name, value))
             .header("x-request-id", request_id)
             .send()
             .await
@@ -95,14 +96,14 @@ impl PaymentClient {
     /// Charges an invoice; the outcome the payment service decided, or `Unavailable` to retry with the same key.
     pub async fn charge(&self, request: &ChargeRequest, request_id: &str) -> Result<ChargeOutcome, Unavailable> {
         let body = serde_json::to_vec(request).map_err(|e| Unavailable(e.to_string()))?;
-        let now = self.clock.now().timestamp();
-        let res = self
-            .http
-            .post(format!("{}/v1/internal/charges", self.base))
+        let signed =
+            billing_signing::headers(&self.secret, self.clock.now().timestamp(), &request.idempotency_key, &body);
+        let res = signed
+            .into_iter()
+            .fold(self.http.post(format!("{}/v1/internal/charges", self.base)), |req, (name, value)| {
+                req.header(name, value)
+            })
             .header("content-type", "application/json")
-            .header(billing_signing::ID_HEADER, &request.idempotency_key)
-            .header(billing_signing::TIMESTAMP_HEADER, now.to_string())
-            .header(billing_signing::SIGNATURE_HEADER, billing_signing::sign(&self.secret, now, &body))
             .header("x-request-id", request_id)
             .body(body)
             .send()

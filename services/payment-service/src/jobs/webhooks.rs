@@ -17,15 +17,13 @@ pub async fn deliver(state: &AppState, http: &reqwest::Client, envelope: Envelop
     let event_type = event["event_type"].as_str().unwrap_or_default().to_owned();
     let body = serde_json::to_vec(&event).map_err(|e| JobError::Permanent(format!("unserialisable event: {e}")))?;
     let secret = state.settings.signing.webhook.first().map(|s| s.expose().as_bytes().to_vec()).unwrap_or_default();
-    let now = state.now().timestamp();
     let url = format!("{}/v1/webhooks/payment", state.settings.services.subscription_url);
+    let signed = billing_signing::headers(&secret, state.now().timestamp(), &event_id, &body);
     let started = Instant::now();
-    let sent = http
-        .post(&url)
+    let sent = signed
+        .into_iter()
+        .fold(http.post(&url), |req, (name, value)| req.header(name, value))
         .header("content-type", "application/json")
-        .header(billing_signing::ID_HEADER, &event_id)
-        .header(billing_signing::TIMESTAMP_HEADER, now.to_string())
-        .header(billing_signing::SIGNATURE_HEADER, billing_signing::sign(&secret, now, &body))
         .header("x-request-id", envelope.correlation_id.as_deref().unwrap_or(&event_id))
         .body(body)
         .timeout(Duration::from_secs(10))
