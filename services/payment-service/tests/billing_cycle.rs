@@ -63,7 +63,7 @@ async fn a_renewal_charges_the_saved_card_and_advances_the_period_once() {
     assert_eq!(report.renewals, 1, "one renewal however often the tick runs: {report:?}");
     let renewed = w.wait_status(&c, &id, "active").await;
     assert_eq!(at(&renewed["current_period_start"]), end);
-    assert_eq!(at(&renewed["current_period_end"]), BillingCycle::monthly_after(end));
+    assert_eq!(at(&renewed["current_period_end"]), billing_domain::BillingCycle::Monthly.period_end(end, 0));
 
     let invoices = w.invoices(&c).await;
     let renewal = invoice_of_kind(&invoices, "renewal");
@@ -80,15 +80,6 @@ async fn a_renewal_charges_the_saved_card_and_advances_the_period_once() {
     assert_eq!(w.cycle().await, Default::default());
     assert_eq!(w.invoices(&c).await.len(), 2);
     assert!(w.failed_jobs().await.is_empty(), "{:?}", w.failed_jobs().await);
-}
-
-/// Calendar months from an anchor, as the domain counts them.
-struct BillingCycle;
-
-impl BillingCycle {
-    fn monthly_after(start: DateTime<Utc>) -> DateTime<Utc> {
-        billing_domain::BillingCycle::Monthly.period_end(start, 0)
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

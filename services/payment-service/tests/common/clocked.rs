@@ -241,16 +241,11 @@ impl Clocked {
 
     /// Runs the tick twice and waits until every job and outbox row it caused is done.
     pub async fn cycle(&self) -> Report {
-        let first = self.tick().await;
+        let mut done = self.tick().await;
         self.settle().await;
-        let second = self.tick().await;
+        done += self.tick().await;
         self.settle().await;
-        Report {
-            renewals: first.renewals + second.renewals,
-            retries: first.retries + second.retries,
-            trials: first.trials + second.trials,
-            expired: first.expired + second.expired,
-        }
+        done
     }
 
     /// Waits until no queue holds work and no outbox row is unsent, seen twice in a row (a job between two lists,

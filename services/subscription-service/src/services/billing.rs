@@ -47,6 +47,15 @@ pub struct Report {
     pub expired: usize,
 }
 
+impl std::ops::AddAssign for Report {
+    fn add_assign(&mut self, other: Self) {
+        self.renewals += other.renewals;
+        self.retries += other.retries;
+        self.trials += other.trials;
+        self.expired += other.expired;
+    }
+}
+
 /// A failed charge attempt.
 #[derive(Debug, Clone)]
 pub struct Failure {
@@ -65,8 +74,13 @@ fn job_id(key: &str) -> Uuid {
     uuid::Builder::from_custom_bytes(bytes).into_uuid()
 }
 
+/// The charge key of attempt `attempt` of an invoice: the same attempt is the same charge, however often sent.
+fn attempt_key(invoice: Uuid, attempt: i32) -> String {
+    format!("invoice:{invoice}:attempt:{attempt}")
+}
+
 fn attempt_job(invoice: Uuid, attempt: i32) -> NewJob {
-    let key = format!("invoice:{invoice}:attempt:{attempt}");
+    let key = attempt_key(invoice, attempt);
     NewJob { id: job_id(&key), ..NewJob::new("charge", key, json!({"invoice_id": invoice, "attempt": attempt})) }
         .correlated(invoice.to_string())
 }
@@ -197,17 +211,11 @@ async fn renew_one(state: &AppState, id: Uuid) -> Result<bool, ServiceError> {
             let row = outbox::push(conn, QueueName::SubPaymentInitiation.as_str(), &job, None).await?;
             Ok(Some(Some((row, job))))
         })
-        .await;
-    match result {
-        Ok(None) => Ok(false),
-        Ok(Some(job)) => {
-            send(state, QueueName::SubPaymentInitiation, job.into_iter().collect()).await;
-            Ok(true)
-        }
-        // Another tick invoiced this period first.
-        Err(ServiceError::Internal(e)) if e.contains("invoices_one_per_period") => Ok(false),
-        Err(e) => Err(e),
-    }
+        .await?;
+    // A tick racing this one waits on the subscription's row lock, then finds the invoice made here.
+    let Some(job) = result else { return Ok(false) };
+    send(state, QueueName::SubPaymentInitiation, job.into_iter().collect()).await;
+    Ok(true)
 }
 
 /// A downgrade scheduled for the period end takes effect: the plan and seats change before the renewal is
@@ -522,13 +530,19 @@ async fn attempt_failed_without_charge(
 }
 
 /// `q:sub:payment_initiation`: charges attempt `attempt` of an invoice to the user's default payment method.
-/// The charge key is the invoice and attempt, so a redelivered job is the same charge, never a second one.
 pub async fn payment_initiation(state: &AppState, envelope: Envelope) -> Result<(), JobError> {
     let invoice_id = payload_uuid(&envelope, "invoice_id")?;
     let attempt = envelope.payload["attempt"]
         .as_i64()
         .and_then(|a| i32::try_from(a).ok())
         .ok_or_else(|| JobError::Permanent("the job has no attempt".to_owned()))?;
+    let request_id = envelope.correlation_id.unwrap_or_else(|| envelope.id.to_string());
+    charge_attempt(state, invoice_id, attempt, &request_id).await
+}
+
+/// Charges attempt `attempt` of an invoice under its [`attempt_key`], so a redelivered job is the same charge,
+/// never a second one, and applies the outcome.
+async fn charge_attempt(state: &AppState, invoice_id: Uuid, attempt: i32, request_id: &str) -> Result<(), JobError> {
     let Some(invoice) =
         db::invoices::find(&mut *state.conn().await.map_err(retry)?, invoice_id).await.map_err(retry)?
     else {
@@ -546,10 +560,9 @@ pub async fn payment_initiation(state: &AppState, envelope: Envelope) -> Result<
         user_id: invoice.user_id,
         amount: amount.amount_string(),
         currency: currency.code().to_owned(),
-        idempotency_key: envelope.idempotency_key.clone(),
+        idempotency_key: attempt_key(invoice_id, attempt),
     };
-    let request_id = envelope.correlation_id.clone().unwrap_or_else(|| envelope.id.to_string());
-    let outcome = state.payments.charge(&request, &request_id).await.map_err(retry)?;
+    let outcome = state.payments.charge(&request, request_id).await.map_err(retry)?;
     match &outcome {
         ChargeOutcome::Succeeded { .. } | ChargeOutcome::Declined { .. } => {
             apply_outcome(state, &invoice, &outcome).await
@@ -646,15 +659,12 @@ pub async fn trial_payment(state: &AppState, envelope: Envelope) -> Result<(), J
         })
         .await
         .map_err(retry)?;
-    let Some(invoice) = invoice else { return Ok(()) };
-    if invoice.status != "open" {
-        return Ok(());
+    match invoice {
+        Some(invoice) if invoice.status == "open" => {
+            charge_attempt(state, invoice.id, invoice.attempt_count, &request_id).await
+        }
+        _ => Ok(()),
     }
-    let job =
-        Envelope { idempotency_key: format!("invoice:{}:attempt:{}", invoice.id, invoice.attempt_count), ..envelope };
-    let mut job = job;
-    job.payload = json!({"invoice_id": invoice.id, "attempt": invoice.attempt_count});
-    payment_initiation(state, job).await
 }
 
 async fn expire_trial(state: &AppState, id: Uuid, reason: &'static str) -> Result<(), JobError> {
