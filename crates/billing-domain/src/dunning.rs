@@ -47,6 +47,11 @@ pub fn is_hard_decline(code: &str) -> bool {
     matches!(code, "card_declined" | "expired_card" | "stolen_card" | "lost_card" | "fraudulent" | "do_not_honor")
 }
 
+/// Whether a decline may be retried: as the gateway said, or by its code when it did not say.
+pub fn is_retryable(said: Option<bool>, code: &str) -> bool {
+    said.unwrap_or_else(|| !is_hard_decline(code))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -80,5 +85,7 @@ mod tests {
         assert_eq!(after_failure(&[], due, 1, true), AfterFailure::GiveUp(GiveUpReason::RetriesExhausted));
         assert_eq!(after_failure(&days(&[1]), due, 0, true), AfterFailure::GiveUp(GiveUpReason::RetriesExhausted));
         assert!(is_hard_decline("card_declined") && !is_hard_decline("insufficient_funds"));
+        assert!(!is_retryable(None, "card_declined") && is_retryable(None, "insufficient_funds"));
+        assert!(is_retryable(Some(true), "card_declined") && !is_retryable(Some(false), "insufficient_funds"));
     }
 }

@@ -134,10 +134,8 @@ impl PaymentClient {
                     .and_then(Value::as_str)
                     .unwrap_or("declined")
                     .to_owned();
-                let retryable = details
-                    .and_then(|d| d.get("retryable"))
-                    .and_then(Value::as_bool)
-                    .unwrap_or_else(|| !billing_domain::dunning::is_hard_decline(&decline_code));
+                let said = details.and_then(|d| d.get("retryable")).and_then(Value::as_bool);
+                let retryable = billing_domain::dunning::is_retryable(said, &decline_code);
                 Ok(ChargeOutcome::Declined { transaction_id, decline_code, retryable })
             }
             409 => Ok(ChargeOutcome::NotPayable(message())),

@@ -38,10 +38,8 @@ pub async fn default_method(
         state.settings.signing.internal_sub_to_pay.iter().map(|s| s.expose().as_bytes()).collect();
     let line = format!("{} {}", req.method(), req.path());
     billing_http::signed::verify_internal(&req, line.as_bytes(), &secrets, state.now().timestamp())?;
-    let methods = crate::services::methods::list(&state, user.into_inner()).await?;
-    let first = methods
-        .into_iter()
-        .next()
+    let first = crate::services::methods::default_for(&mut *state.conn().await?, user.into_inner())
+        .await?
         .ok_or_else(|| ApiError::not_found("payment_method_not_found", "the user has no saved payment method"))?;
     Ok(billing_http::ok(
         serde_json::json!({"payment_method_id": first.id, "brand": first.brand, "last4": first.last4.trim()}),
@@ -62,6 +60,7 @@ pub async fn charge(state: web::Data<AppState>, req: HttpRequest, body: web::Byt
         Some(id) => id,
         None => crate::services::methods::default_for(&mut *state.conn().await?, input.user_id)
             .await?
+            .map(|method| method.id)
             .ok_or_else(|| ServiceError::invalid("payment_method_id", "the user has no saved payment method"))?,
     };
     let request = PayRequest {

@@ -73,11 +73,14 @@ pub async fn list(state: &AppState, user: Uuid) -> Result<Vec<MethodRow>, Servic
 }
 
 /// The user's default method: the newest one.
-pub async fn default_for(conn: &mut diesel_async::AsyncPgConnection, user: Uuid) -> Result<Option<Uuid>, ServiceError> {
+pub async fn default_for(
+    conn: &mut diesel_async::AsyncPgConnection,
+    user: Uuid,
+) -> Result<Option<MethodRow>, ServiceError> {
     Ok(payment_methods::table
         .filter(payment_methods::user_id.eq(user))
         .order((payment_methods::created_at.desc(), payment_methods::id.desc()))
-        .select(payment_methods::id)
+        .select(MethodRow::as_select())
         .first(conn)
         .await
         .optional()?)

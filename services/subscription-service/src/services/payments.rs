@@ -134,10 +134,10 @@ async fn succeeded(
     let Some(sub) = db::subscriptions::find_for_update(conn, subscription_id).await? else {
         return Ok(Ok("invoice_paid"));
     };
+    // Not a transition (the version stays), so `sub` is still the row the transition below checks against.
     if let Some(pm) = event.metadata.get("payment_method_id").and_then(Value::as_str) {
         db::subscriptions::set_payment_method(conn, sub.id, pm).await?;
     }
-    let sub = db::subscriptions::find_for_update(conn, subscription_id).await?.unwrap_or(sub);
     let data = json!({"invoice_id": invoice.id, "transaction_id": event.transaction_id, "kind": invoice.kind});
     let status = SubscriptionStatus::parse(&sub.status);
     let outcome = match (invoice.kind.as_str(), status) {
@@ -220,11 +220,8 @@ async fn failed(
     };
     let code = event.metadata.get("decline_code").and_then(Value::as_str).unwrap_or("declined").to_owned();
     if event.metadata.get("off_session").and_then(Value::as_bool) == Some(true) {
-        let retryable = event
-            .metadata
-            .get("retryable")
-            .and_then(Value::as_bool)
-            .unwrap_or_else(|| !billing_domain::dunning::is_hard_decline(&code));
+        let said = event.metadata.get("retryable").and_then(Value::as_bool);
+        let retryable = billing_domain::dunning::is_retryable(said, &code);
         let failure = billing::Failure { code, retryable, transaction_id: Some(event.transaction_id) };
         return Ok(Ok(billing::attempt_failed(conn, invoice, &failure, offsets, now).await?));
     }
