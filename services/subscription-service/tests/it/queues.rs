@@ -1,6 +1,6 @@
 //! The subscription service's queues: the outbox relay, the admin routes, health, and the worker folding usage.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::time::Duration;

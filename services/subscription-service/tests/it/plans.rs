@@ -1,6 +1,6 @@
 //! `/v1/plans` and `/v1/admin/plans`.
 
-mod common;
+use crate::common;
 
 use common::Ctx;
 use reqwest::Method;

@@ -11,7 +11,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use subscription_service::SubscriptionService;
 
-mod common;
+use crate::common;
 
 use common::{PAY, SUB};
 

@@ -1,6 +1,6 @@
 //! `/v1/auth`: registration, login, refresh rotation, the current user, and token checks.
 
-mod common;
+use crate::common;
 
 use base64::Engine as _;
 use common::Ctx;

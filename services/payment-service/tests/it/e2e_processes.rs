@@ -10,7 +10,7 @@ use billing_testkit::{TestDb, TestRedis, poll_until, repo_root};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-mod common;
+use crate::common;
 
 use common::{PAY, SUB};
 

@@ -1,6 +1,6 @@
 //! `POST /v1/webhooks/payment`: signature checks, exactly-once effects, and activation of paid subscriptions.
 
-mod common;
+use crate::common;
 
 use common::Ctx;
 use reqwest::Method;

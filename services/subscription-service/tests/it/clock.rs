@@ -1,7 +1,7 @@
 //! The test clock: advanced through the admin API, shared by every process of the environment, used by the
 //! service's decisions, and absent unless configured.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,6 +1,6 @@
 //! `/v1/usage`: atomic limits, idempotency, durable folding into PostgreSQL, counter rebuilds.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,6 +1,6 @@
 //! The OpenAPI document lists every route with its request and response schemas.
 
-mod common;
+use crate::common;
 
 use common::Ctx;
 use reqwest::Method;

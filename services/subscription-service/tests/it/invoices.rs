@@ -1,6 +1,6 @@
 //! Invoice numbering under concurrency.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 

@@ -1,6 +1,6 @@
 //! `/v1/internal`: signed lookups for the payment service.
 
-mod common;
+use crate::common;
 
 use common::Ctx;
 use reqwest::Method;

@@ -1,7 +1,7 @@
 //! `/v1/subscriptions` and `/v1/invoices`: creation, reads, plan changes with proration, cancellation,
 //! reactivation, ownership, and the concurrency guarantees.
 
-mod common;
+use crate::common;
 
 use common::Ctx;
 use futures_util::future::join_all;
