@@ -58,6 +58,11 @@ impl ServiceError {
     pub fn invalid(field: &str, message: impl Into<String>) -> Self {
         Self::Validation(BTreeMap::from([(field.to_owned(), message.into())]))
     }
+
+    /// A failure that means a bug or a broken invariant, not bad input: the caller sees a 500.
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        Self::Internal(cause.to_string())
+    }
 }
 
 impl From<DbError> for ServiceError {

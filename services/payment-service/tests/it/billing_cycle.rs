@@ -254,9 +254,6 @@ async fn upgrade_and_check(w: &Clocked, c: &Customer, id: &str, to: i64, prices:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upgrade_charges_its_proration_to_the_minor_unit_in_two_and_zero_decimal_currencies() {
     let w = Clocked::new().await;
-    let usd = |s: &str| {
-        Money::parse(s, Currency::from_code("USD").unwrap_or_else(|| panic!("USD"))).unwrap_or_else(|e| panic!("{e}"))
-    };
     let c = w.customer().await;
     let id = w.subscribe(&c, BASIC, 1, GOOD_CARD).await;
     w.advance(Duration::days(10) + Duration::seconds(12_345)).await;
@@ -304,6 +301,101 @@ async fn an_upgrade_charges_its_proration_to_the_minor_unit_in_two_and_zero_deci
     assert_eq!(of_invoice(&history, &proration)[0]["amount"].as_str(), Some(net.amount_string().as_str()));
     let events = w.events(&y, &yid).await;
     assert_eq!(events, vec!["created", "activated", "plan_changed", "invoice_paid"]);
+}
+
+/// `PUT /v1/subscriptions/{id}` with `body`: the proration part of the answer, which must be applied now.
+async fn change_now(w: &Clocked, c: &Customer, id: &str, body: Value) -> Value {
+    let (status, changed) = w.sub_call(Method::PUT, &format!("/v1/subscriptions/{id}"), &c.token, Some(body)).await;
+    assert_eq!(status, 200, "{changed}");
+    assert_eq!(changed["data"]["scheduled"], false, "{changed}");
+    changed["data"].clone()
+}
+
+fn usd(text: &str) -> Money {
+    Money::parse(text, Currency::from_code("USD").unwrap_or_else(|| panic!("USD"))).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn money(v: &Value) -> Money {
+    usd(v.as_str().unwrap_or_else(|| panic!("not an amount: {v}")))
+}
+
+fn sum(amounts: impl IntoIterator<Item = Money>) -> Money {
+    amounts.into_iter().fold(usd("0"), |a, b| a.checked_add(b).unwrap_or_else(|e| panic!("{e}")))
+}
+
+fn line_kinds(invoice: &Value) -> Vec<&str> {
+    invoice["lines"].as_array().map(|l| l.iter().filter_map(|l| l["kind"].as_str()).collect()).unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proration_below_the_minimum_charge_waits_for_the_next_invoice() {
+    let w = Clocked::new().await;
+    let big = w
+        .plan(json!({"code": "big", "name": "Big", "price": "2000.00", "currency": "USD", "billing_cycle": "monthly", "features": {"api_calls": {"limit": 100000}}}))
+        .await;
+    let (x, xid, end) = subscribed(&w, BASIC).await;
+    let (y, yid, _) = subscribed(&w, BASIC).await;
+    w.advance(end - w.now() - Duration::hours(1)).await;
+
+    // An hour before the end, a second seat costs about four cents: too little to charge on its own.
+    let mut carried = Vec::new();
+    for (c, id) in [(&x, &xid), (&y, &yid)] {
+        let changed = change_now(&w, c, id, json!({"quantity": 2})).await;
+        let net = money(&changed["proration"]["net"]);
+        assert!(!net.is_zero() && net.minor() < usd("0.50").minor(), "{changed}");
+        assert_eq!(changed["proration"]["carried_to_next_invoice"], true, "{changed}");
+        assert!(changed["invoice_id"].is_null(), "{changed}");
+        carried.push(net);
+    }
+    w.settle().await;
+    for c in [&x, &y] {
+        let invoices = w.invoices(c).await;
+        assert_eq!(invoices.len(), 1, "no proration invoice: {invoices:?}");
+    }
+
+    // y then moves to a plan whose proration is worth charging: that invoice takes the waiting lines too.
+    let changed = change_now(&w, &y, &yid, json!({"plan_id": big})).await;
+    assert_eq!(changed["proration"]["carried_to_next_invoice"], false, "{changed}");
+    let due = sum([carried[1], money(&changed["proration"]["net"])]);
+    let proration =
+        billing_testkit::poll_until(std::time::Duration::from_secs(20), "y's proration to be paid", || async {
+            let invoice = invoice_of_kind(&w.invoices(&y).await, "proration");
+            (invoice["status"] == "paid").then_some(invoice)
+        })
+        .await;
+    assert_eq!(proration["id"], changed["invoice_id"]);
+    assert_eq!(money(&proration["total"]), due, "{proration}");
+    assert_eq!(
+        line_kinds(&proration),
+        ["proration_credit", "proration_charge", "proration_credit", "proration_charge"],
+        "its own lines, then the waiting ones"
+    );
+    let history = payments(&w, &y).await;
+    let charge = of_invoice(&history, &proration);
+    assert_eq!((charge.len(), charge[0]["amount"].as_str()), (1, Some(due.amount_string().as_str())));
+
+    // At the end, x's renewal carries its waiting lines; y's has nothing left waiting.
+    w.advance(Duration::hours(1) + Duration::minutes(1)).await;
+    w.cycle().await;
+    w.settle().await;
+    for (c, id, expected, kinds) in [
+        (&x, &xid, sum([usd("59.98"), carried[0]]), vec!["subscription", "proration_credit", "proration_charge"]),
+        (&y, &yid, usd("4000.00"), vec!["subscription"]),
+    ] {
+        let renewal =
+            billing_testkit::poll_until(std::time::Duration::from_secs(20), "the renewal to be paid", || async {
+                let invoices = w.invoices(c).await;
+                let renewal = invoices.iter().find(|i| i["kind"] == "renewal" && i["status"] == "paid");
+                renewal.cloned()
+            })
+            .await;
+        assert_eq!(money(&renewal["total"]), expected, "{renewal}");
+        assert_eq!(line_kinds(&renewal), kinds, "{renewal}");
+        let history = payments(&w, c).await;
+        assert_eq!(of_invoice(&history, &renewal)[0]["amount"].as_str(), Some(expected.amount_string().as_str()));
+        assert_eq!(w.subscription(c, id).await["status"], "active");
+    }
+    assert!(w.failed_jobs().await.is_empty(), "{:?}", w.failed_jobs().await);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

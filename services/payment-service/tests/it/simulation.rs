@@ -67,8 +67,9 @@ struct Sim {
     subscription: Option<String>,
 }
 
-/// The day's actions of each customer, drawn from the seed.
-fn plan_for(rng: &mut Rng) -> Vec<(i64, Action)> {
+/// The day's actions of each customer, drawn from the seed. `plus` is a plan a little dearer than Basic, so that
+/// some upgrades' prorations fall below the minimum charge and are carried to the next invoice.
+fn plan_for(rng: &mut Rng, plus: i64) -> Vec<(i64, Action)> {
     let mut actions = Vec::new();
     let start = i64::try_from(rng.below(28)).unwrap_or(0);
     if rng.chance(15) {
@@ -102,7 +103,7 @@ fn plan_for(rng: &mut Rng) -> Vec<(i64, Action)> {
     for _ in 0..rng.below(4) {
         let day = start + 3 + i64::try_from(rng.below(360)).unwrap_or(0);
         let action = match rng.below(8) {
-            0 | 1 => Action::ChangePlan([2, 3, 4, 5][usize::try_from(rng.below(4)).unwrap_or(0)]),
+            0 | 1 => Action::ChangePlan([2, 3, 4, 5, plus][usize::try_from(rng.below(5)).unwrap_or(0)]),
             2 => Action::CancelAtPeriodEnd,
             3 => Action::Reactivate,
             4 => Action::CancelNow,
@@ -296,13 +297,27 @@ struct EventFact {
     event_type: String,
 }
 
+/// Proration lines carried to a later invoice: what still waits, and what was taken but is not on its invoice.
+#[derive(Debug, QueryableByName)]
+struct CarriedFact {
+    #[diesel(sql_type = SqlUuid)]
+    subscription_id: Uuid,
+    #[diesel(sql_type = Numeric)]
+    waiting: Decimal,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    missing_from_invoice: i64,
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thirteen_months_of_billing_keep_the_ledger_consistent() {
     let w = Clocked::new().await;
     let mut rng = Rng(0x5EED_2026_1121);
+    let plus = w
+        .plan(json!({"code": "basic_plus", "name": "Basic Plus", "price": "30.39", "currency": "USD", "billing_cycle": "monthly", "features": {"api_calls": {"limit": 20000}}}))
+        .await;
     let people = customers(&w, CUSTOMERS).await;
     let mut sims: Vec<Sim> = people.into_iter().map(|customer| Sim { customer, subscription: None }).collect();
-    let schedules: Vec<Vec<(i64, Action)>> = (0..CUSTOMERS).map(|_| plan_for(&mut rng)).collect();
+    let schedules: Vec<Vec<(i64, Action)>> = (0..CUSTOMERS).map(|_| plan_for(&mut rng, plus)).collect();
     let mut by_day: HashMap<i64, Vec<(usize, Action)>> = HashMap::new();
     for (who, schedule) in schedules.into_iter().enumerate() {
         for (day, action) in schedule {
@@ -365,6 +380,27 @@ async fn check_ledger(w: &Clocked) {
     .load(&mut sub_db)
     .await
     .unwrap_or_else(|e| panic!("{e}"));
+    let carried: Vec<CarriedFact> = diesel::sql_query(
+        "SELECT p.subscription_id,
+                COALESCE(SUM(p.amount) FILTER (WHERE p.invoice_id IS NULL), 0) AS waiting,
+                COUNT(*) FILTER (WHERE p.invoice_id IS NOT NULL AND NOT EXISTS (
+                    SELECT 1 FROM invoice_lines l
+                    WHERE l.invoice_id = p.invoice_id AND l.kind = p.kind AND l.amount = p.amount
+                )) AS missing_from_invoice
+         FROM pending_invoice_items p GROUP BY p.subscription_id",
+    )
+    .load(&mut sub_db)
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    for c in &carried {
+        // Everything in the simulation bills in USD, whose minimum charge is 0.50.
+        let id = c.subscription_id;
+        assert!(c.waiting >= Decimal::ZERO && c.waiting < Decimal::new(50, 2), "{id} has {} waiting", c.waiting);
+        assert_eq!(c.missing_from_invoice, 0, "{id}: carried lines taken but not on their invoice");
+    }
+    let billed = carried.iter().filter(|c| c.waiting.is_zero()).count();
+    eprintln!("subscriptions that carried a small proration: {}, since invoiced: {billed}", carried.len());
+    assert!(billed > 0, "the year carried no small proration to a later invoice");
     let renewals = invoices.iter().filter(|i| i.kind == "renewal").count();
     let retried = invoices.iter().filter(|i| i.status == "uncollectible").count();
     assert!(renewals > 1_000 && charges.len() > 1_500, "{renewals} renewals, {} charges", charges.len());

@@ -6,8 +6,8 @@ use diesel::upsert::excluded;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
-use super::models::{InvoiceLineRow, InvoiceRow, NewInvoice};
-use super::schema::{invoice_lines, invoice_number_counters, invoices};
+use super::models::{InvoiceLineRow, InvoiceRow, NewInvoice, PendingItemRow};
+use super::schema::{invoice_lines, invoice_number_counters, invoices, pending_invoice_items};
 use billing_infra::DbError;
 
 /// Inserts an invoice with its lines.
@@ -218,4 +218,34 @@ pub async fn for_period(
         .first(conn)
         .await
         .optional()?)
+}
+
+/// Keeps lines for the subscription's next invoice.
+pub async fn insert_pending(conn: &mut AsyncPgConnection, items: &[PendingItemRow]) -> Result<(), DbError> {
+    diesel::insert_into(pending_invoice_items::table).values(items).execute(conn).await?;
+    Ok(())
+}
+
+/// The subscription's lines not yet on an invoice, oldest first, locked until the caller's transaction ends.
+pub async fn unbilled_for_update(
+    conn: &mut AsyncPgConnection,
+    subscription: Uuid,
+) -> Result<Vec<PendingItemRow>, DbError> {
+    Ok(pending_invoice_items::table
+        .filter(pending_invoice_items::subscription_id.eq(subscription))
+        .filter(pending_invoice_items::invoice_id.is_null())
+        .order(pending_invoice_items::id)
+        .select(PendingItemRow::as_select())
+        .for_update()
+        .load(conn)
+        .await?)
+}
+
+/// Records that `ids` are on `invoice`.
+pub async fn mark_billed(conn: &mut AsyncPgConnection, ids: &[i64], invoice: Uuid) -> Result<(), DbError> {
+    diesel::update(pending_invoice_items::table.filter(pending_invoice_items::id.eq_any(ids)))
+        .set(pending_invoice_items::invoice_id.eq(invoice))
+        .execute(conn)
+        .await?;
+    Ok(())
 }

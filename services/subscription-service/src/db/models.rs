@@ -218,6 +218,23 @@ pub struct NewInvoice {
     pub due_at: Option<DateTime<Utc>>,
 }
 
+/// A proration line waiting for the subscription's next invoice.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = pending_invoice_items, check_for_backend(diesel::pg::Pg))]
+pub struct PendingItemRow {
+    #[diesel(skip_insertion)]
+    pub id: i64,
+    pub subscription_id: Uuid,
+    pub kind: String,
+    pub description: String,
+    pub quantity: i32,
+    pub unit_amount: Decimal,
+    pub amount: Decimal,
+    pub currency: String,
+    pub period_start: Option<DateTime<Utc>>,
+    pub period_end: Option<DateTime<Utc>>,
+}
+
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = invoice_lines, check_for_backend(diesel::pg::Pg))]
 pub struct InvoiceLineRow {

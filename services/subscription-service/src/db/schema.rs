@@ -185,7 +185,26 @@ diesel::joinable!(subscriptions -> plans (plan_id));
 diesel::joinable!(subscription_events -> subscriptions (subscription_id));
 diesel::joinable!(invoices -> users (user_id));
 diesel::joinable!(invoices -> subscriptions (subscription_id));
+diesel::table! {
+    pending_invoice_items (id) {
+        id -> Int8,
+        subscription_id -> Uuid,
+        kind -> Text,
+        description -> Text,
+        quantity -> Int4,
+        unit_amount -> Numeric,
+        amount -> Numeric,
+        currency -> Bpchar,
+        period_start -> Nullable<Timestamptz>,
+        period_end -> Nullable<Timestamptz>,
+        invoice_id -> Nullable<Uuid>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
 diesel::joinable!(invoice_lines -> invoices (invoice_id));
+diesel::joinable!(pending_invoice_items -> subscriptions (subscription_id));
 diesel::joinable!(usage_counters -> subscriptions (subscription_id));
 diesel::joinable!(usage_events -> subscriptions (subscription_id));
 
@@ -198,6 +217,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     invoices,
     invoice_lines,
     invoice_number_counters,
+    pending_invoice_items,
     usage_counters,
     usage_events,
     inbound_webhooks,

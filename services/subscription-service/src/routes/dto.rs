@@ -350,6 +350,9 @@ pub struct ProrationDto {
     pub net: String,
     #[schema(example = "USD")]
     pub currency: String,
+    /// True when the net (with any lines already waiting) is below the currency's minimum charge: no invoice is
+    /// made now, and the proration lines are added to the subscription's next invoice, as Stripe does.
+    pub carried_to_next_invoice: bool,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -357,7 +360,8 @@ pub struct ChangeDto {
     pub subscription: SubscriptionDto,
     /// Present for an upgrade applied now.
     pub proration: Option<ProrationDto>,
-    /// The proration invoice, charged to the saved payment method.
+    /// The proration invoice, charged to the saved payment method; absent when the proration was carried to the
+    /// next invoice.
     pub invoice_id: Option<Uuid>,
     /// True when the change takes effect at the period end (a downgrade).
     pub scheduled: bool,

@@ -138,6 +138,7 @@ pub async fn change(
             charge: p.charge.amount_string(),
             net: p.net.amount_string(),
             currency: p.net.currency().code().to_owned(),
+            carried_to_next_invoice: changed.carried,
         }),
         invoice_id: changed.invoice.map(|i| i.id),
         scheduled: changed.scheduled,

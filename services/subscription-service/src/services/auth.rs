@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use billing_auth::{PasswordError, Role, refresh};
+use billing_auth::{Role, refresh};
 use billing_http::ratelimit::Limit;
 use chrono::{DateTime, Utc};
 use diesel_async::AsyncConnection;
@@ -83,9 +83,7 @@ pub async fn register(state: &AppState, input: Registration, ip: &str) -> Result
     if let Err(retry_after_secs) = state.limiter.hit(&format!("register:{ip}"), REGISTRATIONS).await? {
         return Err(ServiceError::RateLimited { retry_after_secs });
     }
-    let hash = billing_auth::hash_password(input.password)
-        .await
-        .map_err(|e: PasswordError| ServiceError::Internal(e.to_string()))?;
+    let hash = billing_auth::hash_password(input.password).await.map_err(ServiceError::internal)?;
     let user = NewUser {
         id: Uuid::now_v7(),
         email: &email,
@@ -161,7 +159,7 @@ pub async fn me(state: &AppState, id: Uuid) -> Result<UserRow, ServiceError> {
 async fn issue_tokens(state: &AppState, user: &UserRow, family: Uuid) -> Result<Tokens, ServiceError> {
     let now = state.now();
     let role = Role::parse(&user.role).unwrap_or(Role::User);
-    let access_token = state.jwt.issue(user.id, role, now).map_err(|e| ServiceError::Internal(e.to_string()))?;
+    let access_token = state.jwt.issue(user.id, role, now).map_err(ServiceError::internal)?;
     let (refresh_token, digest) = refresh::generate();
     let expires_at: DateTime<Utc> = now + REFRESH_TTL;
     let row =

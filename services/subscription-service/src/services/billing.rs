@@ -97,10 +97,6 @@ async fn send(state: &AppState, name: QueueName, jobs: Vec<(i64, NewJob)>) {
     }
 }
 
-fn internal(e: impl std::fmt::Display) -> ServiceError {
-    ServiceError::Internal(e.to_string())
-}
-
 /// Runs every step once: renewals, retries, trial ends, pending expiry.
 pub async fn run_due(state: &AppState) -> Result<Report, ServiceError> {
     Ok(Report {
@@ -179,7 +175,7 @@ async fn renew_one(state: &AppState, id: Uuid) -> Result<bool, ServiceError> {
             let anchor = sub.billing_anchor.unwrap_or(end);
             let (_, start, next_end) = plan.cycle.period_at(anchor, end);
             let period = if start == end { (end, next_end) } else { (end, plan.cycle.period_end(end, 0)) };
-            let total = plan.price.checked_mul(i64::from(sub.quantity)).map_err(internal)?;
+            let total = plan.price.checked_mul(i64::from(sub.quantity)).map_err(ServiceError::internal)?;
             let draft = InvoiceDraft {
                 user_id: sub.user_id,
                 subscription_id: Some(sub.id),
@@ -198,10 +194,12 @@ async fn renew_one(state: &AppState, id: Uuid) -> Result<bool, ServiceError> {
                 due_at: Some(end),
             };
             let draft_row = invoices::insert_draft(conn, &draft).await?;
+            // The total may differ from the plan's price: lines carried forward from earlier prorations join it.
             let invoice = invoices::finalize(conn, draft_row.id, now).await?;
-            let data = json!({"invoice_id": invoice.id, "period_start": period.0, "period_end": period.1, "amount": total.amount_string(), "currency": total.currency().code()});
+            let due = Money::from_decimal(invoice.amount_due, plan.price.currency()).map_err(ServiceError::internal)?;
+            let data = json!({"invoice_id": invoice.id, "period_start": period.0, "period_end": period.1, "amount": due.amount_string(), "currency": due.currency().code()});
             log_event(conn, sub.id, "renewal_invoiced", Some(&sub.status), &sub.status, data.clone(), now).await?;
-            if total.is_zero() {
+            if due.is_zero() {
                 let paid = db::invoices::mark_paid(conn, invoice.id, rust_decimal::Decimal::ZERO, None, now).await?;
                 advance_period(conn, &sub, &paid, data, now).await?;
                 return Ok(Some(None));

@@ -9,7 +9,7 @@ use diesel_async::AsyncPgConnection;
 use uuid::Uuid;
 
 use crate::db;
-use crate::db::models::{InvoiceLineRow, InvoiceRow, NewInvoice};
+use crate::db::models::{InvoiceLineRow, InvoiceRow, NewInvoice, PendingItemRow};
 use crate::error::ServiceError;
 use crate::state::AppState;
 
@@ -43,10 +43,81 @@ pub struct InvoiceView {
     pub lines: Vec<InvoiceLineRow>,
 }
 
-/// Inserts `draft` as a draft invoice; its total is the sum of its lines.
+/// Inserts `draft` as a draft invoice; its total is the sum of its lines. A subscription's invoice also takes
+/// the lines carried forward for it (see [`carry_forward`]), after its own.
 pub async fn insert_draft(conn: &mut AsyncPgConnection, draft: &InvoiceDraft) -> Result<InvoiceRow, ServiceError> {
+    let carried = match draft.subscription_id {
+        Some(subscription) => unbilled(conn, subscription, draft.currency).await?,
+        None => Vec::new(),
+    };
+    let mut draft = draft.clone();
+    draft.lines.extend(carried.iter().map(|(_, line)| line.clone()));
+    let row = insert_lines(conn, &draft).await?;
+    let ids: Vec<i64> = carried.iter().map(|(id, _)| *id).collect();
+    if !ids.is_empty() {
+        db::invoices::mark_billed(conn, &ids, row.id).await?;
+    }
+    Ok(row)
+}
+
+/// Keeps `lines` for the subscription's next invoice: used for a proration whose net is below the currency's
+/// minimum charge, which no gateway would take on its own.
+pub async fn carry_forward(
+    conn: &mut AsyncPgConnection,
+    subscription: Uuid,
+    lines: &[LineDraft],
+) -> Result<(), ServiceError> {
+    let items: Vec<PendingItemRow> = lines
+        .iter()
+        .map(|line| PendingItemRow {
+            id: 0,
+            subscription_id: subscription,
+            kind: line.kind.to_owned(),
+            description: line.description.clone(),
+            quantity: line.quantity,
+            unit_amount: line.unit_amount.to_decimal(),
+            amount: line.amount.to_decimal(),
+            currency: line.amount.currency().code().to_owned(),
+            period_start: line.period.map(|p| p.0),
+            period_end: line.period.map(|p| p.1),
+        })
+        .collect();
+    Ok(db::invoices::insert_pending(conn, &items).await?)
+}
+
+/// The lines carried forward for `subscription` in `currency` and not yet invoiced, with their ids; locked
+/// until the caller's transaction ends, so two invoices can never both take them.
+pub async fn unbilled(
+    conn: &mut AsyncPgConnection,
+    subscription: Uuid,
+    currency: Currency,
+) -> Result<Vec<(i64, LineDraft)>, ServiceError> {
+    let rows = db::invoices::unbilled_for_update(conn, subscription).await?;
+    let money = |value| Money::from_decimal(value, currency).map_err(ServiceError::internal);
+    rows.into_iter()
+        .filter(|row| row.currency.trim() == currency.code())
+        .map(|row| {
+            let kind = match row.kind.as_str() {
+                "proration_credit" => "proration_credit",
+                "proration_charge" => "proration_charge",
+                other => return Err(ServiceError::Internal(format!("pending invoice item of kind {other}"))),
+            };
+            let line = LineDraft {
+                kind,
+                description: row.description,
+                quantity: row.quantity,
+                unit_amount: money(row.unit_amount)?,
+                amount: money(row.amount)?,
+                period: row.period_start.zip(row.period_end),
+            };
+            Ok((row.id, line))
+        })
+        .collect()
+}
+
+async fn insert_lines(conn: &mut AsyncPgConnection, draft: &InvoiceDraft) -> Result<InvoiceRow, ServiceError> {
     let total = billing_domain::invoice::total(draft.lines.iter().map(|l| l.amount), Money::zero(draft.currency))
-        .map_err(|e| ServiceError::Internal(e.to_string()))?;
+        .map_err(ServiceError::internal)?;
     let id = Uuid::now_v7();
     let amount_due = if total.is_negative() { Money::zero(draft.currency) } else { total };
     let invoice = NewInvoice {

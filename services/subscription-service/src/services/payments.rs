@@ -124,7 +124,7 @@ async fn succeeded(
     }
     let currency = Currency::from_code(invoice.currency.trim())
         .ok_or_else(|| ServiceError::Internal("bad invoice currency".into()))?;
-    let due = Money::from_decimal(invoice.amount_due, currency).map_err(|e| ServiceError::Internal(e.to_string()))?;
+    let due = Money::from_decimal(invoice.amount_due, currency).map_err(ServiceError::internal)?;
     let paid = (event.currency == currency.code()).then(|| event.amount.to_money(currency).ok()).flatten();
     if paid != Some(due) {
         return Ok(Err(NotApplicable("the amount or currency differs from what the invoice asks".to_owned())));

@@ -120,8 +120,7 @@ pub async fn ensure_admin(
         return Ok(false);
     }
     billing_auth::check_policy(password).map_err(|e| ServiceError::invalid("password", e.to_string()))?;
-    let hash =
-        billing_auth::hash_password(password.to_owned()).await.map_err(|e| ServiceError::Internal(e.to_string()))?;
+    let hash = billing_auth::hash_password(password.to_owned()).await.map_err(ServiceError::internal)?;
     let user = NewUser {
         id: Uuid::now_v7(),
         email: &email,

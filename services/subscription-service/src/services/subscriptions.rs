@@ -40,9 +40,13 @@ pub struct Changed {
     pub subscription: SubscriptionRow,
     /// Set for an upgrade applied now.
     pub proration: Option<Proration>,
+    /// The proration invoice, charged now; `None` when the proration was carried to the next invoice.
     pub invoice: Option<InvoiceRow>,
     /// True when the change waits for the period end (a downgrade).
     pub scheduled: bool,
+    /// True when the proration's net (with earlier carried lines) is below the currency's minimum charge, so its
+    /// lines wait for the subscription's next invoice instead of being charged alone.
+    pub carried: bool,
 }
 
 fn status_of(row: &SubscriptionRow) -> Result<SubscriptionStatus, ServiceError> {
@@ -354,7 +358,7 @@ pub async fn change(
                 }
             })
             .await?;
-        return Ok(Changed { subscription, proration: None, invoice: None, scheduled: true });
+        return Ok(Changed { subscription, proration: None, invoice: None, scheduled: true, carried: false });
     }
 
     // Same cycle: prorate to the second. A move to a longer cycle restarts the period now, at the full new price,
@@ -380,7 +384,7 @@ pub async fn change(
         .map_err(|e| ServiceError::InvalidState(e.to_string()))?
         .credit;
         let period_end = new_plan.cycle.period_end(now, 0);
-        let net = new_total.checked_sub(credit).map_err(|e| ServiceError::Internal(e.to_string()))?;
+        let net = new_total.checked_sub(credit).map_err(ServiceError::internal)?;
         let p = Proration {
             credit,
             charge: new_total,
@@ -399,7 +403,7 @@ pub async fn change(
             unit_amount: old_plan.price,
             amount: Money::zero(proration.credit.currency())
                 .checked_sub(proration.credit)
-                .map_err(|e| ServiceError::Internal(e.to_string()))?,
+                .map_err(ServiceError::internal)?,
             period: Some((now, end)),
         },
         LineDraft {
@@ -411,19 +415,28 @@ pub async fn change(
             period: Some(period),
         },
     ];
-    let data = json!({
+    let mut data = json!({
         "from_plan_id": row.plan_id, "to_plan_id": new_plan.id, "from_quantity": row.quantity, "to_quantity": quantity,
         "credit": proration.credit.amount_string(), "charge": proration.charge.amount_string(), "net": proration.net.amount_string(),
         "currency": proration.net.currency().code(),
     });
     let user_id = row.user_id;
     let currency = new_plan.price.currency();
-    let (subscription, invoice, job) = state
+    let net = proration.net;
+    let (subscription, billed) = state
         .conn()
         .await?
         .transaction::<_, ServiceError, _>(async move |conn| {
             let row = row.clone();
             {
+                // What an invoice made now would ask for: this proration and whatever earlier ones left waiting.
+                let waiting = invoices::unbilled(conn, row.id, currency).await?;
+                let due = waiting
+                    .iter()
+                    .try_fold(net, |sum, (_, line)| sum.checked_add(line.amount))
+                    .map_err(ServiceError::internal)?;
+                let carry = !due.is_negative() && due.minor() < currency.min_charge().minor();
+                data["carried_to_next_invoice"] = json!(carry);
                 let mut changes = SubscriptionChanges {
                     plan_id: Some(new_plan.id),
                     quantity: Some(quantity),
@@ -438,6 +451,10 @@ pub async fn change(
                 }
                 let subscription =
                     transition(conn, &row, SubscriptionEvent::ChangePlan, "plan_changed", changes, data, now).await?;
+                if carry {
+                    invoices::carry_forward(conn, row.id, &lines).await?;
+                    return Ok((subscription, None));
+                }
                 let draft = InvoiceDraft {
                     user_id,
                     subscription_id: Some(row.id),
@@ -454,13 +471,21 @@ pub async fn change(
                     NewJob::new("proration", format!("plan-change:{}", invoice.id), json!({"invoice_id": invoice.id}))
                         .correlated(row.id.to_string());
                 let outbox_row = outbox::push(conn, QueueName::SubPlanChange.as_str(), &job, None).await?;
-                Ok((subscription, invoice, (outbox_row, job)))
+                Ok((subscription, Some((invoice, outbox_row, job))))
             }
         })
         .await?;
-    let (outbox_row, job) = job;
+    let Some((invoice, outbox_row, job)) = billed else {
+        return Ok(Changed {
+            subscription,
+            proration: Some(proration),
+            invoice: None,
+            scheduled: false,
+            carried: true,
+        });
+    };
     outbox::send_now(&state.db, &Queue::new(state.redis.clone(), QueueName::SubPlanChange), outbox_row, job).await;
-    Ok(Changed { subscription, proration: Some(proration), invoice: Some(invoice), scheduled: false })
+    Ok(Changed { subscription, proration: Some(proration), invoice: Some(invoice), scheduled: false, carried: false })
 }
 
 /// Cancels: an active or past-due subscription at the period end (or now with `immediately`); a trial or a
