@@ -9,8 +9,17 @@ use crate::{Money, MoneyError};
 /// `INV-YYYYMM-NNNN`: the month of finalization and the invoice's place in that month, from 1, without gaps.
 /// The sequence is zero-padded to four digits and simply grows past 9999.
 pub fn invoice_number(finalized_at: DateTime<Utc>, sequence: u32) -> String {
+    document_number("INV", finalized_at, sequence)
+}
+
+/// `CN-YYYYMM-NNNN`: a credit note's number, in a sequence of its own, like an invoice's.
+pub fn credit_note_number(issued_at: DateTime<Utc>, sequence: u32) -> String {
+    document_number("CN", issued_at, sequence)
+}
+
+fn document_number(prefix: &str, at: DateTime<Utc>, sequence: u32) -> String {
     let mut number = String::with_capacity(16);
-    let _ = write!(number, "INV-{:04}{:02}-{sequence:04}", finalized_at.year(), finalized_at.month());
+    let _ = write!(number, "{prefix}-{:04}{:02}-{sequence:04}", at.year(), at.month());
     number
 }
 
@@ -36,6 +45,7 @@ mod tests {
         assert_eq!(invoice_number(at, 1), "INV-202603-0001");
         assert_eq!(invoice_number(at, 42), "INV-202603-0042");
         assert_eq!(invoice_number(at, 12345), "INV-202603-12345");
+        assert_eq!(credit_note_number(at, 7), "CN-202603-0007");
         assert_eq!(sequence_month(at), 202_603);
     }
 

@@ -179,7 +179,7 @@ pub async fn process(state: &AppState, refund_id: Uuid) -> Result<(), billing_qu
                     "event_id": format!("evt_{}", refund.id), "event_type": "refund.succeeded", "transaction_id": refund.transaction_id,
                     "subscription_id": subscription, "invoice_id": invoice, "status": "succeeded",
                     "amount": amount.amount_string(), "currency": currency.code(), "occurred_at": billing_http::rfc3339(now),
-                    "metadata": {"refund_id": refund.id},
+                    "metadata": {"refund_id": refund.id, "reason": refund.reason},
                 });
                 let job = NewJob::new("refund.succeeded", format!("webhook:evt_{}", refund.id), event).correlated(refund.transaction_id.to_string());
                 outbox::push(conn, QueueName::PaySubscriptionUpdate.as_str(), &job, None).await.map_err(|e| diesel::result::Error::QueryBuilderError(e.to_string().into()))?;

@@ -402,6 +402,16 @@ async fn refunds_are_processed_and_never_pass_the_captured_amount() {
     let refunds = history["data"]["items"][0]["refunds"].as_array().cloned().unwrap_or_default();
     assert_eq!(refunds.len(), 5);
     assert!(refunds.iter().all(|r| r["status"] == "succeeded"));
+    // The subscription service issued a credit note for each refund, against the invoice the payment paid.
+    let invoice = history["data"]["items"][0]["invoice_id"].as_str().unwrap_or_default().to_owned();
+    let credited = poll_until(Duration::from_secs(15), "a credit note for every refund", || async {
+        let (_, body, _) =
+            w.call(&w.sub, Method::GET, &format!("/v1/invoices/{invoice}"), Some(&token), None, None).await;
+        (body["data"]["credit_notes"].as_array().map(Vec::len) == Some(5)).then_some(body["data"].clone())
+    })
+    .await;
+    assert_eq!((credited["amount_credited"].as_str(), credited["total"].as_str()), (Some("29.99"), Some("29.99")));
+    assert_eq!(credited["credit_notes"][0]["reason"], "requested_by_customer", "{credited}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -297,6 +297,18 @@ struct EventFact {
     event_type: String,
 }
 
+#[derive(Debug, QueryableByName)]
+struct CreditFact {
+    #[diesel(sql_type = SqlUuid)]
+    invoice_id: Uuid,
+    #[diesel(sql_type = Numeric)]
+    credited: Decimal,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    notes: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    numbers: i64,
+}
+
 /// Proration lines carried to a later invoice: what still waits, and what was taken but is not on its invoice.
 #[derive(Debug, QueryableByName)]
 struct CarriedFact {
@@ -432,6 +444,22 @@ async fn check_ledger(w: &Clocked) {
         assert!(c.status == "succeeded" || c.refunded.is_zero(), "charge {} is {} but refunded", c.id, c.status);
     }
     assert!(charges.iter().any(|c| !c.refunded.is_zero()), "the year had refunds");
+    // Every refund of an invoice's payment is on that invoice's credit notes, to the cent, and no credit note
+    // number is used twice.
+    let credited: Vec<CreditFact> = diesel::sql_query(
+        "SELECT invoice_id, SUM(amount) AS credited, COUNT(*) AS notes, COUNT(DISTINCT number) AS numbers
+         FROM credit_notes GROUP BY invoice_id",
+    )
+    .load(&mut sub_db)
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    let credited: HashMap<Uuid, &CreditFact> = credited.iter().map(|c| (c.invoice_id, c)).collect();
+    for (invoice, paid) in &successes {
+        let notes = credited.get(invoice).map_or(Decimal::ZERO, |c| c.credited);
+        assert_eq!(notes, paid[0].refunded, "invoice {invoice}: credit notes vs refunds of its payment");
+    }
+    assert!(credited.values().all(|c| c.notes == c.numbers), "a credit note number used twice");
+    assert!(!credited.is_empty(), "the year issued credit notes");
 
     // Every subscription's status agrees with its event log and its invoices.
     let mut log: HashMap<Uuid, Vec<&EventFact>> = HashMap::new();

@@ -6,8 +6,10 @@ use diesel::upsert::excluded;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
-use super::models::{InvoiceLineRow, InvoiceRow, NewInvoice, PendingItemRow};
-use super::schema::{invoice_lines, invoice_number_counters, invoices, pending_invoice_items};
+use super::models::{CreditNoteRow, InvoiceLineRow, InvoiceRow, NewInvoice, PendingItemRow};
+use super::schema::{
+    credit_note_number_counters, credit_notes, invoice_lines, invoice_number_counters, invoices, pending_invoice_items,
+};
 use billing_infra::DbError;
 
 /// Inserts an invoice with its lines.
@@ -248,4 +250,44 @@ pub async fn mark_billed(conn: &mut AsyncPgConnection, ids: &[i64], invoice: Uui
         .execute(conn)
         .await?;
     Ok(())
+}
+
+/// The next credit note number of `month`, held like [`next_number`]'s until the caller's transaction ends.
+pub async fn next_credit_note_number(conn: &mut AsyncPgConnection, month: i32) -> Result<i32, DbError> {
+    Ok(diesel::insert_into(credit_note_number_counters::table)
+        .values((credit_note_number_counters::month.eq(month), credit_note_number_counters::last_number.eq(1)))
+        .on_conflict(credit_note_number_counters::month)
+        .do_update()
+        .set(
+            credit_note_number_counters::last_number
+                .eq(credit_note_number_counters::last_number + excluded(credit_note_number_counters::last_number)),
+        )
+        .returning(credit_note_number_counters::last_number)
+        .get_result(conn)
+        .await?)
+}
+
+/// Issues a credit note; `None` when its refund already has one.
+pub async fn insert_credit_note(
+    conn: &mut AsyncPgConnection,
+    note: &CreditNoteRow,
+) -> Result<Option<CreditNoteRow>, DbError> {
+    Ok(diesel::insert_into(credit_notes::table)
+        .values(note)
+        .on_conflict(credit_notes::refund_id)
+        .do_nothing()
+        .returning(CreditNoteRow::as_returning())
+        .get_result(conn)
+        .await
+        .optional()?)
+}
+
+/// The credit notes of `invoices`, oldest first.
+pub async fn credit_notes(conn: &mut AsyncPgConnection, invoices: &[Uuid]) -> Result<Vec<CreditNoteRow>, DbError> {
+    Ok(credit_notes::table
+        .filter(credit_notes::invoice_id.eq_any(invoices))
+        .order((credit_notes::created_at, credit_notes::number))
+        .select(CreditNoteRow::as_select())
+        .load(conn)
+        .await?)
 }

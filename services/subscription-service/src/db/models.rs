@@ -218,6 +218,21 @@ pub struct NewInvoice {
     pub due_at: Option<DateTime<Utc>>,
 }
 
+/// A credit note: a refund of a paid invoice, as a document of its own.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = credit_notes, check_for_backend(diesel::pg::Pg))]
+pub struct CreditNoteRow {
+    pub id: Uuid,
+    pub number: String,
+    pub invoice_id: Uuid,
+    pub refund_id: Uuid,
+    pub transaction_id: Uuid,
+    pub amount: Decimal,
+    pub currency: String,
+    pub reason: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
 /// A proration line waiting for the subscription's next invoice.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = pending_invoice_items, check_for_backend(diesel::pg::Pg))]

@@ -203,6 +203,30 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    credit_notes (id) {
+        id -> Uuid,
+        number -> Text,
+        invoice_id -> Uuid,
+        refund_id -> Uuid,
+        transaction_id -> Uuid,
+        amount -> Numeric,
+        currency -> Bpchar,
+        reason -> Nullable<Text>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    credit_note_number_counters (month) {
+        month -> Int4,
+        last_number -> Int4,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::joinable!(credit_notes -> invoices (invoice_id));
 diesel::joinable!(invoice_lines -> invoices (invoice_id));
 diesel::joinable!(pending_invoice_items -> subscriptions (subscription_id));
 diesel::joinable!(usage_counters -> subscriptions (subscription_id));
@@ -217,6 +241,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     invoices,
     invoice_lines,
     invoice_number_counters,
+    credit_notes,
+    credit_note_number_counters,
     pending_invoice_items,
     usage_counters,
     usage_events,

@@ -415,6 +415,25 @@ pub struct InvoiceDto {
     pub next_attempt_at: Option<String>,
     /// The decline code of the last failed attempt.
     pub last_decline_code: Option<String>,
+    /// The sum of its credit notes: what was refunded of its payment. The invoice's own amounts never change.
+    #[schema(example = "0.00")]
+    pub amount_credited: String,
+    pub credit_notes: Vec<CreditNoteDto>,
+}
+
+/// A refund of an invoice's payment, as a document of its own with a gapless number.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreditNoteDto {
+    pub id: Uuid,
+    #[schema(example = "CN-202611-0001")]
+    pub number: String,
+    #[schema(example = "10.00")]
+    pub amount: String,
+    pub reason: Option<String>,
+    /// The payment service's refund it records.
+    pub refund_id: Uuid,
+    pub transaction_id: Uuid,
+    pub created_at: String,
 }
 
 fn line_dto(l: InvoiceLineRow, currency: &str) -> InvoiceLineDto {
@@ -453,6 +472,20 @@ impl From<InvoiceView> for InvoiceDto {
             attempt_count: i.attempt_count,
             next_attempt_at: ts(i.next_attempt_at),
             last_decline_code: i.last_decline_code,
+            amount_credited: amount(v.credit_notes.iter().map(|n| n.amount).sum(), &c),
+            credit_notes: v
+                .credit_notes
+                .into_iter()
+                .map(|n| CreditNoteDto {
+                    id: n.id,
+                    amount: amount(n.amount, &c),
+                    number: n.number,
+                    reason: n.reason,
+                    refund_id: n.refund_id,
+                    transaction_id: n.transaction_id,
+                    created_at: rfc3339(n.created_at),
+                })
+                .collect(),
             currency: c,
         }
     }

@@ -9,7 +9,7 @@ use diesel_async::AsyncPgConnection;
 use uuid::Uuid;
 
 use crate::db;
-use crate::db::models::{InvoiceLineRow, InvoiceRow, NewInvoice, PendingItemRow};
+use crate::db::models::{CreditNoteRow, InvoiceLineRow, InvoiceRow, NewInvoice, PendingItemRow};
 use crate::error::ServiceError;
 use crate::state::AppState;
 
@@ -41,6 +41,8 @@ pub struct InvoiceDraft {
 pub struct InvoiceView {
     pub invoice: InvoiceRow,
     pub lines: Vec<InvoiceLineRow>,
+    /// Refunds of its payment, oldest first.
+    pub credit_notes: Vec<CreditNoteRow>,
 }
 
 /// Inserts `draft` as a draft invoice; its total is the sum of its lines. A subscription's invoice also takes
@@ -175,13 +177,17 @@ pub async fn list_mine(state: &AppState, user: Uuid) -> Result<Vec<InvoiceView>,
     let invoices = db::invoices::list_for_user(&mut conn, user).await?;
     let ids: Vec<Uuid> = invoices.iter().map(|i| i.id).collect();
     let mut lines = db::invoices::lines(&mut conn, &ids).await?;
+    let mut notes = db::invoices::credit_notes(&mut conn, &ids).await?;
     Ok(invoices
         .into_iter()
         .map(|invoice| {
             let (mine, rest): (Vec<_>, Vec<_>) =
                 std::mem::take(&mut lines).into_iter().partition(|l| l.invoice_id == invoice.id);
             lines = rest;
-            InvoiceView { invoice, lines: mine }
+            let (credit_notes, rest): (Vec<_>, Vec<_>) =
+                std::mem::take(&mut notes).into_iter().partition(|n| n.invoice_id == invoice.id);
+            notes = rest;
+            InvoiceView { invoice, lines: mine, credit_notes }
         })
         .collect())
 }
@@ -194,5 +200,6 @@ pub async fn get(state: &AppState, caller: AuthUser, id: Uuid) -> Result<Invoice
         return Err(ServiceError::InvoiceNotFound);
     }
     let lines = db::invoices::lines(&mut conn, &[id]).await?;
-    Ok(InvoiceView { invoice, lines })
+    let credit_notes = db::invoices::credit_notes(&mut conn, &[id]).await?;
+    Ok(InvoiceView { invoice, lines, credit_notes })
 }

@@ -84,7 +84,7 @@ pub async fn apply(
             let effect = match event.event_type.as_str() {
                 "payment.succeeded" => succeeded(conn, &event, &plans, now).await?,
                 "payment.failed" => failed(conn, &event, &offsets, now).await?,
-                "refund.succeeded" => Ok("refund_noted"),
+                "refund.succeeded" => refunded(conn, &event, now).await?,
                 other => Err(NotApplicable(format!("unknown event type {other:?}"))),
             };
             effect.map(Applied::Processed).map_err(Abort::NotApplicable)
@@ -95,6 +95,54 @@ pub async fn apply(
         Err(Abort::NotApplicable(reason)) => Ok(Err(reason)),
         Err(Abort::Service(err)) => Err(err),
     }
+}
+
+/// `refund.succeeded`: a refund of the payment that paid an invoice issues a credit note against it (the invoice
+/// itself never changes once paid). A refund of a payment that paid nothing here (one that arrived for an invoice
+/// no longer open) is only noted.
+async fn refunded(
+    conn: &mut AsyncPgConnection,
+    event: &PaymentEvent,
+    now: DateTime<Utc>,
+) -> Result<Result<&'static str, NotApplicable>, ServiceError> {
+    let Some(refund_id) = event.metadata.get("refund_id").and_then(Value::as_str).and_then(|s| s.parse::<Uuid>().ok())
+    else {
+        return Ok(Err(NotApplicable("metadata.refund_id is missing".to_owned())));
+    };
+    let Some(invoice) = db::invoices::find_for_update(conn, event.invoice_id).await? else {
+        return Ok(Err(NotApplicable("unknown invoice".to_owned())));
+    };
+    if invoice.status != "paid" || invoice.paid_by_transaction_id != Some(event.transaction_id) {
+        return Ok(Ok("refund_noted"));
+    }
+    let Some(currency) = Currency::from_code(&event.currency).filter(|c| c.code() == invoice.currency.trim()) else {
+        return Ok(Err(NotApplicable("the refund's currency is not the invoice's".to_owned())));
+    };
+    let Ok(amount) = event.amount.to_money(currency) else {
+        return Ok(Err(NotApplicable("the amount has more digits than the currency".to_owned())));
+    };
+    let notes = db::invoices::credit_notes(conn, &[invoice.id]).await?;
+    if notes.iter().any(|n| n.refund_id == refund_id) {
+        return Ok(Ok("credit_note_exists"));
+    }
+    let credited: rust_decimal::Decimal = notes.iter().map(|n| n.amount).sum();
+    if amount.is_negative() || amount.is_zero() || credited + amount.to_decimal() > invoice.amount_paid {
+        return Ok(Err(NotApplicable("the refund passes what the invoice was paid".to_owned())));
+    }
+    let sequence = db::invoices::next_credit_note_number(conn, billing_domain::invoice::sequence_month(now)).await?;
+    let note = db::models::CreditNoteRow {
+        id: Uuid::now_v7(),
+        number: billing_domain::invoice::credit_note_number(now, u32::try_from(sequence).unwrap_or(0)),
+        invoice_id: invoice.id,
+        refund_id,
+        transaction_id: event.transaction_id,
+        amount: amount.to_decimal(),
+        currency: currency.code().to_owned(),
+        reason: event.metadata.get("reason").and_then(Value::as_str).map(str::to_owned),
+        created_at: now,
+    };
+    db::invoices::insert_credit_note(conn, &note).await?;
+    Ok(Ok("credit_note_issued"))
 }
 
 /// `payment.succeeded`: the invoice is paid; a pending subscription becomes active with its first period, and a

@@ -216,3 +216,55 @@ async fn a_failed_payment_keeps_the_subscription_pending_and_records_the_attempt
         (Some("payment_failed"), Some("card_declined"))
     );
 }
+
+#[tokio::test]
+async fn a_refund_of_a_paid_invoice_issues_a_numbered_credit_note_once_and_never_passes_the_payment() {
+    let ctx = Ctx::new().await;
+    let p = pending(&ctx).await;
+    let payment = event(&p, "evt_cn_pay", "payment.succeeded", "29.99");
+    assert_eq!(signed(&ctx, &payment).await.0, 200);
+    let refund = |event_id: &str, refund_id: uuid::Uuid, amount: &str| {
+        let mut e = event(&p, event_id, "refund.succeeded", amount);
+        e["transaction_id"] = payment["transaction_id"].clone();
+        e["metadata"] = json!({"refund_id": refund_id, "reason": "requested_by_customer"});
+        e
+    };
+    let outcome = |res: &Value| res["data"]["outcome"].as_str().map(str::to_owned);
+
+    let first = uuid::Uuid::new_v4();
+    let (status, res) = signed(&ctx, &refund("evt_cn_r1", first, "10.00")).await;
+    assert_eq!((status, outcome(&res)), (200, Some("credit_note_issued".to_owned())), "{res}");
+    let (_, res) = signed(&ctx, &refund("evt_cn_r1", first, "10.00")).await;
+    assert_eq!(res["data"]["status"], "duplicate", "{res}");
+    // The same refund announced under another event id still has one note.
+    let (_, res) = signed(&ctx, &refund("evt_cn_r1_again", first, "10.00")).await;
+    assert_eq!(outcome(&res).as_deref(), Some("credit_note_exists"), "{res}");
+    let (_, res) = signed(&ctx, &refund("evt_cn_r2", uuid::Uuid::new_v4(), "19.99")).await;
+    assert_eq!(outcome(&res).as_deref(), Some("credit_note_issued"), "{res}");
+    // A cent more than was paid is refused and issues nothing.
+    let (status, res) = signed(&ctx, &refund("evt_cn_r3", uuid::Uuid::new_v4(), "0.01")).await;
+    assert_eq!((status, res["code"].as_str()), (422, Some("event_not_applicable")), "{res}");
+    // A refund of a payment that did not pay this invoice corrects nothing on it.
+    let mut other = refund("evt_cn_other", uuid::Uuid::new_v4(), "5.00");
+    other["transaction_id"] = json!(uuid::Uuid::new_v4());
+    let (_, res) = signed(&ctx, &other).await;
+    assert_eq!(outcome(&res).as_deref(), Some("refund_noted"), "{res}");
+
+    let invoice = ctx.call(Method::GET, &format!("/v1/invoices/{}", p.invoice_id), Some(&p.token), None).await;
+    let invoice = invoice.data();
+    assert_eq!(
+        (invoice["status"].as_str(), invoice["total"].as_str(), invoice["amount_paid"].as_str()),
+        (Some("paid"), Some("29.99"), Some("29.99")),
+        "the invoice itself never changes: {invoice}"
+    );
+    assert_eq!(invoice["amount_credited"], "29.99", "{invoice}");
+    let notes = invoice["credit_notes"].as_array().cloned().unwrap_or_default();
+    // Numbered in the month they were issued.
+    let month = notes[0]["created_at"].as_str().map(|t| t.replace('-', "")[..6].to_owned()).unwrap_or_default();
+    let numbers: Vec<_> = notes.iter().filter_map(|n| n["number"].as_str()).collect();
+    assert_eq!(numbers, [format!("CN-{month}-0001"), format!("CN-{month}-0002")], "{notes:?}");
+    let amounts: Vec<_> = notes.iter().filter_map(|n| n["amount"].as_str()).collect();
+    assert_eq!(amounts, ["10.00", "19.99"]);
+    assert_eq!(notes[0]["refund_id"], json!(first));
+    assert_eq!(notes[0]["reason"], "requested_by_customer");
+}

@@ -1,0 +1,2 @@
+DROP TABLE credit_note_number_counters;
+DROP TABLE credit_notes;
