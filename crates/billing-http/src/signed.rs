@@ -1,4 +1,4 @@
-//! Requests signed by the other service (webhooks and internal calls), checked in API.md's order.
+//! Requests signed by the other service (webhooks and internal calls): checked in API.md's order, and built.
 
 use actix_web::HttpRequest;
 use actix_web::http::StatusCode;
@@ -45,4 +45,45 @@ pub fn verify_internal(req: &HttpRequest, signed: &[u8], secrets: &[&[u8]], now:
             ApiError::unauthorized("invalid_signature", "internal routes need a valid service signature")
         }
     })
+}
+
+/// `req` with the id, timestamp and signature headers over `signed` (the exact body, or `GET <path>` for a GET),
+/// dated `now`, and the request id that correlates the call.
+pub fn sign(
+    req: reqwest::RequestBuilder,
+    secret: &[u8],
+    now: i64,
+    id: &str,
+    signed: &[u8],
+    request_id: &str,
+) -> reqwest::RequestBuilder {
+    billing_signing::headers(secret, now, id, signed)
+        .into_iter()
+        .fold(req, |req, (name, value)| req.header(name, value))
+        .header("x-request-id", request_id)
+}
+
+/// A signed GET of `base` + `path`: the signature covers the request line, the id is the request id.
+pub fn get(
+    http: &reqwest::Client,
+    base: &str,
+    path: &str,
+    secret: &[u8],
+    now: i64,
+    request_id: &str,
+) -> reqwest::RequestBuilder {
+    sign(http.get(format!("{base}{path}")), secret, now, request_id, format!("GET {path}").as_bytes(), request_id)
+}
+
+/// A signed JSON POST of `body` to `url` under the id `id` (an event id, or an idempotency key).
+pub fn post_json(
+    http: &reqwest::Client,
+    url: &str,
+    secret: &[u8],
+    now: i64,
+    id: &str,
+    body: Vec<u8>,
+    request_id: &str,
+) -> reqwest::RequestBuilder {
+    sign(http.post(url), secret, now, id, &body, request_id).header("content-type", "application/json").body(body)
 }

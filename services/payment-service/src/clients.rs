@@ -49,16 +49,8 @@ impl SubscriptionClient {
     }
 
     async fn get(&self, path: &str, request_id: &str) -> Result<Option<InvoiceDue>, ServiceError> {
-        let signed = billing_signing::headers(
-            &self.secret,
-            self.clock.now().timestamp(),
-            request_id,
-            format!("GET {path}").as_bytes(),
-        );
-        let res = signed
-            .into_iter()
-            .fold(self.http.get(format!("{}{path}", self.base)), |req, (name, value)| req.header(name, value))
-            .header("x-request-id", request_id)
+        let now = self.clock.now().timestamp();
+        let res = billing_http::signed::get(&self.http, &self.base, path, &self.secret, now, request_id)
             .send()
             .await
             .map_err(|e| ServiceError::Unavailable(format!("subscription service: {e}")))?;

@@ -73,16 +73,8 @@ impl PaymentClient {
     /// Whether the user has a saved payment method to charge.
     pub async fn has_payment_method(&self, user: Uuid, request_id: &str) -> Result<bool, Unavailable> {
         let path = format!("/v1/internal/users/{user}/default-payment-method");
-        let signed = billing_signing::headers(
-            &self.secret,
-            self.clock.now().timestamp(),
-            request_id,
-            format!("GET {path}").as_bytes(),
-        );
-        let res = signed
-            .into_iter()
-            .fold(self.http.get(format!("{}{path}", self.base)), |req, (name, value)| req.header(name, value))
-            .header("x-request-id", request_id)
+        let now = self.clock.now().timestamp();
+        let res = billing_http::signed::get(&self.http, &self.base, &path, &self.secret, now, request_id)
             .send()
             .await
             .map_err(|e| Unavailable(e.to_string()))?;
@@ -96,19 +88,20 @@ impl PaymentClient {
     /// Charges an invoice; the outcome the payment service decided, or `Unavailable` to retry with the same key.
     pub async fn charge(&self, request: &ChargeRequest, request_id: &str) -> Result<ChargeOutcome, Unavailable> {
         let body = serde_json::to_vec(request).map_err(|e| Unavailable(e.to_string()))?;
-        let signed =
-            billing_signing::headers(&self.secret, self.clock.now().timestamp(), &request.idempotency_key, &body);
-        let res = signed
-            .into_iter()
-            .fold(self.http.post(format!("{}/v1/internal/charges", self.base)), |req, (name, value)| {
-                req.header(name, value)
-            })
-            .header("content-type", "application/json")
-            .header("x-request-id", request_id)
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| Unavailable(e.to_string()))?;
+        let url = format!("{}/v1/internal/charges", self.base);
+        let now = self.clock.now().timestamp();
+        let res = billing_http::signed::post_json(
+            &self.http,
+            &url,
+            &self.secret,
+            now,
+            &request.idempotency_key,
+            body,
+            request_id,
+        )
+        .send()
+        .await
+        .map_err(|e| Unavailable(e.to_string()))?;
         let status = res.status().as_u16();
         if matches!(status, 408 | 429) || status >= 500 {
             return Err(Unavailable(format!("answered {status}")));

@@ -18,17 +18,13 @@ pub async fn deliver(state: &AppState, http: &reqwest::Client, envelope: Envelop
     let body = serde_json::to_vec(&event).map_err(|e| JobError::Permanent(format!("unserialisable event: {e}")))?;
     let secret = state.settings.signing.webhook.first().map(|s| s.expose().as_bytes().to_vec()).unwrap_or_default();
     let url = format!("{}/v1/webhooks/payment", state.settings.services.subscription_url);
-    let signed = billing_signing::headers(&secret, state.now().timestamp(), &event_id, &body);
+    let request_id = envelope.correlation_id.as_deref().unwrap_or(&event_id);
     let started = Instant::now();
-    let sent = signed
-        .into_iter()
-        .fold(http.post(&url), |req, (name, value)| req.header(name, value))
-        .header("content-type", "application/json")
-        .header("x-request-id", envelope.correlation_id.as_deref().unwrap_or(&event_id))
-        .body(body)
-        .timeout(Duration::from_secs(10))
-        .send()
-        .await;
+    let sent =
+        billing_http::signed::post_json(http, &url, &secret, state.now().timestamp(), &event_id, body, request_id)
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await;
     let latency_ms = i32::try_from(started.elapsed().as_millis()).unwrap_or(i32::MAX);
     let (status_code, error, outcome) = match sent {
         Ok(res) => {

@@ -44,6 +44,23 @@ fn invoice_of_kind(invoices: &[Value], kind: &str) -> Value {
     invoices.iter().find(|i| i["kind"] == kind).cloned().unwrap_or_else(|| panic!("no {kind} invoice in {invoices:?}"))
 }
 
+/// The customer's paid invoice of `kind`, once its charge has been applied.
+async fn paid_invoice(w: &Clocked, c: &Customer, kind: &str) -> Value {
+    billing_testkit::poll_until(std::time::Duration::from_secs(20), &format!("the {kind} to be paid"), || async {
+        w.invoices(c).await.into_iter().find(|i| i["kind"] == kind && i["status"] == "paid")
+    })
+    .await
+}
+
+/// The subscription once it has moved into the period starting at `start`.
+async fn renewed_from(w: &Clocked, c: &Customer, id: &str, start: DateTime<Utc>) -> Value {
+    billing_testkit::poll_until(std::time::Duration::from_secs(20), "the renewal", || async {
+        let sub = w.subscription(c, id).await;
+        (at(&sub["current_period_start"]) == start).then_some(sub)
+    })
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_renewal_charges_the_saved_card_and_advances_the_period_once() {
     let w = Clocked::new().await;
@@ -264,12 +281,7 @@ async fn an_upgrade_charges_its_proration_to_the_minor_unit_in_two_and_zero_deci
     assert_eq!(proration["total"].as_str(), Some(net.amount_string().as_str()));
     let paid = w.wait_status(&c, &id, "active").await;
     assert_eq!(paid["plan_id"], PRO);
-    let proration =
-        billing_testkit::poll_until(std::time::Duration::from_secs(20), "the proration to be paid", || async {
-            let invoice = invoice_of_kind(&w.invoices(&c).await, "proration");
-            (invoice["status"] == "paid").then_some(invoice)
-        })
-        .await;
+    let proration = paid_invoice(&w, &c, "proration").await;
     let history = payments(&w, &c).await;
     let charge = of_invoice(&history, &proration);
     assert_eq!(charge.len(), 1);
@@ -290,12 +302,7 @@ async fn an_upgrade_charges_its_proration_to_the_minor_unit_in_two_and_zero_deci
     w.advance(Duration::days(7) + Duration::seconds(777)).await;
     let net = upgrade_and_check(&w, &y, &yid, big, (jpy("1000"), jpy("3333"))).await;
     assert!(!net.amount_string().contains('.'), "{}", net.amount_string());
-    let proration =
-        billing_testkit::poll_until(std::time::Duration::from_secs(20), "the yen proration to be paid", || async {
-            let invoice = invoice_of_kind(&w.invoices(&y).await, "proration");
-            (invoice["status"] == "paid").then_some(invoice)
-        })
-        .await;
+    let proration = paid_invoice(&w, &y, "proration").await;
     assert_eq!(proration["total"].as_str(), Some(net.amount_string().as_str()));
     let history = payments(&w, &y).await;
     assert_eq!(of_invoice(&history, &proration)[0]["amount"].as_str(), Some(net.amount_string().as_str()));
@@ -357,12 +364,7 @@ async fn a_proration_below_the_minimum_charge_waits_for_the_next_invoice() {
     let changed = change_now(&w, &y, &yid, json!({"plan_id": big})).await;
     assert_eq!(changed["proration"]["carried_to_next_invoice"], false, "{changed}");
     let due = sum([carried[1], money(&changed["proration"]["net"])]);
-    let proration =
-        billing_testkit::poll_until(std::time::Duration::from_secs(20), "y's proration to be paid", || async {
-            let invoice = invoice_of_kind(&w.invoices(&y).await, "proration");
-            (invoice["status"] == "paid").then_some(invoice)
-        })
-        .await;
+    let proration = paid_invoice(&w, &y, "proration").await;
     assert_eq!(proration["id"], changed["invoice_id"]);
     assert_eq!(money(&proration["total"]), due, "{proration}");
     assert_eq!(
@@ -382,13 +384,7 @@ async fn a_proration_below_the_minimum_charge_waits_for_the_next_invoice() {
         (&x, &xid, sum([usd("59.98"), carried[0]]), vec!["subscription", "proration_credit", "proration_charge"]),
         (&y, &yid, usd("4000.00"), vec!["subscription"]),
     ] {
-        let renewal =
-            billing_testkit::poll_until(std::time::Duration::from_secs(20), "the renewal to be paid", || async {
-                let invoices = w.invoices(c).await;
-                let renewal = invoices.iter().find(|i| i["kind"] == "renewal" && i["status"] == "paid");
-                renewal.cloned()
-            })
-            .await;
+        let renewal = paid_invoice(&w, c, "renewal").await;
         assert_eq!(money(&renewal["total"]), expected, "{renewal}");
         assert_eq!(line_kinds(&renewal), kinds, "{renewal}");
         let history = payments(&w, c).await;
@@ -432,11 +428,7 @@ async fn a_downgrade_takes_effect_at_the_period_end() {
     assert_eq!(w.subscription(&c, &id).await["plan_id"], PRO, "Pro until the end");
     w.advance(Duration::hours(2)).await;
     w.cycle().await;
-    let renewed = billing_testkit::poll_until(std::time::Duration::from_secs(20), "the renewal on Basic", || async {
-        let sub = w.subscription(&c, &id).await;
-        (at(&sub["current_period_start"]) == end).then_some(sub)
-    })
-    .await;
+    let renewed = renewed_from(&w, &c, &id, end).await;
     assert_eq!((renewed["plan_id"].as_i64(), renewed["pending_plan_id"].as_i64()), (Some(BASIC), None));
     let renewal = invoice_of_kind(&w.invoices(&c).await, "renewal");
     assert_eq!((renewal["total"].as_str(), renewal["status"].as_str()), (Some("29.99"), Some("paid")));
@@ -475,11 +467,7 @@ async fn a_reactivation_before_the_end_keeps_it_renewing() {
     assert_eq!(status, 200, "{body}");
     w.advance_to(end + Duration::minutes(1)).await;
     w.cycle().await;
-    let renewed = billing_testkit::poll_until(std::time::Duration::from_secs(20), "the renewal", || async {
-        let sub = w.subscription(&c, &id).await;
-        (at(&sub["current_period_start"]) == end).then_some(sub)
-    })
-    .await;
+    let renewed = renewed_from(&w, &c, &id, end).await;
     assert_eq!(renewed["status"], "active");
     // Reactivating after the end is refused: there is nothing scheduled to undo.
     let (status, _) = w.sub_call(Method::POST, &format!("/v1/subscriptions/{id}/reactivate"), &c.token, None).await;
@@ -532,11 +520,7 @@ async fn usage_resets_at_the_period_boundary_and_limits_follow_an_upgrade_at_onc
     w.settle().await;
     w.advance_to(end + Duration::minutes(1)).await;
     w.cycle().await;
-    let renewed = billing_testkit::poll_until(std::time::Duration::from_secs(20), "the renewal", || async {
-        let sub = w.subscription(&c, &id).await;
-        (at(&sub["current_period_start"]) == end).then_some(sub)
-    })
-    .await;
+    let renewed = renewed_from(&w, &c, &id, end).await;
     let (_, limits) = w.sub_call(Method::GET, "/v1/usage/limits", &c.token, None).await;
     assert_eq!(limits["data"]["limits"]["api_calls"]["used"], 0, "a new period counts from zero: {limits}");
     assert_eq!(at(&limits["data"]["period_start"]), end);
