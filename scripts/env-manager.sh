@@ -573,10 +573,11 @@ WEBHOOK_SECRETS=$(openssl rand -hex 32)
 INTERNAL_SUB_TO_PAY_SECRETS=$(openssl rand -hex 32)
 INTERNAL_PAY_TO_SUB_SECRETS=$(openssl rand -hex 32)
 GATEWAY_WEBHOOK_SECRETS=$(openssl rand -hex 32)
+REDIS_PASSWORD=$(openssl rand -hex 32)
 EOF
   )
   rm -rf "$tmp"
-  ok "wrote $SECRETS_FILE (mode 600); validate and deploy load it. Still needed from the environment: PG_HOST, PG_PASSWORD, REDIS_HOST, SUBSCRIPTION_HOST, PAYMENT_HOST"
+  ok "wrote $SECRETS_FILE (mode 600); validate and deploy load it. Still needed from the environment: PG_HOST, PG_PASSWORD, REDIS_HOST, SUBSCRIPTION_HOST, PAYMENT_HOST (the Redis server must require REDIS_PASSWORD)"
 }
 
 do_deploy() {

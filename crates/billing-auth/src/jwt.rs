@@ -45,9 +45,31 @@ pub struct Claims {
     pub aud: String,
     pub exp: i64,
     pub iat: i64,
+    /// Not before: the issue time; a token carrying a later one is refused until then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<i64>,
+    /// A UUIDv7: its timestamp (milliseconds) orders the token against a revocation of the user's tokens.
     pub jti: Uuid,
     pub role: Role,
 }
+
+impl Claims {
+    /// When the token was made, to the millisecond (from the UUIDv7 `jti`; `iat` only has seconds).
+    pub fn issued_at_ms(&self) -> i64 {
+        match self.jti.get_timestamp() {
+            Some(ts) => {
+                let (secs, nanos) = ts.to_unix();
+                i64::try_from(secs).unwrap_or(i64::MAX).saturating_mul(1000) + i64::from(nanos / 1_000_000)
+            }
+            None => self.iat.saturating_mul(1000),
+        }
+    }
+}
+
+/// The longest lifetime a token may claim (`exp - iat`): the largest `JWT_TTL_SECS` allowed.
+pub const MAX_TOKEN_LIFETIME_SECS: i64 = 86_400;
+/// Clock skew tolerated between the issuing and the verifying process.
+const LEEWAY_SECS: i64 = 5;
 
 /// Why a token or key was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -100,16 +122,28 @@ impl JwtVerifier {
         validation.set_issuer(&[&settings.issuer]);
         validation.set_audience(&[&settings.audience]);
         validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
-        validation.leeway = 5;
+        // The times are checked in `verify` against the service's clock (which tests can move), not the machine's.
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
         Ok(Self { key, validation })
     }
 
-    /// The claims of a valid token.
-    pub fn verify(&self, token: &str) -> Result<Claims, TokenError> {
-        decode::<Claims>(token, &self.key, &self.validation).map(|data| data.claims).map_err(|err| match err.kind() {
-            jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
-            _ => TokenError::Invalid,
-        })
+    /// The claims of a valid token at `now`: signed by our key for our issuer and audience, issued no later than
+    /// now, valid from `nbf`, not expired, and living no longer than [`MAX_TOKEN_LIFETIME_SECS`].
+    pub fn verify(&self, token: &str, now: DateTime<Utc>) -> Result<Claims, TokenError> {
+        let claims = decode::<Claims>(token, &self.key, &self.validation)
+            .map(|data| data.claims)
+            .map_err(|_| TokenError::Invalid)?;
+        let now = now.timestamp();
+        let from_the_future = claims.iat > now + LEEWAY_SECS || claims.nbf.is_some_and(|nbf| nbf > now + LEEWAY_SECS);
+        let lifetime = claims.exp.saturating_sub(claims.iat);
+        if from_the_future || lifetime <= 0 || lifetime > MAX_TOKEN_LIFETIME_SECS {
+            return Err(TokenError::Invalid);
+        }
+        if claims.exp <= now - LEEWAY_SECS {
+            return Err(TokenError::Expired);
+        }
+        Ok(claims)
     }
 }
 
@@ -156,12 +190,32 @@ impl JwtIssuer {
             sub: user,
             iss: self.issuer.clone(),
             aud: self.audience.clone(),
-            exp: iat + i64::try_from(self.ttl.as_secs()).unwrap_or(3600),
+            exp: iat + i64::try_from(self.ttl.as_secs()).unwrap_or(3600).min(MAX_TOKEN_LIFETIME_SECS),
             iat,
+            nbf: Some(iat),
             jti: Uuid::now_v7(),
             role,
         };
         encode(&Header::new(Algorithm::EdDSA), &claims, &self.key).map_err(|_| TokenError::Invalid)
+    }
+}
+
+/// Checks the configured keys at boot: the public key parses and, where this process also holds the private key
+/// (the subscription service), the two belong together, so every token it issues verifies everywhere.
+pub fn check_keys(settings: &JwtSettings) -> Result<(), TokenError> {
+    let verifier = JwtVerifier::from_settings(settings)?;
+    if settings.private_key.is_none() {
+        return Ok(());
+    }
+    let issuer = JwtIssuer::from_settings(settings)?;
+    let now = Utc::now();
+    let probe = issuer.issue(Uuid::nil(), Role::User, now)?;
+    match verifier.verify(&probe, now) {
+        Ok(_) => Ok(()),
+        Err(_) => Err(TokenError::Key {
+            key: "JWT_PUBLIC_KEY",
+            reason: "does not belong to JWT_PRIVATE_KEY: tokens this service issues would not verify".to_owned(),
+        }),
     }
 }
 
@@ -204,7 +258,7 @@ mod tests {
         let user = Uuid::new_v4();
         let now = Utc::now();
         let token = issuer.issue(user, Role::Admin, now).unwrap_or_else(|e| panic!("{e}"));
-        let claims = verifier.verify(&token).unwrap_or_else(|e| panic!("{e}"));
+        let claims = verifier.verify(&token, now).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!((claims.sub, claims.role), (user, Role::Admin));
         assert_eq!((claims.iss.as_str(), claims.aud.as_str()), ("iss", "aud"));
         assert_eq!(claims.exp - claims.iat, 3600);
@@ -216,7 +270,7 @@ mod tests {
     fn expired_tokens_are_refused() {
         let (issuer, verifier) = pair();
         let token = issuer.issue(Uuid::new_v4(), Role::User, Utc::now() - chrono::Duration::hours(2));
-        assert_eq!(verifier.verify(&token.unwrap_or_default()), Err(TokenError::Expired));
+        assert_eq!(verifier.verify(&token.unwrap_or_default(), Utc::now()), Err(TokenError::Expired));
     }
 
     #[test]
@@ -230,7 +284,7 @@ mod tests {
         ] {
             let issuer = JwtIssuer::from_settings(&s).unwrap_or_else(|e| panic!("{e}"));
             let token = issuer.issue(Uuid::new_v4(), Role::User, now).unwrap_or_default();
-            assert_eq!(verifier.verify(&token), Err(TokenError::Invalid));
+            assert_eq!(verifier.verify(&token, now), Err(TokenError::Invalid));
         }
     }
 
@@ -241,7 +295,7 @@ mod tests {
         let parts: Vec<&str> = token.split('.').collect();
         // alg: none with the same claims and no signature.
         let none = format!("{}.{}.", b64url(br#"{"alg":"none","typ":"JWT"}"#), parts[1]);
-        assert_eq!(verifier.verify(&none), Err(TokenError::Invalid));
+        assert_eq!(verifier.verify(&none, Utc::now()), Err(TokenError::Invalid));
         // HS256 "signed" with the public key as the secret: the algorithm-confusion attack.
         let hs = jsonwebtoken::encode(
             &Header::new(Algorithm::HS256),
@@ -249,20 +303,70 @@ mod tests {
             &EncodingKey::from_secret(PUBLIC.as_bytes()),
         )
         .unwrap_or_default();
-        assert_eq!(verifier.verify(&hs), Err(TokenError::Invalid));
+        assert_eq!(verifier.verify(&hs, Utc::now()), Err(TokenError::Invalid));
         // The role changed from user to admin, signature kept.
         let forged_claims =
             String::from_utf8(base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(parts[1]).unwrap_or_default())
                 .unwrap_or_default()
                 .replace("\"user\"", "\"admin\"");
         let forged = format!("{}.{}.{}", parts[0], b64url(forged_claims.as_bytes()), parts[2]);
-        assert_eq!(verifier.verify(&forged), Err(TokenError::Invalid));
-        assert_eq!(verifier.verify("not.a.token"), Err(TokenError::Invalid));
-        assert_eq!(verifier.verify(""), Err(TokenError::Invalid));
+        assert_eq!(verifier.verify(&forged, Utc::now()), Err(TokenError::Invalid));
+        assert_eq!(verifier.verify("not.a.token", Utc::now()), Err(TokenError::Invalid));
+        assert_eq!(verifier.verify("", Utc::now()), Err(TokenError::Invalid));
     }
 
     fn verifier_claims(token: &str, verifier: &JwtVerifier) -> Claims {
-        verifier.verify(token).unwrap_or_else(|e| panic!("{e}"))
+        verifier.verify(token, Utc::now()).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Signs arbitrary claims with the test key, as an attacker holding a leaked key or a buggy issuer would.
+    fn signed(claims: &serde_json::Value) -> String {
+        let der = decode_key("JWT_PRIVATE_KEY", PRIVATE, &ED25519_PKCS8_PREFIX).unwrap_or_default();
+        encode(&Header::new(Algorithm::EdDSA), claims, &EncodingKey::from_ed_der(&der)).unwrap_or_default()
+    }
+
+    #[test]
+    fn tokens_from_the_future_or_living_too_long_are_refused() {
+        let (_, verifier) = pair();
+        let now = Utc::now().timestamp();
+        let claims = |iat: i64, nbf: Option<i64>, exp: i64| {
+            let mut c = serde_json::json!({"sub": Uuid::new_v4(), "iss": "iss", "aud": "aud", "iat": iat, "exp": exp,
+                "jti": Uuid::now_v7(), "role": "admin"});
+            if let Some(nbf) = nbf {
+                c["nbf"] = nbf.into();
+            }
+            c
+        };
+        let at = Utc::now();
+        assert!(verifier.verify(&signed(&claims(now, Some(now), now + 3600)), at).is_ok(), "a normal token");
+        for (what, c) in [
+            ("iat a day ahead", claims(now + 86_400, None, now + 90_000)),
+            ("nbf an hour ahead", claims(now, Some(now + 3600), now + 7200)),
+            ("exp ten years away", claims(now, None, now + 10 * 365 * 86_400)),
+            ("exp before iat", claims(now, None, now - 1)),
+        ] {
+            assert_eq!(verifier.verify(&signed(&c), at), Err(TokenError::Invalid), "{what}");
+        }
+    }
+
+    #[test]
+    fn issued_tokens_carry_nbf_and_a_v7_jti_ordering_them() {
+        let (issuer, verifier) = pair();
+        let before = Utc::now().timestamp_millis();
+        let token = issuer.issue(Uuid::new_v4(), Role::User, Utc::now()).unwrap_or_default();
+        let claims = verifier.verify(&token, Utc::now()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(claims.nbf, Some(claims.iat));
+        assert!((before..=Utc::now().timestamp_millis()).contains(&claims.issued_at_ms()));
+    }
+
+    #[test]
+    fn a_private_key_and_a_public_key_of_another_pair_are_refused_together() {
+        assert_eq!(check_keys(&settings(PRIVATE, "iss", "aud")), Ok(()));
+        let err = check_keys(&settings(OTHER_PRIVATE, "iss", "aud"));
+        assert!(matches!(err, Err(TokenError::Key { key: "JWT_PUBLIC_KEY", .. })), "{err:?}");
+        let mut verify_only = settings(OTHER_PRIVATE, "iss", "aud");
+        verify_only.private_key = None;
+        assert_eq!(check_keys(&verify_only), Ok(()), "the payment service holds no private key");
     }
 
     #[test]

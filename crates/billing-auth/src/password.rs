@@ -1,11 +1,10 @@
-//! Password policy and argon2id hashing, always on the blocking pool.
+//! Password policy and argon2id hashing, on a small pool of hashing threads (one per core) off the runtime.
 
 use std::collections::HashSet;
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, OnceLock, mpsc};
 
-use argon2::Argon2;
-use argon2::password_hash::phc::PasswordHash;
-use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+use argon2::password_hash::phc::{Output, ParamsString, PasswordHash, Salt};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 
 /// Why a password was refused or could not be hashed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -18,6 +17,8 @@ pub enum PasswordError {
     Common,
     #[error("could not hash the password")]
     Hash,
+    #[error("too many passwords are being checked; try again shortly")]
+    Busy,
 }
 
 const COMMON: &str = include_str!("../data/common-passwords-10k.txt");
@@ -42,40 +43,156 @@ pub fn check_policy(password: &str) -> Result<(), PasswordError> {
     Ok(())
 }
 
-fn argon2() -> Argon2<'static> {
-    // argon2id, v19, m = 19 MiB, t = 2, p = 1: the OWASP recommendation.
-    Argon2::default()
+// argon2id, v19, m = 19 MiB, t = 2, p = 1: the OWASP recommendation.
+const PARAMS: Params = Params::DEFAULT;
+/// Hashes waiting for a hashing thread beyond which a request is refused with [`PasswordError::Busy`] (503).
+pub const HASH_QUEUE: usize = 64;
+/// The most memory one stored hash may ask for (its `m`); a larger one never verifies.
+const MAX_M_COST_KIB: u32 = 64 * 1024;
+
+fn argon2(params: Params) -> Argon2<'static> {
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
 }
 
-/// Hashes `password` (PHC string) on the blocking pool.
-pub async fn hash_password(password: String) -> Result<String, PasswordError> {
-    tokio::task::spawn_blocking(move || {
-        argon2().hash_password(password.as_bytes()).map(|h| h.to_string()).map_err(|_| PasswordError::Hash)
+type Job = Box<dyn FnOnce(&mut Vec<Block>) + Send>;
+
+/// The hashing threads: one per core, each reusing one block buffer for every hash, so a burst of sign-ups or
+/// logins costs `cores × 19 MiB` of memory and never more, and the memory is not handed to the allocator and
+/// back on every request. Work beyond [`HASH_QUEUE`] waiting jobs is refused at once.
+struct HashPool {
+    jobs: mpsc::SyncSender<Job>,
+}
+
+impl HashPool {
+    /// `threads` hashing threads behind a queue of `queue` waiting jobs.
+    fn start(threads: usize, queue: usize) -> Self {
+        let (jobs, waiting) = mpsc::sync_channel::<Job>(queue);
+        let waiting = Arc::new(Mutex::new(waiting));
+        for i in 0..threads {
+            let waiting = waiting.clone();
+            let spawned = std::thread::Builder::new().name(format!("argon2-{i}")).spawn(move || {
+                let mut blocks: Vec<Block> = Vec::new();
+                loop {
+                    // The lock is held only while waiting for the next job, never while hashing.
+                    let job = match waiting.lock() {
+                        Ok(waiting) => waiting.recv(),
+                        Err(_) => return,
+                    };
+                    match job {
+                        Ok(job) => job(&mut blocks),
+                        Err(_) => return,
+                    }
+                }
+            });
+            if let Err(err) = spawned {
+                // This crate does not log; a thread that cannot start at boot is worth a line on stderr.
+                eprintln!("billing-auth: could not start a hashing thread: {err}");
+            }
+        }
+        Self { jobs }
+    }
+
+    /// Runs `work` on a hashing thread with its reusable block buffer; `Busy` when the queue is full.
+    async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut Vec<Block>) -> T + Send + 'static,
+    ) -> Result<T, PasswordError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move |blocks| {
+            let _ = tx.send(work(blocks));
+        });
+        match self.jobs.try_send(job) {
+            Ok(()) => rx.await.map_err(|_| PasswordError::Hash),
+            Err(mpsc::TrySendError::Full(_)) => Err(PasswordError::Busy),
+            Err(mpsc::TrySendError::Disconnected(_)) => Err(PasswordError::Hash),
+        }
+    }
+}
+
+fn pool() -> &'static HashPool {
+    static POOL: OnceLock<HashPool> = OnceLock::new();
+    POOL.get_or_init(|| {
+        HashPool::start(std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get), HASH_QUEUE)
     })
-    .await
-    .map_err(|_| PasswordError::Hash)?
+}
+
+/// The raw argon2id output of `password` under `salt` and `params`, computed in `blocks` (grown once, reused).
+fn raw_hash(
+    blocks: &mut Vec<Block>,
+    params: &Params,
+    password: &[u8],
+    salt: &[u8],
+    out: &mut [u8],
+) -> Result<(), argon2::Error> {
+    let needed = params.block_count();
+    if blocks.len() < needed {
+        blocks.resize(needed, Block::default());
+    }
+    argon2(params.clone()).hash_password_into_with_memory(password, salt, out, &mut blocks[..needed])
+}
+
+/// Hashes `password` (PHC string) on a hashing thread; [`PasswordError::Busy`] when too many are waiting.
+pub async fn hash_password(password: String) -> Result<String, PasswordError> {
+    pool()
+        .run(move |blocks| {
+            let salt = argon2::password_hash::generate_salt();
+            let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
+            raw_hash(blocks, &PARAMS, password.as_bytes(), &salt, &mut out).map_err(|_| PasswordError::Hash)?;
+            let phc = PasswordHash {
+                algorithm: Algorithm::Argon2id.ident(),
+                version: Some(Version::V0x13.into()),
+                params: ParamsString::try_from(&PARAMS).map_err(|_| PasswordError::Hash)?,
+                salt: Some(Salt::new(&salt).map_err(|_| PasswordError::Hash)?),
+                hash: Some(Output::new(&out).map_err(|_| PasswordError::Hash)?),
+            };
+            Ok(phc.to_string())
+        })
+        .await?
+}
+
+/// True when `password` matches the PHC string `hash` (compared in constant time).
+fn matches(blocks: &mut Vec<Block>, password: &[u8], hash: &str) -> bool {
+    let Ok(parsed) = PasswordHash::new(hash) else { return false };
+    let Ok(params) = Params::try_from(&parsed) else { return false };
+    let (Some(salt), Some(expected)) = (&parsed.salt, &parsed.hash) else { return false };
+    if Algorithm::try_from(parsed.algorithm.as_str()) != Ok(Algorithm::Argon2id) || params.m_cost() > MAX_M_COST_KIB {
+        return false;
+    }
+    let mut out = vec![0u8; expected.len()];
+    if raw_hash(blocks, &params, password, salt.as_ref(), &mut out).is_err() {
+        return false;
+    }
+    // `Output`'s equality is constant-time.
+    Output::new(&out).is_ok_and(|computed| &computed == expected)
 }
 
 /// A hash of a random password, so that checking an unknown account costs the same as a real one.
 fn decoy_hash() -> &'static str {
     static DECOY: OnceLock<String> = OnceLock::new();
     DECOY.get_or_init(|| {
-        let random = uuid::Uuid::new_v4().to_string();
-        argon2().hash_password(random.as_bytes()).map(|h| h.to_string()).unwrap_or_default()
+        let salt = argon2::password_hash::generate_salt();
+        let phc = PasswordHash {
+            algorithm: Algorithm::Argon2id.ident(),
+            version: Some(Version::V0x13.into()),
+            params: ParamsString::try_from(&PARAMS).unwrap_or_default(),
+            salt: Salt::new(&salt).ok(),
+            // Any output: no password produces it, so the decoy never verifies, and checking it costs a full hash.
+            hash: Output::new(&uuid::Uuid::new_v4().into_bytes().repeat(2)).ok(),
+        };
+        phc.to_string()
     })
 }
 
 /// True when `password` matches `hash`. With no hash (unknown account), a decoy hash is checked so the answer
-/// takes the same time. Runs on the blocking pool.
-pub async fn verify_password(password: String, hash: Option<String>) -> bool {
-    tokio::task::spawn_blocking(move || {
-        let known = hash.is_some();
-        let hash = hash.unwrap_or_else(|| decoy_hash().to_owned());
-        let Ok(parsed) = PasswordHash::new(&hash) else { return false };
-        argon2().verify_password(password.as_bytes(), &parsed).is_ok() && known
-    })
-    .await
-    .unwrap_or(false)
+/// takes the same time. Runs on a hashing thread; [`PasswordError::Busy`] when too many are waiting.
+pub async fn verify_password(password: String, hash: Option<String>) -> Result<bool, PasswordError> {
+    pool()
+        .run(move |blocks| {
+            let known = hash.is_some();
+            let hash = hash.unwrap_or_else(|| decoy_hash().to_owned());
+            matches(blocks, password.as_bytes(), &hash) && known
+        })
+        .await
 }
 
 #[cfg(test)]
@@ -102,10 +219,51 @@ mod tests {
     async fn hashes_are_argon2id_at_owasp_parameters_and_verify() {
         let hash = hash_password("correct horse 42".to_owned()).await.unwrap_or_default();
         assert!(hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{hash}");
-        assert!(verify_password("correct horse 42".to_owned(), Some(hash.clone())).await);
-        assert!(!verify_password("wrong horse 42".to_owned(), Some(hash.clone())).await);
-        assert!(!verify_password("correct horse 42".to_owned(), None).await, "an unknown account never verifies");
+        assert_eq!(verify_password("correct horse 42".to_owned(), Some(hash.clone())).await, Ok(true));
+        assert_eq!(verify_password("wrong horse 42".to_owned(), Some(hash.clone())).await, Ok(false));
+        let unknown = verify_password("correct horse 42".to_owned(), None).await;
+        assert_eq!(unknown, Ok(false), "an unknown account never verifies");
         let again = hash_password("correct horse 42".to_owned()).await.unwrap_or_default();
         assert_ne!(hash, again, "salted");
+    }
+
+    #[test]
+    fn hashes_made_by_the_argon2_crate_itself_verify() {
+        use argon2::password_hash::PasswordHasher as _;
+        let reference = Argon2::default().hash_password(b"correct horse 42").map(|h| h.to_string()).unwrap_or_default();
+        let mut blocks = Vec::new();
+        assert!(matches(&mut blocks, b"correct horse 42", &reference));
+        assert!(!matches(&mut blocks, b"correct horse 43", &reference));
+        assert!(!matches(
+            &mut blocks,
+            b"correct horse 42",
+            "$argon2id$v=19$m=1048576,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA"
+        ));
+        assert!(!matches(&mut blocks, b"x", "not a hash"));
+    }
+
+    #[tokio::test]
+    async fn a_burst_beyond_the_queue_is_refused_as_busy_not_queued_without_bound() {
+        // A pool of its own (one thread, two waiting), so the other tests' hashes are not refused meanwhile.
+        let pool = Arc::new(HashPool::start(1, 2));
+        let burst: Vec<_> = (0..12)
+            .map(|i| {
+                let pool = pool.clone();
+                tokio::spawn(async move {
+                    pool.run(move |blocks| matches(blocks, format!("pw{i}").as_bytes(), decoy_hash())).await
+                })
+            })
+            .collect();
+        let (mut busy, mut checked) = (0, 0);
+        for task in burst {
+            match task.await {
+                Ok(Ok(false)) => checked += 1,
+                Ok(Err(PasswordError::Busy)) => busy += 1,
+                other => panic!("{other:?}"),
+            }
+        }
+        assert!(busy > 0, "some of 12 concurrent checks must be refused");
+        assert!(checked >= 2, "at least the queue's worth is checked: {checked}");
+        assert_eq!(busy + checked, 12);
     }
 }

@@ -83,13 +83,13 @@ impl Loader {
         files.extend(base);
         files.extend(env_file);
 
-        // The development and test files hold the only secrets that are public; staging and
-        // production must never run with one of them.
+        // The development and test files hold the only secrets (and the only JWT key pairs) that are public;
+        // staging and production must never run with one of them.
         let mut development_secrets = HashSet::new();
         if env.is_deployed() {
             for name in ["development.env", "test.env"] {
                 for (key, value) in self.read_file(name, false)?.unwrap_or_default() {
-                    if crate::settings::is_secret_key(&key) {
+                    if crate::settings::is_published_value_key(&key) {
                         development_secrets.extend(split_list(&value).map(str::to_owned));
                     }
                 }
@@ -119,7 +119,7 @@ impl Layers {
         self.resolve(key, &mut Vec::new())
     }
 
-    /// True when `value` is one of the secrets published in the development or test files.
+    /// True when `value` is one of the secrets or keys published in the development or test files.
     pub fn is_development_secret(&self, value: &str) -> bool {
         self.development_secrets.contains(value)
     }

@@ -197,7 +197,14 @@ pub struct Settings {
 
 /// Keys whose values are secrets: never printed, and refused in staging/production when weak.
 pub(crate) fn is_secret_key(key: &str) -> bool {
-    key.ends_with("_SECRET") || key.ends_with("_SECRETS") || key == "JWT_PRIVATE_KEY"
+    key.ends_with("_SECRET") || key.ends_with("_SECRETS") || key == "JWT_PRIVATE_KEY" || key.ends_with("_PASSWORD")
+}
+
+/// Keys whose development and test values are published in this repository, so staging and production refuse
+/// them: every secret, and the public JWT key (its private half is in `development.env` and `test.env`, so a
+/// service trusting it would accept tokens anyone can mint).
+pub(crate) fn is_published_value_key(key: &str) -> bool {
+    is_secret_key(key) || key == "JWT_PUBLIC_KEY" || key == "GATEWAY_API_KEY"
 }
 
 const MIN_SECRET_BYTES: usize = 32;
@@ -247,6 +254,7 @@ impl Settings {
         let db_url = r.required(&db_key)?;
         validate_service_url(&db_url, &["postgres", "postgresql"], deployed)
             .map_err(|reason| ConfigError::new(&db_key, reason))?;
+        r.check_url_password(&db_key, &db_url)?;
         let database = DatabaseSettings {
             url: Secret::new(db_url),
             pool_max_size: r.parse_with("DB_POOL_MAX_SIZE", |v| parse_range(v, 1, 64))?,
@@ -255,9 +263,20 @@ impl Settings {
             migrate_on_start: matches!(app_env, AppEnv::Development | AppEnv::Test),
         };
 
+        if deployed {
+            // A deployed Redis holds the queues and the rate limits: it is never open to whoever reaches it.
+            r.secret("REDIS_PASSWORD")?;
+        }
         let redis_url = r.required("REDIS_URL")?;
         validate_service_url(&redis_url, &["redis", "rediss"], deployed)
             .map_err(|reason| ConfigError::new("REDIS_URL", reason))?;
+        if deployed && url_password(&redis_url).is_none() {
+            return Err(ConfigError::new(
+                "REDIS_URL",
+                "has no password; staging and production use redis://:${REDIS_PASSWORD}@host:port/db",
+            ));
+        }
+        r.check_url_password("REDIS_URL", &redis_url)?;
         let key_prefix = r.optional("REDIS_KEY_PREFIX")?.unwrap_or_default();
         if key_prefix.chars().any(|c| c.is_whitespace() || c == '{' || c == '}') {
             return Err(ConfigError::new("REDIS_KEY_PREFIX", "must not contain whitespace or braces"));
@@ -283,7 +302,7 @@ impl Settings {
                 // The payment service verifies tokens but must not be able to issue them.
                 ServiceKind::Payment => None,
             },
-            public_key: r.required("JWT_PUBLIC_KEY")?,
+            public_key: r.published("JWT_PUBLIC_KEY")?,
         };
 
         let signing = SigningSecrets {
@@ -411,6 +430,14 @@ impl Reader<'_> {
         values.into_iter().map(|v| self.check_secret(key, v).map(|()| Secret::new(v.to_owned()))).collect()
     }
 
+    /// A value that is not secret but must not be one of the repository's development or test values when
+    /// deployed (the JWT public key).
+    fn published(&self, key: &str) -> Result<String, ConfigError> {
+        let value = self.required(key)?;
+        self.refuse_published(key, &value)?;
+        Ok(value)
+    }
+
     fn check_secret(&self, key: &str, value: &str) -> Result<(), ConfigError> {
         if !self.layers.env().is_deployed() {
             return Ok(());
@@ -418,13 +445,26 @@ impl Reader<'_> {
         if value.len() < MIN_SECRET_BYTES {
             return Err(ConfigError::new(key, format!("a secret must be at least {MIN_SECRET_BYTES} bytes")));
         }
-        if self.layers.is_development_secret(value) || value.contains("dev-only") {
+        self.refuse_published(key, value)
+    }
+
+    fn refuse_published(&self, key: &str, value: &str) -> Result<(), ConfigError> {
+        if self.layers.env().is_deployed() && (self.layers.is_development_secret(value) || value.contains("dev-only")) {
             return Err(ConfigError::new(
                 key,
-                "is a development secret; generate one with `scripts/env-manager.sh -e <env> secrets`",
+                "is a development or test value published in this repository; generate one with \
+                 `scripts/env-manager.sh -e <env> secrets`",
             ));
         }
         Ok(())
+    }
+
+    /// The password inside a database or Redis URL (set directly, not through `PG_PASSWORD`) follows the same rule.
+    fn check_url_password(&self, key: &str, url: &str) -> Result<(), ConfigError> {
+        match url_password(url) {
+            Some(password) => self.refuse_published(key, &password),
+            None => Ok(()),
+        }
     }
 }
 
@@ -475,6 +515,13 @@ fn parse_range<T: FromStr + PartialOrd + Copy + std::fmt::Display>(v: &str, min:
         Ok(n) if (min..=max).contains(&n) => Ok(n),
         _ => Err(format!("expected an integer from {min} to {max}, got {v:?}")),
     }
+}
+
+/// The percent-decoded password of a URL, when it has one.
+fn url_password(raw: &str) -> Option<String> {
+    let url = Url::parse(raw).ok()?;
+    let password = url.password().filter(|p| !p.is_empty())?;
+    Some(percent_encoding::percent_decode_str(password).decode_utf8_lossy().into_owned())
 }
 
 fn is_local_host(host: &str) -> bool {

@@ -24,6 +24,7 @@ fn deployed_env(env: &str) -> HashMap<String, String> {
         ("PG_HOST", "db.internal"),
         ("PG_PASSWORD", "s3cret"),
         ("REDIS_HOST", "cache.internal"),
+        ("REDIS_PASSWORD", "4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4"),
         ("SUBSCRIPTION_HOST", "subscription.internal"),
         ("PAYMENT_HOST", "payment.internal"),
         ("JWT_PRIVATE_KEY", "MC4CAQAwBQYDK2VwBCIEIGVuT8q2o6pBv8gCw5bqg7y0dXz4n9nB2lP0Kk1mQwRt"),
@@ -179,7 +180,7 @@ fn production_refuses_development_secrets_naming_the_key() {
         process.insert(key.to_owned(), value);
         let err = expect_err(load_repo(AppEnv::Production, process, ServiceKind::Subscription));
         assert_eq!(err.key, key);
-        assert!(err.reason.contains("development secret"), "{err}");
+        assert!(err.reason.contains("development or test value"), "{err}");
     }
     // A rotated list is refused when any member is a development secret.
     let mut process = deployed_env("production");
@@ -187,6 +188,68 @@ fn production_refuses_development_secrets_naming_the_key() {
     process.insert("GATEWAY_WEBHOOK_SECRETS".into(), format!("{},{test_secret}", "9".repeat(40)));
     let err = expect_err(load_repo(AppEnv::Production, process, ServiceKind::Payment));
     assert_eq!(err.key, "GATEWAY_WEBHOOK_SECRETS");
+}
+
+/// Every value the development and test files publish (secrets, passwords, the JWT key pairs) is refused by
+/// staging and production for both services, naming the key; the database password is refused inside its URL.
+#[test]
+fn deployed_environments_refuse_every_published_development_and_test_value() {
+    for published in [AppEnv::Development, AppEnv::Test] {
+        let layers = Loader::new(repo_config_dir(), HashMap::new()).load(published).unwrap_or_else(|e| panic!("{e}"));
+        for env in [AppEnv::Staging, AppEnv::Production] {
+            for service in [ServiceKind::Subscription, ServiceKind::Payment] {
+                for key in [
+                    "JWT_PUBLIC_KEY",
+                    "JWT_PRIVATE_KEY",
+                    "WEBHOOK_SECRETS",
+                    "INTERNAL_SUB_TO_PAY_SECRETS",
+                    "INTERNAL_PAY_TO_SUB_SECRETS",
+                    "GATEWAY_WEBHOOK_SECRETS",
+                    "PG_PASSWORD",
+                ] {
+                    if (key == "JWT_PRIVATE_KEY" && service == ServiceKind::Payment)
+                        || (key == "GATEWAY_WEBHOOK_SECRETS" && service == ServiceKind::Subscription)
+                    {
+                        continue; // a key this service never reads
+                    }
+                    let value = layers.get(key).ok().flatten().unwrap_or_else(|| panic!("{key} in {published:?}"));
+                    let mut process = deployed_env(env.as_str());
+                    process.insert(key.to_owned(), value);
+                    let err = expect_err(load_repo(env, process, service));
+                    let expected_key = match (key, service) {
+                        ("PG_PASSWORD", ServiceKind::Subscription) => "SUBSCRIPTION_DATABASE_URL",
+                        ("PG_PASSWORD", ServiceKind::Payment) => "PAYMENT_DATABASE_URL",
+                        _ => key,
+                    };
+                    assert_eq!(err.key, expected_key, "{published:?} {key} in {env:?} for {service:?}: {err}");
+                    assert!(err.reason.contains("development or test value"), "{err}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn deployed_redis_needs_a_password() {
+    let mut process = deployed_env("production");
+    process.remove("REDIS_PASSWORD");
+    let err = expect_err(load_repo(AppEnv::Production, process, ServiceKind::Payment));
+    assert_eq!(err, ConfigError::new("REDIS_PASSWORD", "is not set"));
+    let mut process = deployed_env("staging");
+    process.insert("REDIS_PASSWORD".into(), String::new());
+    let err = expect_err(load_repo(AppEnv::Staging, process, ServiceKind::Subscription));
+    assert_eq!(err.key, "REDIS_PASSWORD");
+    let mut process = deployed_env("production");
+    process.insert("REDIS_URL".into(), "redis://cache.internal:6379/0".into());
+    let err = expect_err(load_repo(AppEnv::Production, process, ServiceKind::Subscription));
+    assert_eq!(err.key, "REDIS_URL");
+    assert!(err.reason.contains("password"), "{err}");
+    let settings = load_repo(AppEnv::Production, deployed_env("production"), ServiceKind::Payment);
+    let settings = settings.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        settings.redis.url.expose(),
+        "redis://:4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4@cache.internal:6379/0"
+    );
 }
 
 #[test]

@@ -279,9 +279,20 @@ impl fmt::Display for Money {
 pub struct AmountText(pub String);
 
 impl AmountText {
-    /// The amount in `currency`.
+    /// The amount in `currency`, as written: no surrounding spaces and no more decimal places than the currency
+    /// has, not even zeros (`"29.990"` USD and `"500.00"` JPY are refused), so what a client sends is exactly an
+    /// amount the currency can hold.
     pub fn to_money(&self, currency: Currency) -> Result<Money, MoneyError> {
-        Money::parse(&self.0, currency)
+        let text = self.0.as_str();
+        if text.is_empty() || text.trim() != text {
+            return Err(MoneyError::NotADecimal);
+        }
+        if let Some((_, fraction)) = text.split_once('.')
+            && fraction.len() > usize::from(currency.digits)
+        {
+            return Err(MoneyError::TooManyDigits { currency: currency.code, digits: currency.digits });
+        }
+        Money::parse(text, currency)
     }
 }
 
@@ -410,6 +421,50 @@ mod tests {
         assert_eq!(serde_json::from_str::<Currency>(r#""JPY""#).ok(), Currency::from_code("JPY"));
         assert!(serde_json::from_str::<Currency>(r#""jpy""#).is_err());
         assert!(serde_json::from_str::<Currency>(r#""ZZZ""#).is_err());
+    }
+
+    #[test]
+    fn client_amounts_are_refused_with_extra_digits_or_spaces() {
+        let text = |t: &str| AmountText(t.to_owned());
+        assert_eq!(text("29.99").to_money(usd()).map(Money::minor), Ok(2999));
+        assert_eq!(text("29.9").to_money(usd()).map(Money::minor), Ok(2990));
+        assert_eq!(text("500").to_money(cur("JPY")).map(Money::minor), Ok(500));
+        assert_eq!(text("1.234").to_money(cur("KWD")).map(Money::minor), Ok(1234));
+        assert!(matches!(text("29.990").to_money(usd()), Err(MoneyError::TooManyDigits { .. })));
+        assert!(matches!(text("500.00").to_money(cur("JPY")), Err(MoneyError::TooManyDigits { .. })));
+        assert!(matches!(text("500.").to_money(cur("JPY")), Err(MoneyError::NotADecimal)));
+        for spaced in [" 29.99", "29.99 ", "\t29.99", "29.99\n", "", " "] {
+            assert_eq!(text(spaced).to_money(usd()), Err(MoneyError::NotADecimal), "{spaced:?}");
+        }
+        // Stored NUMERIC values keep their trailing zeros and stay readable.
+        assert_eq!(Money::from_decimal(Decimal::new(299_900, 4), usd()).map(Money::minor), Ok(2999));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 4096, failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// Fuzzing of the money parser: any text either parses to an amount that renders back to a value equal
+        /// to it, or is refused; it never panics. The corpus of hand-picked inputs is `fuzz/amounts.txt`.
+        #[test]
+        fn arbitrary_amount_text_parses_exactly_or_is_refused(text in "[ 0-9.eE+-]{0,24}|.{0,24}", idx in 0usize..47) {
+            let currency = Currency::all()[idx % Currency::all().len()];
+            if let Ok(money) = AmountText(text.clone()).to_money(currency) {
+                let value: Decimal = text.parse().map_err(|e| TestCaseError::fail(format!("{text:?}: {e}")))?;
+                prop_assert_eq!(money.to_decimal(), value);
+                prop_assert_eq!(AmountText(money.amount_string()).to_money(currency), Ok(money));
+            }
+        }
+    }
+
+    #[test]
+    fn the_amount_corpus_parses_exactly_or_is_refused() {
+        for line in include_str!("../fuzz/amounts.txt").lines().filter(|l| !l.starts_with('#')) {
+            let (code, text) = line.split_once('\t').unwrap_or(("USD", line));
+            let currency = cur(code);
+            if let Ok(money) = AmountText(text.to_owned()).to_money(currency) {
+                assert_eq!(text.parse::<Decimal>().ok(), Some(money.to_decimal()), "{line:?}");
+            }
+        }
     }
 
     proptest! {

@@ -137,6 +137,15 @@ impl ApiError {
             .with_details(json!({ "retry_after_seconds": retry_after_secs.max(1) }))
     }
 
+    /// 503 with `Retry-After`: this process is at its bound for expensive work (password hashing) and sheds the
+    /// excess instead of queueing it without limit.
+    pub fn busy(retry_after_secs: u64) -> Self {
+        let value =
+            HeaderValue::from_str(&retry_after_secs.max(1).to_string()).unwrap_or(HeaderValue::from_static("1"));
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "server_busy", "the server is busy, try again shortly")
+            .with_header(actix_web::http::header::RETRY_AFTER, value)
+    }
+
     /// 503: a dependency is down. The cause is logged, never returned.
     pub fn unavailable(cause: &dyn fmt::Display) -> Self {
         tracing::error!(error = %cause, "dependency unavailable");

@@ -61,8 +61,21 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
     }
 }
 
-/// Parses `bytes` as `T`, mapping syntax errors to 400 and shape errors to 422 with the field path.
+/// Parses `bytes` as `T`, mapping syntax errors to 400 and shape errors to 422 with the field path. Every body we
+/// take is a JSON object: serde would also fill a struct from an array of its fields in order (`[2, 1]` as
+/// `{"plan_id": 2, "quantity": 1}`), which names no field and passes `deny_unknown_fields`, so anything but an
+/// object is refused here.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') => {}
+        None => return Err(ApiError::malformed_json("the body is empty")),
+        Some(_) => {
+            return Err(match serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
+                Ok(_) => ApiError::invalid_field("body", "must be a JSON object"),
+                Err(e) => ApiError::malformed_json(strip_position(&e)),
+            });
+        }
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut de).map_err(|err| {
         let path = err.path().to_string();
@@ -93,7 +106,31 @@ fn describe_data_error(path: &str, err: &serde_json::Error) -> (String, String) 
         let name = &rest[..end];
         return (if is_root { name.to_owned() } else { format!("{path}.{name}") }, "is required".to_owned());
     }
-    (if is_root { "body".to_owned() } else { path.to_owned() }, message)
+    (if is_root { "body".to_owned() } else { path.to_owned() }, without_value(&message))
+}
+
+/// serde quotes the offending value in type errors (``invalid type: integer `4242424242424242`, expected a
+/// string``); a card number sent in the wrong field would come back in the answer and land in logs. Only the
+/// kind of value is kept.
+fn without_value(message: &str) -> String {
+    for prefix in ["invalid type: ", "invalid value: "] {
+        if let Some(rest) = message.strip_prefix(prefix)
+            && let Some(at) = rest.rfind(", expected ")
+        {
+            let found = &rest[..at];
+            let kind = ["boolean", "integer", "floating point", "character", "string", "byte array"]
+                .into_iter()
+                .find(|k| found.starts_with(k))
+                .unwrap_or(found);
+            return format!("{prefix}{kind}{}", &rest[at..]);
+        }
+    }
+    if message.starts_with("unknown variant ")
+        && let Some(at) = message.find(", expected ")
+    {
+        return format!("unknown variant{}", &message[at..]);
+    }
+    message.to_owned()
 }
 
 fn strip_position(err: &serde_json::Error) -> String {
@@ -199,5 +236,33 @@ mod tests {
         let err = parse_json::<Body>(br#""just a string""#).err().unwrap_or_else(|| panic!("accepted"));
         assert_eq!(err.status().as_u16(), 422, "{err:?}");
         assert!(fields(&err)["body"].is_string(), "{err:?}");
+    }
+
+    #[test]
+    fn the_sequence_form_of_a_struct_is_refused() {
+        // serde alone accepts this as {"email": "a@b.c", "count": 1}.
+        for body in [&br#"["a@b.c", 1]"#[..], br#"  ["a@b.c", 1, null]"#, b"[]", b"1", b"null", b"true"] {
+            let err = parse_json::<Body>(body).err().unwrap_or_else(|| panic!("accepted {body:?}"));
+            assert_eq!(err.status().as_u16(), 422, "{body:?}");
+            assert_eq!(fields(&err), serde_json::json!({"body": "must be a JSON object"}), "{body:?}");
+        }
+        assert_eq!(parse_json::<Body>(b"[1,").err().map(|e| e.status().as_u16()), Some(400), "still a syntax error");
+    }
+
+    #[test]
+    fn type_errors_never_echo_the_value_sent() {
+        let pan = "4242424242424242";
+        for body in [
+            format!(r#"{{"email": {pan}, "count": 1}}"#),
+            format!(r#"{{"email": "a", "count": "{pan}"}}"#),
+            format!(r#"{{"email": "a", "count": {pan}}}"#),
+            format!(r#"{{"email": "a", "count": {pan}.5}}"#),
+            format!(r#"{{"email": "a", "count": 1, "nested": {{"flag": "{pan}"}}}}"#),
+        ] {
+            let err = parse_json::<Body>(body.as_bytes()).err().unwrap_or_else(|| panic!("accepted {body}"));
+            let answer = serde_json::to_string(&err.envelope()).unwrap_or_default();
+            assert!(!answer.contains(pan), "{answer}");
+            assert!(answer.contains("expected"), "the message still says what was expected: {answer}");
+        }
     }
 }

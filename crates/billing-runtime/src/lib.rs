@@ -175,6 +175,10 @@ pub fn main<S: Service>() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Err(err) = billing_auth::jwt::check_keys(&settings.jwt) {
+        eprintln!("{}: configuration error: {err}", S::KIND.name());
+        return ExitCode::from(2);
+    }
     billing_queue::set_time_scale(settings.queue_time_scale);
     if let Err(err) = billing_http::telemetry::init(&settings.log) {
         eprintln!("{}: configuration error: {err}", S::KIND.name());
@@ -321,9 +325,11 @@ pub fn start_server<S: Service>(infra: Infra, listener: TcpListener) -> anyhow::
     };
     let service_routes = S::routes(&infra)?;
     // Both services verify access tokens (the public key only) and expose their queues to administrators.
-    let verifier = actix_web::web::Data::new(
-        billing_auth::JwtVerifier::from_settings(&settings.jwt).map_err(|e| anyhow::anyhow!("{e}"))?,
-    );
+    let verifier = actix_web::web::Data::new(billing_http::auth::Authenticator {
+        verifier: billing_auth::JwtVerifier::from_settings(&settings.jwt).map_err(|e| anyhow::anyhow!("{e}"))?,
+        clock: infra.clock.clone(),
+        revocations: billing_http::auth::Revocations::new(infra.redis.clone()),
+    });
     let queues = actix_web::web::Data::new(queues);
     let test_clock = infra.test_clock.clone();
     let routes: Routes = Arc::new(move |cfg: &mut actix_web::web::ServiceConfig| {

@@ -4,6 +4,7 @@
 mod app;
 mod conformance;
 mod db;
+pub mod process;
 mod redis_server;
 
 use std::collections::HashMap;

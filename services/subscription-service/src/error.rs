@@ -31,6 +31,10 @@ pub enum ServiceError {
     InvoiceNotFound,
     #[error("user not found")]
     UserNotFound,
+    #[error("no such account")]
+    AccountNotFound,
+    #[error("too many password checks in progress")]
+    Busy,
     #[error("already subscribed")]
     AlreadySubscribed,
     #[error("trial already used")]
@@ -85,6 +89,15 @@ impl From<diesel::result::Error> for ServiceError {
     }
 }
 
+impl From<billing_auth::PasswordError> for ServiceError {
+    fn from(err: billing_auth::PasswordError) -> Self {
+        match err {
+            billing_auth::PasswordError::Busy => Self::Busy,
+            other => Self::internal(other),
+        }
+    }
+}
+
 impl From<redis::RedisError> for ServiceError {
     fn from(err: redis::RedisError) -> Self {
         Self::Unavailable(format!("redis: {err}"))
@@ -110,6 +123,8 @@ impl From<ServiceError> for ApiError {
             ServiceError::SubscriptionNotFound => ApiError::not_found("subscription_not_found", "no such subscription"),
             ServiceError::InvoiceNotFound => ApiError::not_found("invoice_not_found", "no such invoice"),
             ServiceError::UserNotFound => ApiError::unauthorized("invalid_token", "the account no longer exists"),
+            ServiceError::AccountNotFound => ApiError::not_found("user_not_found", "no such user"),
+            ServiceError::Busy => ApiError::busy(1),
             ServiceError::AlreadySubscribed => {
                 ApiError::conflict("already_subscribed", "the user already has a current subscription")
             }

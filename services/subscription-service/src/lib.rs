@@ -37,6 +37,7 @@ pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/s
 #[openapi(
     paths(
         routes::auth::register, routes::auth::login, routes::auth::refresh, routes::auth::me,
+        routes::auth::set_role,
         routes::plans::list, routes::plans::get, routes::plans::create, routes::plans::update, routes::plans::deactivate,
         routes::subscriptions::create, routes::subscriptions::create_trial, routes::subscriptions::list_mine,
         routes::subscriptions::get, routes::subscriptions::change, routes::subscriptions::cancel,
@@ -70,6 +71,7 @@ pub fn build_state(infra: &Infra) -> anyhow::Result<AppState> {
         redis: infra.redis.clone(),
         clock: infra.clock.clone(),
         limiter: RateLimiter::new(infra.redis.clone()),
+        revocations: billing_http::auth::Revocations::new(infra.redis.clone()),
         plans: PlanCache::default(),
         usage: UsageMeter::new(infra.redis.clone()),
         payments: clients::PaymentClient::from_settings(&settings, infra.clock.clone())?,

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use billing_auth::JwtIssuer;
 use billing_config::Settings;
+use billing_http::auth::Revocations;
 use billing_http::ratelimit::RateLimiter;
 use billing_infra::{DbPool, Redis, SharedClock};
 
@@ -20,6 +21,8 @@ pub struct AppState {
     pub clock: SharedClock,
     pub jwt: JwtIssuer,
     pub limiter: RateLimiter,
+    /// Voids a user's access tokens in every process (refresh-token reuse, a role change).
+    pub revocations: Revocations,
     pub plans: PlanCache,
     pub usage: UsageMeter,
     pub payments: PaymentClient,

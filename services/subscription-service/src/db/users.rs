@@ -30,6 +30,16 @@ pub async fn promote_to_admin(conn: &mut AsyncPgConnection, id: Uuid) -> Result<
     Ok(n == 1)
 }
 
+/// Sets a user's role; `None` when there is no such user.
+pub async fn set_role(conn: &mut AsyncPgConnection, id: Uuid, role: &str) -> Result<Option<UserRow>, DbError> {
+    Ok(diesel::update(users::table.find(id))
+        .set(users::role.eq(role))
+        .returning(UserRow::as_returning())
+        .get_result(conn)
+        .await
+        .optional()?)
+}
+
 /// Stores a refresh token's digest.
 pub async fn insert_refresh_token(conn: &mut AsyncPgConnection, token: &NewRefreshToken<'_>) -> Result<(), DbError> {
     diesel::insert_into(refresh_tokens::table).values(token).execute(conn).await?;

@@ -1,9 +1,10 @@
 //! `/v1/auth`: register, login, refresh, me.
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use billing_http::{ApiError, AuthUser, Json, created, ok};
+use billing_http::{AdminUser, ApiError, AuthUser, Json, created, ok};
+use uuid::Uuid;
 
-use super::dto::{LoginBody, RefreshBody, RegisterBody, TokensDto, UserDto};
+use super::dto::{LoginBody, RefreshBody, RegisterBody, RoleBody, TokensDto, UserDto};
 use crate::services::auth::{self, Registration};
 use crate::state::AppState;
 
@@ -69,4 +70,22 @@ pub async fn refresh(state: web::Data<AppState>, body: Json<RefreshBody>) -> Res
 pub async fn me(state: web::Data<AppState>, user: AuthUser) -> Result<HttpResponse, ApiError> {
     let row = auth::me(&state, user.id).await?;
     Ok(ok(UserDto::from(row), "current user"))
+}
+
+/// Change a user's role (administrators). The user's current access tokens stop working within
+/// `billing_http::auth::REVOCATION_CACHE` (5 s) in every process; tokens issued afterwards carry the new role.
+#[utoipa::path(put, path = "/v1/admin/users/{id}/role", tag = "admin", security(("bearer" = [])), request_body = RoleBody,
+    params(("id" = Uuid, Path, description = "The user")),
+    responses(
+        (status = 200, description = "The user with the new role", body = UserDto),
+        (status = 403, description = "Not an administrator", body = billing_http::error::ErrorEnvelope),
+        (status = 404, description = "`user_not_found`", body = billing_http::error::ErrorEnvelope)))]
+pub async fn set_role(
+    state: web::Data<AppState>,
+    _admin: AdminUser,
+    id: web::Path<Uuid>,
+    body: Json<RoleBody>,
+) -> Result<HttpResponse, ApiError> {
+    let row = auth::set_role(&state, id.into_inner(), body.into_inner().role).await?;
+    Ok(ok(UserDto::from(row), "role changed"))
 }

@@ -53,6 +53,13 @@ pub struct LoginBody {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+pub struct RoleBody {
+    #[schema(value_type = String, example = "user")]
+    pub role: billing_auth::Role,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct RefreshBody {
     pub refresh_token: String,
 }

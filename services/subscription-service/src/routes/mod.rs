@@ -17,6 +17,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/v1/auth/login").route(web::post().to(auth::login)))
         .service(web::resource("/v1/auth/refresh").route(web::post().to(auth::refresh)))
         .service(web::resource("/v1/auth/me").route(web::get().to(auth::me)))
+        .service(web::resource("/v1/admin/users/{id}/role").route(web::put().to(auth::set_role)))
         .service(web::resource("/v1/plans").route(web::get().to(plans::list)))
         .service(web::resource("/v1/plans/{id}").route(web::get().to(plans::get)))
         .service(web::resource("/v1/admin/plans").route(web::post().to(plans::create)))

@@ -15,7 +15,8 @@ use crate::db::models::{NewRefreshToken, NewUser, UserRow};
 use crate::error::ServiceError;
 use crate::state::AppState;
 
-/// Failed logins allowed per email and client address before 429.
+/// Login attempts allowed per email and client address before 429 (a success clears the count, so only failures
+/// add up).
 const LOGIN_FAILURES: Limit = Limit { max: 10, window: Duration::from_secs(15 * 60) };
 /// Registrations allowed per client address.
 const REGISTRATIONS: Limit = Limit { max: 20, window: Duration::from_secs(60 * 60) };
@@ -83,7 +84,7 @@ pub async fn register(state: &AppState, input: Registration, ip: &str) -> Result
     if let Err(retry_after_secs) = state.limiter.hit(&format!("register:{ip}"), REGISTRATIONS).await? {
         return Err(ServiceError::RateLimited { retry_after_secs });
     }
-    let hash = billing_auth::hash_password(input.password).await.map_err(ServiceError::internal)?;
+    let hash = billing_auth::hash_password(input.password).await?;
     let user = NewUser {
         id: Uuid::now_v7(),
         email: &email,
@@ -106,15 +107,14 @@ pub async fn register(state: &AppState, input: Registration, ip: &str) -> Result
 pub async fn login(state: &AppState, raw_email: &str, password: String, ip: &str) -> Result<Tokens, ServiceError> {
     let email = normalize_email(raw_email).unwrap_or_else(|_| raw_email.trim().to_lowercase());
     let key = client_key(&email, ip);
-    if let Err(retry_after_secs) = state.limiter.check(&key, LOGIN_FAILURES).await? {
+    // Every attempt is counted, atomically, before the password is checked: a burst of concurrent guesses cannot
+    // all pass a check made before any of them failed. A success clears the count.
+    if let Err(retry_after_secs) = state.limiter.hit(&key, LOGIN_FAILURES).await? {
         return Err(ServiceError::RateLimited { retry_after_secs });
     }
     let user = db::users::find_by_email(&mut *state.conn().await?, &email).await?;
     let hash = user.as_ref().map(|u| u.password_hash.clone());
-    if !billing_auth::verify_password(password, hash).await {
-        if let Err(retry_after_secs) = state.limiter.hit(&key, LOGIN_FAILURES).await? {
-            return Err(ServiceError::RateLimited { retry_after_secs });
-        }
+    if !billing_auth::verify_password(password, hash).await? {
         return Err(ServiceError::InvalidCredentials);
     }
     let Some(user) = user else { return Err(ServiceError::InvalidCredentials) };
@@ -130,16 +130,17 @@ pub async fn refresh(state: &AppState, token: &str) -> Result<Tokens, ServiceErr
         .conn()
         .await?
         .transaction::<_, ServiceError, _>(async move |conn| {
+            // `Err(Some(user))`: a rotated token came back, so its user's tokens are revoked once this commits.
             let Some(row) = db::users::find_refresh_token_for_update(conn, &digest).await? else {
-                return Ok(Err(()));
+                return Ok(Err(None));
             };
             if row.rotated_at.is_some() {
                 let revoked = db::users::revoke_family(conn, row.family_id, now).await?;
                 tracing::warn!(user_id = %row.user_id, revoked, "refresh token reused: token family revoked");
-                return Ok(Err(()));
+                return Ok(Err(Some(row.user_id)));
             }
             if row.revoked_at.is_some() || row.expires_at <= now {
-                return Ok(Err(()));
+                return Ok(Err(None));
             }
             db::users::mark_rotated(conn, row.id, now).await?;
             let user = db::users::find(conn, row.user_id).await?.ok_or(ServiceError::UserNotFound)?;
@@ -147,8 +148,28 @@ pub async fn refresh(state: &AppState, token: &str) -> Result<Tokens, ServiceErr
         })
         .await?;
     // The revocation above must commit even though the caller gets an error.
-    let (user, family) = outcome.map_err(|()| ServiceError::InvalidRefreshToken)?;
+    let (user, family) = match outcome {
+        Ok(found) => found,
+        Err(reused_by) => {
+            // A stolen refresh token may already have minted access tokens: they stop working too.
+            if let Some(user) = reused_by {
+                state.revocations.revoke_all(user).await?;
+            }
+            return Err(ServiceError::InvalidRefreshToken);
+        }
+    };
     issue_tokens(state, &user, family).await
+}
+
+/// Gives `user` the role `role` and voids the access tokens they hold, so a demoted administrator loses the
+/// role everywhere within [`billing_http::auth::REVOCATION_CACHE`]; new tokens carry the new role.
+pub async fn set_role(state: &AppState, user: Uuid, role: Role) -> Result<UserRow, ServiceError> {
+    let row = db::users::set_role(&mut *state.conn().await?, user, role.as_str())
+        .await?
+        .ok_or(ServiceError::AccountNotFound)?;
+    state.revocations.revoke_all(user).await?;
+    tracing::warn!(user_id = %user, role = role.as_str(), "role changed: the user's access tokens were revoked");
+    Ok(row)
 }
 
 /// The user behind a token.

@@ -11,6 +11,7 @@ mod invoices;
 mod openapi;
 mod plans;
 mod queues;
+mod security;
 mod subscriptions;
 mod usage;
 mod webhooks;
