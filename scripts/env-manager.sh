@@ -152,6 +152,10 @@ ensure_packages() {
   find_pg_bin >/dev/null || missing+=(postgresql)
   command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
   command -v curl >/dev/null 2>&1 || missing+=(curl)
+  # The test suite runs the production proxy configuration (config/nginx) in front of a service.
+  if [[ "$ENV_NAME" == test ]] && ! command -v nginx >/dev/null 2>&1 && [[ ! -x /usr/sbin/nginx ]]; then
+    missing+=(nginx-light)
+  fi
   [[ ${#missing[@]} -eq 0 ]] || apt_install "${missing[@]}"
   PG_BIN=$(find_pg_bin) || die "PostgreSQL server binaries not found after install (looked in /usr/lib/postgresql/*/bin)"
   command -v redis-server >/dev/null 2>&1 || die "redis-server not found after install"

@@ -87,7 +87,8 @@ impl Revocations {
     }
 }
 
-/// What the extractors need to accept a token: the public key, the service's clock, and the revocation markers.
+/// What the extractors need to accept a token: the public key, the clock tokens are judged by (the machine's:
+/// sessions live in real time even when the billing clock is moved), and the revocation markers.
 #[derive(Clone)]
 pub struct Authenticator {
     pub verifier: JwtVerifier,

@@ -265,4 +265,73 @@ mod tests {
             assert!(answer.contains("expected"), "the message still says what was expected: {answer}");
         }
     }
+
+    /// Fuzzing of the strict JSON extractor (proptest): any bytes, and JSON of any shape, either parse into an
+    /// object-shaped body or are refused with a 400 or 422 that never quotes a long digit run from the input.
+    mod fuzz {
+        use super::*;
+        use proptest::prelude::*;
+
+        const PAN: &str = "4242424242424242";
+
+        fn check(bytes: &[u8]) {
+            match parse_json::<Body>(bytes) {
+                Ok(_) => assert_eq!(bytes.iter().find(|b| !b.is_ascii_whitespace()), Some(&b'{'), "{bytes:?}"),
+                Err(err) => {
+                    assert!(matches!(err.status().as_u16(), 400 | 422), "{bytes:?}: {err:?}");
+                    let answer = serde_json::to_string(&err.envelope()).unwrap_or_default();
+                    assert!(!answer.contains(PAN), "{answer}");
+                }
+            }
+        }
+
+        #[test]
+        fn the_corpus_is_refused_or_accepted_as_objects_without_echo() {
+            for line in include_str!("../fuzz/bodies.txt").lines().filter(|l| !l.starts_with('#')) {
+                check(line.as_bytes());
+            }
+        }
+
+        fn json_value() -> impl Strategy<Value = serde_json::Value> {
+            let leaf = prop_oneof![
+                Just(serde_json::Value::Null),
+                any::<bool>().prop_map(serde_json::Value::from),
+                any::<i64>().prop_map(serde_json::Value::from),
+                Just(serde_json::Value::from(4_242_424_242_424_242_i64)),
+                Just(serde_json::Value::from(PAN)),
+                "[a-z0-9 ]{0,8}".prop_map(serde_json::Value::from),
+            ];
+            leaf.prop_recursive(3, 24, 4, |inner| {
+                prop_oneof![
+                    proptest::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::from),
+                    proptest::collection::btree_map(
+                        prop_oneof![
+                            Just("email".to_owned()),
+                            Just("count".to_owned()),
+                            Just("nested".to_owned()),
+                            Just("flag".to_owned()),
+                            "[a-z]{1,6}"
+                        ],
+                        inner,
+                        0..4
+                    )
+                    .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+                ]
+            })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 2048, failure_persistence: None, ..ProptestConfig::default() })]
+
+            #[test]
+            fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+                check(&bytes);
+            }
+
+            #[test]
+            fn arbitrary_json_is_parsed_or_refused_without_echo(value in json_value()) {
+                check(value.to_string().as_bytes());
+            }
+        }
+    }
 }

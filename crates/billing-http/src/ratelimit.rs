@@ -1,4 +1,6 @@
-//! Fixed-window counters in Redis for the routes that need guarding (registration, failed logins).
+//! Fixed-window counters in Redis for the routes that need guarding (registration, login attempts). Each event
+//! is counted atomically before the work it guards, so a burst cannot slip past a check made before any of it
+//! was counted.
 
 use std::time::Duration;
 
@@ -41,15 +43,6 @@ impl RateLimiter {
             .invoke_async(&mut conn)
             .await?;
         Ok(if count > limit.max { Err(retry_after(ttl_ms)) } else { Ok(()) })
-    }
-
-    /// `Err(retry_after_secs)` when `key` has already reached the limit (without counting).
-    pub async fn check(&self, key: &str, limit: Limit) -> Result<Result<(), u64>, redis::RedisError> {
-        let mut conn = self.redis.conn();
-        let full_key = self.redis.key(&format!("rl:{key}"));
-        let (count, ttl_ms): (Option<u64>, i64) =
-            redis::pipe().get(&full_key).pttl(&full_key).query_async(&mut conn).await?;
-        Ok(if count.unwrap_or(0) >= limit.max { Err(retry_after(ttl_ms)) } else { Ok(()) })
     }
 
     /// Forgets `key` (a successful login clears its failures).

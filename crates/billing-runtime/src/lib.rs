@@ -327,7 +327,8 @@ pub fn start_server<S: Service>(infra: Infra, listener: TcpListener) -> anyhow::
     // Both services verify access tokens (the public key only) and expose their queues to administrators.
     let verifier = actix_web::web::Data::new(billing_http::auth::Authenticator {
         verifier: billing_auth::JwtVerifier::from_settings(&settings.jwt).map_err(|e| anyhow::anyhow!("{e}"))?,
-        clock: infra.clock.clone(),
+        // Tokens live in real time, whatever the billing clock says (a moved test clock leaves sessions alone).
+        clock: Arc::new(billing_infra::SystemClock),
         revocations: billing_http::auth::Revocations::new(infra.redis.clone()),
     });
     let queues = actix_web::web::Data::new(queues);

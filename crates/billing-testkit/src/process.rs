@@ -124,3 +124,26 @@ impl Drop for ServiceProcess {
         let _ = self.child.wait();
     }
 }
+
+/// Asserts that `binary check-config` accepts staging and production with proper values, and refuses each of
+/// `keys` set to its development or test value, saying it is published.
+pub fn assert_deployed_config_refuses_published_values(binary: &Path, keys: &[&str]) {
+    use billing_config::{AppEnv, Loader};
+    for env in ["staging", "production"] {
+        let (ok, out) = check_config(binary, &deployed_env(env));
+        assert!(ok, "{env} with proper values: {out}");
+        for published in [AppEnv::Development, AppEnv::Test] {
+            let layers = Loader::new(repo_root().join("config/environments"), Default::default())
+                .load(published)
+                .unwrap_or_else(|e| panic!("{e}"));
+            for key in keys {
+                let value = layers.get(key).ok().flatten().unwrap_or_else(|| panic!("{key} in {published:?}"));
+                let mut vars = deployed_env(env);
+                vars.push(((*key).to_owned(), value));
+                let (ok, out) = check_config(binary, &vars);
+                assert!(!ok, "{env} accepted the {published:?} {key}: {out}");
+                assert!(out.contains("development or test value"), "{env} {key}: {out}");
+            }
+        }
+    }
+}

@@ -19,6 +19,8 @@ pub enum ServiceError {
     InvoiceNotFound,
     #[error("payment not found")]
     PaymentNotFound,
+    #[error("refunds are a merchant operation")]
+    RefundForbidden,
     #[error("the invoice cannot be paid")]
     InvoiceNotPayable(String),
     #[error("the payment cannot be refunded: {0}")]
@@ -68,6 +70,9 @@ impl From<ServiceError> for ApiError {
             ServiceError::SubscriptionNotFound => ApiError::not_found("subscription_not_found", "no such subscription"),
             ServiceError::InvoiceNotFound => ApiError::not_found("invoice_not_found", "no such invoice"),
             ServiceError::PaymentNotFound => ApiError::not_found("payment_not_found", "no such payment"),
+            ServiceError::RefundForbidden => {
+                ApiError::forbidden("forbidden", "refunds are made by the merchant; ask support to refund this payment")
+            }
             ServiceError::InvoiceNotPayable(why) => ApiError::conflict("invoice_not_payable", why),
             ServiceError::NotRefundable(why) => ApiError::conflict("refund_not_allowed", why),
             ServiceError::AmountMismatch { due, currency } => ApiError::new(

@@ -84,6 +84,7 @@ diesel::table! {
         idempotency_key -> Text,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        cancel_subscription -> Bool,
     }
 }
 

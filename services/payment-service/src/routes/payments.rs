@@ -13,7 +13,7 @@ use crate::error::ServiceError;
 use crate::services::card;
 use crate::services::idempotency::{self, Begin};
 use crate::services::payments::{self, Funding, Paid, PayRequest, TransactionRow};
-use crate::services::refunds::{self, RefundAccepted};
+use crate::services::refunds::{self, RefundAccepted, RefundRequest};
 use crate::state::AppState;
 
 /// A card field taken as text whatever JSON type it arrived as, so an error never echoes its value.
@@ -273,14 +273,19 @@ pub struct RefundBody {
     pub amount: Option<AmountText>,
     #[schema(example = "requested_by_customer")]
     pub reason: Option<String>,
+    /// End the subscription at once when the refund succeeds (default false: a refund gives money back and
+    /// leaves access as it is, to the end of the paid period).
+    pub cancel_subscription: Option<bool>,
 }
 
-/// Refund a payment, fully or partly; processed by the refund queue, the outcome announced by webhook.
+/// Refund a payment, fully or partly (administrators: a merchant operation, as in Stripe); processed by the refund
+/// queue, the outcome announced by webhook. With `cancel_subscription`, the subscription ends once the refund succeeds.
 #[utoipa::path(post, path = "/v1/payments/{id}/refund", tag = "payments", request_body = RefundBody, security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Transaction id"), ("Idempotency-Key" = Option<String>, Header, description = "As for payments")),
     responses(
         (status = 202, description = "Accepted, pending", body = RefundAccepted),
-        (status = 404, description = "`payment_not_found`", body = billing_http::error::ErrorEnvelope),
+        (status = 403, description = "`forbidden`: the payment's owner (refunds are made by the merchant)", body = billing_http::error::ErrorEnvelope),
+        (status = 404, description = "`payment_not_found` (also another user's payment)", body = billing_http::error::ErrorEnvelope),
         (status = 409, description = "`refund_not_allowed`: more than remains, or the payment did not succeed", body = billing_http::error::ErrorEnvelope)))]
 pub async fn refund(
     state: web::Data<AppState>,
@@ -297,7 +302,12 @@ pub async fn refund(
     };
     let id = id.into_inner();
     idempotent(&state, user.id, key, &format!("POST /v1/payments/{id}/refund"), &body, async {
-        let accepted = refunds::request(&state, user.id, user.is_admin(), id, input.amount, input.reason).await?;
+        let request = RefundRequest {
+            amount: input.amount,
+            reason: input.reason,
+            cancel_subscription: input.cancel_subscription.unwrap_or(false),
+        };
+        let accepted = refunds::request(&state, user, id, request).await?;
         Ok((StatusCode::ACCEPTED, ApiResponse::new(accepted, "refund accepted")))
     })
     .await

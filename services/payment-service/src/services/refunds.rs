@@ -15,6 +15,7 @@ use crate::db::schema::{refunds, transactions};
 use crate::error::ServiceError;
 use crate::gateway::RefundOutcome;
 use crate::state::AppState;
+use billing_http::AuthUser;
 
 /// A refund as stored.
 #[derive(Debug, Clone, Queryable, Selectable, Serialize)]
@@ -30,6 +31,8 @@ pub struct RefundRow {
     pub gateway_reference: Option<String>,
     pub idempotency_key: String,
     pub created_at: DateTime<Utc>,
+    /// End the subscription at once when the refund succeeds.
+    pub cancel_subscription: bool,
 }
 
 /// A refund accepted for processing.
@@ -44,15 +47,25 @@ pub struct RefundAccepted {
     pub currency: String,
 }
 
-/// Reserves and queues a refund of `amount` (default: all that remains) of payment `id`.
+/// What a merchant asks to give back.
+#[derive(Debug, Default)]
+pub struct RefundRequest {
+    /// Default: all that remains refundable.
+    pub amount: Option<AmountText>,
+    pub reason: Option<String>,
+    /// End the subscription at once when the refund succeeds (default false: access runs to the period end).
+    pub cancel_subscription: bool,
+}
+
+/// Reserves and queues a refund of payment `id`. Refunds are a merchant operation (administrators): the payment's
+/// owner gets 403 (they may see the payment, not give it back), anyone else 404.
 pub async fn request(
     state: &AppState,
-    user: Uuid,
-    admin: bool,
+    caller: AuthUser,
     id: Uuid,
-    amount: Option<AmountText>,
-    reason: Option<String>,
+    input: RefundRequest,
 ) -> Result<RefundAccepted, ServiceError> {
+    let RefundRequest { amount, reason, cancel_subscription } = input;
     if reason.as_ref().is_some_and(|r| r.chars().count() > 500) {
         return Err(ServiceError::invalid("reason", "at most 500 characters"));
     }
@@ -73,8 +86,8 @@ pub async fn request(
             .await
             .optional()?
             .ok_or(ServiceError::PaymentNotFound)?;
-        if owner != user && !admin {
-            return Err(ServiceError::PaymentNotFound);
+        if !caller.is_admin() {
+            return Err(if owner == caller.id { ServiceError::RefundForbidden } else { ServiceError::PaymentNotFound });
         }
         if status != "succeeded" {
             return Err(ServiceError::NotRefundable("only a successful payment can be refunded".to_owned()));
@@ -115,6 +128,7 @@ pub async fn request(
                 refunds::currency.eq(currency.code()),
                 refunds::status.eq("pending"),
                 refunds::reason.eq(&reason),
+                refunds::cancel_subscription.eq(cancel_subscription),
                 refunds::idempotency_key.eq(format!("refund:{refund_id}")),
             ))
             .execute(conn)
@@ -179,7 +193,7 @@ pub async fn process(state: &AppState, refund_id: Uuid) -> Result<(), billing_qu
                     "event_id": format!("evt_{}", refund.id), "event_type": "refund.succeeded", "transaction_id": refund.transaction_id,
                     "subscription_id": subscription, "invoice_id": invoice, "status": "succeeded",
                     "amount": amount.amount_string(), "currency": currency.code(), "occurred_at": billing_http::rfc3339(now),
-                    "metadata": {"refund_id": refund.id, "reason": refund.reason},
+                    "metadata": {"refund_id": refund.id, "reason": refund.reason, "cancel_subscription": refund.cancel_subscription},
                 });
                 let job = NewJob::new("refund.succeeded", format!("webhook:evt_{}", refund.id), event).correlated(refund.transaction_id.to_string());
                 outbox::push(conn, QueueName::PaySubscriptionUpdate.as_str(), &job, None).await.map_err(|e| diesel::result::Error::QueryBuilderError(e.to_string().into()))?;

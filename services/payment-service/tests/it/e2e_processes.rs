@@ -249,6 +249,25 @@ async fn the_seed_003_journey_with_both_services_and_workers_as_processes() {
     for secret in ["4242424242424242", "4000000000000002", "card_cvv"] {
         assert!(!logs.contains(secret), "{secret} appears in the logs");
     }
+
+    // A reused refresh token revokes its user's access tokens in the other service's process too.
+    let body = json!({"email": "revoked@example.com", "password": "SecurePassword123!"});
+    let (_, reg) = sys.call(&sys.sub_url, Method::POST, "/v1/auth/register", None, Some(body)).await;
+    let first = reg["data"]["refresh_token"].clone();
+    let (_, rotated) =
+        sys.call(&sys.sub_url, Method::POST, "/v1/auth/refresh", None, Some(json!({"refresh_token": first}))).await;
+    let access = rotated["data"]["access_token"].as_str().unwrap_or_default().to_owned();
+    let sys = &sys;
+    let history =
+        async |token: &str| sys.call(&sys.pay_url, Method::GET, "/v1/payments/history", Some(token), None).await.0;
+    assert_eq!(history(&access).await, 200);
+    let (reused, _) =
+        sys.call(&sys.sub_url, Method::POST, "/v1/auth/refresh", None, Some(json!({"refresh_token": first}))).await;
+    assert_eq!(reused, 401);
+    poll_until(Duration::from_secs(15), "the payment service to refuse the revoked token", || async {
+        (history(&access).await == 401).then_some(())
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,4 +7,5 @@ mod billing_cycle;
 mod e2e_processes;
 mod foundation;
 mod payments;
+mod security;
 mod simulation;

@@ -107,6 +107,20 @@ impl World {
         (token, id(&trial, "id"), id(&paid, "id"), id(&paid, "invoice_id"))
     }
 
+    /// An administrator's access token (refunds are theirs to make).
+    async fn admin(&self) -> String {
+        let mut conn = <diesel_async::AsyncPgConnection as diesel_async::AsyncConnection>::establish(&self.sub.db.url)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        subscription_service::services::seed::ensure_admin(&mut conn, "ops@example.com", "ops pass 12345")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let body = json!({"email": "ops@example.com", "password": "ops pass 12345"});
+        let (status, login, _) = self.call(&self.sub, Method::POST, "/v1/auth/login", None, Some(body), None).await;
+        assert_eq!(status, 200, "{login}");
+        login["data"]["access_token"].as_str().unwrap_or_default().to_owned()
+    }
+
     /// `POST /v1/payments/process` on the payment service.
     async fn process(
         &self,
@@ -354,13 +368,14 @@ async fn refunds_are_processed_and_never_pass_the_captured_amount() {
     let (_, paid, _) = w.process(Some(&token), payment(&sub, "4242424242424242", json!("29.99")), None).await;
     let tx = paid["data"]["transaction_id"].as_str().unwrap_or_default().to_owned();
     let path = format!("/v1/payments/{tx}/refund");
+    let admin = w.admin().await;
 
     let (status, body, _) = w
         .call(
             &w.pay,
             Method::POST,
             &path,
-            Some(&token),
+            Some(&admin),
             Some(json!({"amount": "10.00", "reason": "requested_by_customer"})),
             Some("refund-1"),
         )
@@ -375,20 +390,20 @@ async fn refunds_are_processed_and_never_pass_the_captured_amount() {
     })
     .await;
     let (status, over, _) =
-        w.call(&w.pay, Method::POST, &path, Some(&token), Some(json!({"amount": "25.00"})), None).await;
+        w.call(&w.pay, Method::POST, &path, Some(&admin), Some(json!({"amount": "25.00"})), None).await;
     assert_eq!((status, over["code"].as_str()), (409, Some("refund_not_allowed")));
 
     // Ten concurrent refunds of 5.00 against the 19.99 left: exactly three fit.
     let answers =
-        join_all((0..10).map(|_| w.call(&w.pay, Method::POST, &path, Some(&token), Some(json!({"amount": 5})), None)))
+        join_all((0..10).map(|_| w.call(&w.pay, Method::POST, &path, Some(&admin), Some(json!({"amount": 5})), None)))
             .await;
     let accepted = answers.iter().filter(|a| a.0 == 202).count();
     let refused = answers.iter().filter(|a| a.0 == 409).count();
     assert_eq!((accepted, refused), (3, 7), "{:?}", answers.iter().map(|a| a.0).collect::<Vec<_>>());
     // The rest (4.99) in one go, then nothing is left.
-    let (status, rest, _) = w.call(&w.pay, Method::POST, &path, Some(&token), None, None).await;
+    let (status, rest, _) = w.call(&w.pay, Method::POST, &path, Some(&admin), None, None).await;
     assert_eq!((status, rest["data"]["amount"].as_str()), (202, Some("4.99")));
-    assert_eq!(w.call(&w.pay, Method::POST, &path, Some(&token), None, None).await.0, 409, "fully refunded");
+    assert_eq!(w.call(&w.pay, Method::POST, &path, Some(&admin), None, None).await.0, 409, "fully refunded");
     poll_until(Duration::from_secs(15), "every refund to be processed", || async {
         let all = refund_statuses(&w).await;
         (all.len() == 5 && all.iter().all(|(_, s)| s == "succeeded")).then_some(())
@@ -420,8 +435,9 @@ async fn declined_and_foreign_payments_cannot_be_refunded() {
     let (token, _, sub, _) = w.customer().await;
     let (_, declined, _) = w.process(Some(&token), payment(&sub, "4000000000000002", json!("29.99")), None).await;
     let tx = declined["details"]["transaction_id"].as_str().unwrap_or_default().to_owned();
+    let admin = w.admin().await;
     let (status, body, _) =
-        w.call(&w.pay, Method::POST, &format!("/v1/payments/{tx}/refund"), Some(&token), None, None).await;
+        w.call(&w.pay, Method::POST, &format!("/v1/payments/{tx}/refund"), Some(&admin), None, None).await;
     assert_eq!((status, body["code"].as_str()), (409, Some("refund_not_allowed")));
     let (stranger, _, _, _) = w.customer().await;
     assert_eq!(
@@ -434,12 +450,79 @@ async fn declined_and_foreign_payments_cannot_be_refunded() {
             &w.pay,
             Method::POST,
             &format!("/v1/payments/{tx}/refund"),
-            Some(&token),
+            Some(&admin),
             Some(json!({"amount": "1.001"})),
             None,
         )
         .await;
     assert_eq!(bad.0, 409, "a declined payment is refused before the amount is read");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refunds_are_a_merchant_operation_and_may_end_the_subscription() {
+    let w = World::new().await;
+    let admin = w.admin().await;
+    let (token, _, sub, _) = w.customer().await;
+    let (_, paid, _) = w.process(Some(&token), payment(&sub, "4242424242424242", json!("29.99")), None).await;
+    let tx = paid["data"]["transaction_id"].as_str().unwrap_or_default().to_owned();
+    let path = format!("/v1/payments/{tx}/refund");
+    poll_until(Duration::from_secs(15), "the subscription to be active", || async {
+        (w.status(&token, &sub).await == "active").then_some(())
+    })
+    .await;
+    // The customer may see the payment but not give it back; a stranger does not learn it exists.
+    let (status, body, _) = w.call(&w.pay, Method::POST, &path, Some(&token), None, None).await;
+    assert_eq!((status, body["code"].as_str()), (403, Some("forbidden")), "{body}");
+    let (stranger, _, _, _) = w.customer().await;
+    assert_eq!(w.call(&w.pay, Method::POST, &path, Some(&stranger), None, None).await.0, 404);
+    assert!(refund_statuses(&w).await.is_empty(), "nothing was reserved");
+
+    // A partial refund leaves access as it is.
+    let (status, _, _) = w.call(&w.pay, Method::POST, &path, Some(&admin), Some(json!({"amount": "5.00"})), None).await;
+    assert_eq!(status, 202);
+    poll_until(Duration::from_secs(15), "the partial refund to succeed", || async {
+        (refund_statuses(&w).await.iter().any(|(_, s)| s == "succeeded")).then_some(())
+    })
+    .await;
+    assert_eq!(w.status(&token, &sub).await, "active", "a refund alone does not end the subscription");
+    // The rest, with cancel_subscription: the subscription ends once the money is back.
+    let body = json!({"reason": "requested_by_customer", "cancel_subscription": true});
+    let (status, refund, _) = w.call(&w.pay, Method::POST, &path, Some(&admin), Some(body), None).await;
+    assert_eq!((status, refund["data"]["amount"].as_str()), (202, Some("24.99")), "{refund}");
+    poll_until(Duration::from_secs(15), "the subscription to be canceled by the refund", || async {
+        (w.status(&token, &sub).await == "canceled").then_some(())
+    })
+    .await;
+    let (_, events, _) =
+        w.call(&w.sub, Method::GET, &format!("/v1/subscriptions/{sub}/events"), Some(&token), None, None).await;
+    let canceled = events["data"].as_array().into_iter().flatten().find(|e| e["event_type"] == "canceled").cloned();
+    assert!(canceled.is_some_and(|e| e["data"]["refund_id"] == refund["data"]["refund_id"]), "{events}");
+    let (status, _, _) = w
+        .call(&w.sub, Method::POST, "/v1/usage/use", Some(&token), Some(json!({"feature_name": "api_calls"})), None)
+        .await;
+    assert_eq!(status, 403, "no usage after the refund ended the subscription");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn amounts_with_extra_digits_or_spaces_and_mistyped_card_fields_are_422_without_echo() {
+    let w = World::new().await;
+    let (token, _, sub, _) = w.customer().await;
+    for amount in [json!("29.990"), json!(" 29.99"), json!("29.99 ")] {
+        let (status, body, _) = w.process(Some(&token), payment(&sub, "4242424242424242", amount.clone()), None).await;
+        assert_eq!(status, 422, "{amount}: {body}");
+        assert!(body["details"]["fields"]["amount"].is_string(), "{amount}: {body}");
+    }
+    // A JSON number with a third decimal place (json! would print 29.99, so the body is written out).
+    let raw = payment(&sub, "4242424242424242", json!("AMOUNT")).to_string().replace("\"AMOUNT\"", "29.990");
+    let res = w.pay.client.post(w.pay.url("/v1/payments/process")).bearer_auth(&token);
+    let res = res.header("content-type", "application/json").body(raw).send().await;
+    assert_eq!(res.map(|r| r.status().as_u16()).ok(), Some(422), "29.990 as a JSON number");
+    let mut body = payment(&sub, "4242424242424242", json!("29.99"));
+    body["card_expiry"] = json!(4_242_424_242_424_242_u64);
+    let (status, answer, _) = w.process(Some(&token), body, None).await;
+    assert_eq!(status, 422, "{answer}");
+    assert!(!answer.to_string().contains("4242424242424242"), "the card number came back: {answer}");
+    assert_eq!(w.status(&token, &sub).await, "pending", "nothing was charged");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -216,12 +216,13 @@ async fn act(w: &Clocked, sim: &mut Sim, action: &Action, tally: &mut BTreeMap<S
             let id = paid["id"].as_str().unwrap_or_default();
             // Part of it, then more than what remains (refused), then the rest.
             let path = format!("/v1/payments/{id}/refund");
-            let (first, _) = w.call(&w.pay, Method::POST, &path, Some(&c.token), Some(json!({"amount": "1.00"}))).await;
+            // Refunds are the merchant's: the administrator makes them.
+            let (first, _) = w.call(&w.pay, Method::POST, &path, Some(&w.admin), Some(json!({"amount": "1.00"}))).await;
             let (too_much, _) =
-                w.call(&w.pay, Method::POST, &path, Some(&c.token), Some(json!({"amount": "100000.00"}))).await;
+                w.call(&w.pay, Method::POST, &path, Some(&w.admin), Some(json!({"amount": "100000.00"}))).await;
             assert_eq!(too_much, 409, "a refund above the charge is refused");
             *tally.entry(format!("refund_partial {first}")).or_default() += 1;
-            let (rest, _) = w.call(&w.pay, Method::POST, &path, Some(&c.token), None).await;
+            let (rest, _) = w.call(&w.pay, Method::POST, &path, Some(&w.admin), None).await;
             ("refund_rest", rest)
         }
         Action::Use(n) => {

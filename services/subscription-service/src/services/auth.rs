@@ -122,10 +122,13 @@ pub async fn login(state: &AppState, raw_email: &str, password: String, ip: &str
     issue_tokens(state, &user, Uuid::now_v7()).await
 }
 
+// Credentials live in real time, not on the billing clock: a test clock moved a year ahead (as Stripe's test clocks
+// do) must not expire every session, so tokens are issued, refreshed and verified by the machine's time.
+
 /// Exchanges a refresh token for a new pair. The token is used up; presenting it again revokes its family.
 pub async fn refresh(state: &AppState, token: &str) -> Result<Tokens, ServiceError> {
     let digest = refresh::digest(token.trim());
-    let now = state.now();
+    let now = Utc::now();
     let outcome = state
         .conn()
         .await?
@@ -178,7 +181,7 @@ pub async fn me(state: &AppState, id: Uuid) -> Result<UserRow, ServiceError> {
 }
 
 async fn issue_tokens(state: &AppState, user: &UserRow, family: Uuid) -> Result<Tokens, ServiceError> {
-    let now = state.now();
+    let now = Utc::now();
     let role = Role::parse(&user.role).unwrap_or(Role::User);
     let access_token = state.jwt.issue(user.id, role, now).map_err(ServiceError::internal)?;
     let (refresh_token, digest) = refresh::generate();

@@ -11,7 +11,7 @@ use crate::db;
 use crate::db::models::SubscriptionChanges;
 use crate::error::ServiceError;
 use crate::services::billing;
-use crate::services::subscriptions::{log_event, transition};
+use crate::services::subscriptions::{end_now, log_event, transition};
 use crate::state::AppState;
 
 /// The body of `POST /v1/webhooks/payment`.
@@ -98,9 +98,50 @@ pub async fn apply(
 }
 
 /// `refund.succeeded`: a refund of the payment that paid an invoice issues a credit note against it (the invoice
-/// itself never changes once paid). A refund of a payment that paid nothing here (one that arrived for an invoice
-/// no longer open) is only noted.
+/// itself never changes once paid), and, when the merchant asked for it (`metadata.cancel_subscription`), ends the
+/// subscription at once. A refund of a payment that paid nothing here (one that arrived for an invoice no longer
+/// open) is only noted.
 async fn refunded(
+    conn: &mut AsyncPgConnection,
+    event: &PaymentEvent,
+    now: DateTime<Utc>,
+) -> Result<Result<&'static str, NotApplicable>, ServiceError> {
+    let outcome = credit_refund(conn, event, now).await?;
+    if outcome.is_ok() && event.metadata.get("cancel_subscription").and_then(Value::as_bool) == Some(true) {
+        cancel_for_refund(conn, event, now).await?;
+    }
+    Ok(outcome)
+}
+
+/// Ends the refunded payment's subscription now, unless it has already ended.
+async fn cancel_for_refund(
+    conn: &mut AsyncPgConnection,
+    event: &PaymentEvent,
+    now: DateTime<Utc>,
+) -> Result<(), ServiceError> {
+    let subscription = match event.subscription_id {
+        Some(id) => Some(id),
+        None => db::invoices::find(conn, event.invoice_id).await?.and_then(|invoice| invoice.subscription_id),
+    };
+    let Some(row) = (match subscription {
+        Some(id) => db::subscriptions::find_for_update(conn, id).await?,
+        None => None,
+    }) else {
+        return Ok(());
+    };
+    let ended = matches!(
+        SubscriptionStatus::parse(&row.status),
+        Some(SubscriptionStatus::Canceled | SubscriptionStatus::Expired)
+    );
+    if !ended {
+        let data = json!({"immediately": true, "refund_id": event.metadata.get("refund_id")});
+        end_now(conn, &row, "refunded", data, now).await?;
+    }
+    Ok(())
+}
+
+/// The credit note of a refund (see [`refunded`]).
+async fn credit_refund(
     conn: &mut AsyncPgConnection,
     event: &PaymentEvent,
     now: DateTime<Utc>,

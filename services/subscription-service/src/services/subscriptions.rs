@@ -490,6 +490,29 @@ pub async fn change(
 
 /// Cancels: an active or past-due subscription at the period end (or now with `immediately`); a trial or a
 /// pending one always now (a pending one's open invoice is voided).
+/// Cancels `row` at `now`, in the caller's transaction: access ends at once, and nothing more is owed, so its
+/// open invoices (the first one, or one in dunning) are voided.
+pub async fn end_now(
+    conn: &mut AsyncPgConnection,
+    row: &SubscriptionRow,
+    reason: &str,
+    data: Value,
+    now: DateTime<Utc>,
+) -> Result<SubscriptionRow, ServiceError> {
+    let changes = SubscriptionChanges {
+        canceled_at: Some(Some(now)),
+        ended_at: Some(Some(now)),
+        cancel_reason: Some(Some(reason.to_owned())),
+        cancel_at_period_end: Some(false),
+        ..Default::default()
+    };
+    let updated = transition(conn, row, SubscriptionEvent::Cancel, "canceled", changes, data, now).await?;
+    for invoice in db::invoices::open_for_subscription(conn, row.id).await? {
+        db::invoices::void(conn, invoice.id, now).await?;
+    }
+    Ok(updated)
+}
+
 pub async fn cancel(
     state: &AppState,
     caller: AuthUser,
@@ -526,29 +549,7 @@ pub async fn cancel(
                 )
                 .await;
             }
-            let changes = SubscriptionChanges {
-                canceled_at: Some(Some(now)),
-                ended_at: Some(Some(now)),
-                cancel_reason: Some(Some("requested".to_owned())),
-                cancel_at_period_end: Some(false),
-                ..Default::default()
-            };
-            let updated = transition(
-                conn,
-                &row,
-                SubscriptionEvent::Cancel,
-                "canceled",
-                changes,
-                json!({"immediately": true}),
-                now,
-            )
-            .await?;
-            // Nothing more is owed for a subscription that ended now: its open invoices (the first one, or one
-            // in dunning) are voided.
-            for invoice in db::invoices::open_for_subscription(conn, row.id).await? {
-                db::invoices::void(conn, invoice.id, now).await?;
-            }
-            Ok(updated)
+            end_now(conn, &row, "requested", json!({"immediately": true}), now).await
         })
         .await
 }

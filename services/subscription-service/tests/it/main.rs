@@ -10,6 +10,7 @@ mod internal;
 mod invoices;
 mod openapi;
 mod plans;
+mod proxy;
 mod queues;
 mod security;
 mod subscriptions;
