@@ -1,5 +1,5 @@
 # One slim image runs every role:
-#   subscription-service serve|worker|migrate|seed   payment-service serve|worker|migrate
+#   subscription-service serve|worker|migrate|seed   payment-service serve|worker|migrate   gateway-simulator
 FROM rust:1.95-slim-bookworm AS builder
 RUN apt-get update \
  && apt-get install -y --no-install-recommends cmake pkg-config \
@@ -8,9 +8,9 @@ WORKDIR /src
 COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked -p subscription-service -p payment-service --bins \
+    cargo build --release --locked -p subscription-service -p payment-service -p gateway-simulator --bins \
  && mkdir -p /out \
- && cp target/release/subscription-service target/release/payment-service /out/
+ && cp target/release/subscription-service target/release/payment-service target/release/gateway-simulator /out/
 
 FROM debian:bookworm-slim AS runtime
 RUN apt-get update \
@@ -23,6 +23,6 @@ COPY config/environments/ /app/config/environments/
 ENV CONFIG_DIR=/app/config/environments \
     HTTP_HOST=0.0.0.0
 USER billing
-EXPOSE 8001 8002
+EXPOSE 8001 8002 8003
 ENTRYPOINT ["/usr/bin/tini", "--"]
 CMD ["subscription-service", "serve"]

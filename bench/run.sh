@@ -8,7 +8,7 @@ cd "$ROOT"
 SECONDS_PER_RUN=${SECONDS_PER_RUN:-10}
 CONCURRENCY=${CONCURRENCY:-64}
 
-cargo build --release --locked -p subscription-service -p payment-service -p billing-bench --bins
+cargo build --release --locked -p subscription-service -p payment-service -p gateway-simulator -p billing-bench --bins
 ./scripts/env-manager.sh -e development start -s postgres >/dev/null
 ./scripts/env-manager.sh -e development start -s redis >/dev/null
 set -a; . .run/development/ports.env; set +a
@@ -36,13 +36,15 @@ echo
 # A fresh key prefix: the registration rate limit of earlier runs does not apply, and queues start empty.
 REDIS_KEY_PREFIX="bench:$(date +%s):"
 export REDIS_KEY_PREFIX PAYMENT_PORT=8102 SUBSCRIPTION_SERVICE_URL=http://127.0.0.1:8101 PAYMENT_SERVICE_URL=http://127.0.0.1:8102
+export GATEWAY_PORT=8103 GATEWAY_URL=http://127.0.0.1:8103 GATEWAY_SIMULATOR_JOURNAL=".run/development/bench-gateway-$(date +%s).jsonl"
 kill $SERVICE 2>/dev/null || true; wait $SERVICE 2>/dev/null || true
 ./target/release/subscription-service serve > .run/development/logs/bench-subscription.log 2>&1 & SUB_PID=$!
 ./target/release/subscription-service worker > .run/development/logs/bench-subscription-worker.log 2>&1 & SUBW_PID=$!
 ./target/release/payment-service serve > .run/development/logs/bench-payment.log 2>&1 & PAY_PID=$!
 ./target/release/payment-service worker > .run/development/logs/bench-payment-worker.log 2>&1 & PAYW_PID=$!
-trap 'kill $SUB_PID $SUBW_PID $PAY_PID $PAYW_PID 2>/dev/null || true; wait 2>/dev/null || true' EXIT
-for url in http://127.0.0.1:8101 http://127.0.0.1:8102; do
+./target/release/gateway-simulator > .run/development/logs/bench-gateway.log 2>&1 & GW_PID=$!
+trap 'kill $SUB_PID $SUBW_PID $PAY_PID $PAYW_PID $GW_PID 2>/dev/null || true; wait 2>/dev/null || true' EXIT
+for url in http://127.0.0.1:8103 http://127.0.0.1:8101 http://127.0.0.1:8102; do
   for _ in $(seq 1 100); do curl -fs "$url/v1/health/detailed" >/dev/null && break; sleep 0.1; done
 done
 ./target/release/paybench --subscription-url http://127.0.0.1:8101 --payment-url http://127.0.0.1:8102 --customers "${PAY_CUSTOMERS:-16}" --seconds "${SECONDS_PER_RUN}"

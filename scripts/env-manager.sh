@@ -22,9 +22,11 @@ declare -A PROC_CMD=(
   [subscription-worker]="subscription-service worker"
   [payment-service]="payment-service serve"
   [payment-worker]="payment-service worker"
+  [gateway-simulator]="gateway-simulator"
 )
-PROCS=(subscription-service subscription-worker payment-service payment-worker)
-declare -A HEALTH_PORT=([subscription-service]=8001 [payment-service]=8002)
+# The gateway simulator runs where there is no real gateway (development and test); deployed environments call one.
+PROCS=(gateway-simulator subscription-service subscription-worker payment-service payment-worker)
+declare -A HEALTH_PORT=([subscription-service]=8001 [payment-service]=8002 [gateway-simulator]=8003)
 
 # ---------------------------------------------------------------------------------------------- output
 if [[ -t 1 ]]; then BOLD=$'\e[1m'; RED=$'\e[31m'; GREEN=$'\e[32m'; YELLOW=$'\e[33m'; RESET=$'\e[0m'
@@ -78,8 +80,8 @@ done
 [[ -n "$ACTION" ]] || { usage; exit 1; }
 case "$ENV_NAME" in development|staging|production|test) ;; *) die "unknown environment '$ENV_NAME' (development, staging, production, test)" ;; esac
 if [[ -n "$SERVICE" ]]; then
-  case "$SERVICE" in postgres|redis|subscription-service|subscription-worker|payment-service|payment-worker) ;;
-    *) die "unknown service '$SERVICE' (subscription-service, subscription-worker, payment-service, payment-worker, postgres, redis)" ;;
+  case "$SERVICE" in postgres|redis|subscription-service|subscription-worker|payment-service|payment-worker|gateway-simulator) ;;
+    *) die "unknown service '$SERVICE' (subscription-service, subscription-worker, payment-service, payment-worker, gateway-simulator, postgres, redis)" ;;
   esac
 fi
 
@@ -201,7 +203,11 @@ pick_ports() {
 # The environment every process of this script runs with.
 export_runtime_env() {
   export APP_ENV="$ENV_NAME" CONFIG_DIR
-  if ! is_deployed; then export PG_PORT REDIS_PORT; fi
+  if ! is_deployed; then
+    export PG_PORT REDIS_PORT
+    # The simulator's durable state lives with the environment's other data.
+    export GATEWAY_SIMULATOR_JOURNAL="$RUN_DIR/gateway/journal.jsonl"
+  fi
   # shellcheck disable=SC1090  # written by the secrets action
   if [[ -f "$SECRETS_FILE" ]]; then set -a; source "$SECRETS_FILE"; set +a; fi
 }
@@ -331,12 +337,12 @@ build() {
   local flags=()
   [[ "$PROFILE" == release ]] && flags+=(--release)
   info "building the service binaries ($PROFILE)"
-  (cd "$ROOT" && cargo build "${flags[@]}" --locked -p subscription-service -p payment-service --bins) \
+  (cd "$ROOT" && cargo build "${flags[@]}" --locked -p subscription-service -p payment-service -p gateway-simulator --bins) \
     || die "cargo build failed"
 }
 
 ensure_built() {
-  [[ -x "$BIN_DIR/subscription-service" && -x "$BIN_DIR/payment-service" ]] || build
+  [[ -x "$BIN_DIR/subscription-service" && -x "$BIN_DIR/payment-service" && -x "$BIN_DIR/gateway-simulator" ]] || build
 }
 
 start_proc() {
@@ -405,6 +411,10 @@ ${BOLD}$ENV_NAME is up${RESET}
   Metrics               http://127.0.0.1:8001/metrics, http://127.0.0.1:8002/metrics
 EOF
   if ! is_deployed; then cat <<EOF
+  Gateway simulator     http://127.0.0.1:8003    (Stripe-shaped API; state in .run/$ENV_NAME/gateway/)
+EOF
+  fi
+  if ! is_deployed; then cat <<EOF
   PostgreSQL            postgres://billing@127.0.0.1:$PG_PORT/billing_subscription (and billing_payment)
   Redis                 redis://127.0.0.1:$REDIS_PORT/0
   Logs                  .run/$ENV_NAME/logs/   (./scripts/env-manager.sh -e $ENV_NAME logs -s NAME)
@@ -439,7 +449,11 @@ compose_up() {
 # Both services and both workers, then wait until the services are healthy and the workers still alive.
 start_processes() {
   local name
-  for name in "${PROCS[@]}"; do start_proc "$name"; done
+  for name in "${PROCS[@]}"; do
+    [[ "$name" == gateway-simulator ]] && is_deployed && continue
+    start_proc "$name"
+  done
+  is_deployed || wait_healthy gateway-simulator
   for name in "${SERVICES[@]}"; do wait_healthy "$name"; done
   for name in subscription-worker payment-worker; do
     proc_running "$name" || { tail -n 30 "$LOG_DIR/$name.log" >&2 || true; die "$name exited during start"; }
@@ -460,7 +474,11 @@ start_one() {
   case "$1" in
     postgres) start_postgres ;;
     redis) start_redis ;;
-    *) ensure_built; start_proc "$1"; [[ -n "${HEALTH_PORT[$1]:-}" ]] && wait_healthy "$1" ;;
+    *)
+      ensure_built
+      start_proc "$1"
+      if [[ -n "${HEALTH_PORT[$1]:-}" ]]; then wait_healthy "$1"; fi
+      ;;
   esac
 }
 
@@ -468,7 +486,11 @@ do_stop() {
   if use_docker; then compose down; return; fi
   load_ports
   if [[ -n "$SERVICE" ]]; then
-    case "$SERVICE" in postgres) stop_postgres ;; redis) stop_redis ;; *) stop_proc "$SERVICE" ;; esac
+    case "$SERVICE" in
+      postgres) PG_BIN=$(find_pg_bin) || die "PostgreSQL binaries not found"; stop_postgres ;;
+      redis) stop_redis ;;
+      *) stop_proc "$SERVICE" ;;
+    esac
     return
   fi
   local name

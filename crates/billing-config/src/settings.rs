@@ -157,12 +157,26 @@ pub struct SigningSecrets {
     pub gateway_webhook: Vec<Secret<String>>,
 }
 
-/// The mock payment gateway's behaviour (the only gateway for now).
-#[derive(Debug, Clone, Copy)]
+/// The payment gateway the payment service calls over HTTP (Stripe's API shape; the simulator in development).
+#[derive(Debug, Clone)]
 pub struct GatewaySettings {
-    pub latency: Duration,
-    /// 0.0–1.0 of calls failing as unavailable.
-    pub failure_rate: f64,
+    /// Base URL of the gateway's API, without a trailing slash.
+    pub url: String,
+    /// The secret API key sent as `Authorization: Bearer …`.
+    pub api_key: Secret<String>,
+    /// How long one call may take before its outcome is treated as unknown.
+    pub timeout: Duration,
+}
+
+/// Limits on guarded routes, and whose word about the client's address is trusted.
+#[derive(Debug, Clone)]
+pub struct LimitSettings {
+    /// Sign-ups per client address per hour.
+    pub registrations_per_hour: u64,
+    /// Login attempts per email and client address per 15 minutes (a success clears them).
+    pub login_attempts_per_15_min: u64,
+    /// Peers (load balancers) whose `X-Forwarded-For` names the client; anyone else's header is ignored.
+    pub trusted_proxies: Vec<crate::Cidr>,
 }
 
 /// The billing cycle's timing.
@@ -187,8 +201,10 @@ pub struct Settings {
     pub services: ServiceSettings,
     pub jwt: JwtSettings,
     pub signing: SigningSecrets,
-    pub gateway: GatewaySettings,
+    /// The payment gateway (payment service only).
+    pub gateway: Option<GatewaySettings>,
     pub billing: BillingSettings,
+    pub limits: LimitSettings,
     /// Multiplies every queue delay and visibility timeout (tests run retries in milliseconds; 1 elsewhere).
     pub queue_time_scale: f64,
     /// The clock can be advanced through `/v1/admin/clock` (test environment only).
@@ -315,24 +331,27 @@ impl Settings {
             },
         };
 
-        let gateway = GatewaySettings {
-            latency: Duration::from_millis(match r.optional("GATEWAY_LATENCY_MS")? {
-                Some(v) => {
-                    parse_range(&v, 0, 60_000).map_err(|reason| ConfigError::new("GATEWAY_LATENCY_MS", reason))?
-                }
-                None => 0,
-            }),
-            failure_rate: match r.optional("GATEWAY_FAILURE_RATE")? {
-                Some(v) => {
-                    parse_range(&v, 0.0, 1.0).map_err(|reason| ConfigError::new("GATEWAY_FAILURE_RATE", reason))?
-                }
-                None => 0.0,
-            },
+        let gateway = match service {
+            ServiceKind::Payment => Some(r.gateway()?),
+            ServiceKind::Subscription => None,
         };
 
         let billing = BillingSettings {
             dunning_offsets: r.parse_with("DUNNING_RETRY_OFFSETS", parse_offsets)?,
             tick_every: r.secs("BILLING_TICK_SECS", 1, 3600)?,
+        };
+
+        let limits = LimitSettings {
+            registrations_per_hour: r
+                .parse_with("RATE_LIMIT_REGISTRATIONS_PER_HOUR", |v| parse_range(v, 1, 1_000_000))?,
+            login_attempts_per_15_min: r
+                .parse_with("RATE_LIMIT_LOGIN_ATTEMPTS_PER_15_MIN", |v| parse_range(v, 1, 1_000_000))?,
+            trusted_proxies: r
+                .list("TRUSTED_PROXIES")?
+                .iter()
+                .map(|c| c.parse())
+                .collect::<Result<_, String>>()
+                .map_err(|reason| ConfigError::new("TRUSTED_PROXIES", reason))?,
         };
 
         let queue_time_scale = match r.optional("QUEUE_TIME_SCALE")? {
@@ -366,6 +385,7 @@ impl Settings {
             signing,
             gateway,
             billing,
+            limits,
             queue_time_scale,
             test_clock,
         })
@@ -413,6 +433,40 @@ impl Reader<'_> {
             return Err(ConfigError::new(key, "expected an http(s) URL with a host"));
         }
         Ok(raw.trim_end_matches('/').to_owned())
+    }
+
+    /// The gateway's address and key. Deployed environments refuse a gateway on this machine and a test-mode key
+    /// (`sk_test_…`, which the simulator takes) unless `GATEWAY_ALLOW_SIMULATOR=true` says so on purpose.
+    fn gateway(&self) -> Result<GatewaySettings, ConfigError> {
+        let url = self.http_url("GATEWAY_URL")?;
+        let api_key = self.secret("GATEWAY_API_KEY")?;
+        let allow_simulator = match self.optional("GATEWAY_ALLOW_SIMULATOR")? {
+            Some(v) => parse_bool(&v).map_err(|reason| ConfigError::new("GATEWAY_ALLOW_SIMULATOR", reason))?,
+            None => false,
+        };
+        if self.layers.env().is_deployed() && !allow_simulator {
+            let host = Url::parse(&url).ok().and_then(|u| u.host_str().map(str::to_owned)).unwrap_or_default();
+            if is_local_host(&host) || !url.starts_with("https://") {
+                return Err(ConfigError::new(
+                    "GATEWAY_URL",
+                    "staging and production call a real gateway over https (set GATEWAY_ALLOW_SIMULATOR=true to \
+                     use the simulator on purpose)",
+                ));
+            }
+            if api_key.expose().starts_with("sk_test_") {
+                return Err(ConfigError::new(
+                    "GATEWAY_API_KEY",
+                    "is a test-mode key; staging and production need a live key (or GATEWAY_ALLOW_SIMULATOR=true)",
+                ));
+            }
+        }
+        let timeout = match self.optional("GATEWAY_TIMEOUT_MS")? {
+            Some(v) => Duration::from_millis(
+                parse_range(&v, 100, 120_000).map_err(|reason| ConfigError::new("GATEWAY_TIMEOUT_MS", reason))?,
+            ),
+            None => Duration::from_secs(10),
+        };
+        Ok(GatewaySettings { url, api_key, timeout })
     }
 
     fn secret(&self, key: &str) -> Result<Secret<String>, ConfigError> {

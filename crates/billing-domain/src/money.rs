@@ -77,6 +77,11 @@ impl Currency {
         CURRENCIES.iter().copied().find(|c| c.code == code)
     }
 
+    /// The currency a client named, in any case (`usd` is `USD`): ISO 4217 codes are case-insensitive to people.
+    pub fn from_client_code(code: &str) -> Option<Currency> {
+        Self::from_code(&code.to_ascii_uppercase())
+    }
+
     /// Every supported currency, sorted by code.
     pub fn all() -> &'static [Currency] {
         CURRENCIES
@@ -345,6 +350,9 @@ mod tests {
         assert_eq!(cur("JPY").min_charge().amount_string(), "50");
         assert_eq!(cur("AED").min_charge().amount_string(), "2.00");
         assert!(Currency::from_code("usd").is_none(), "codes are upper case");
+        assert_eq!(Currency::from_client_code("usd"), Currency::from_code("USD"), "clients may write any case");
+        assert_eq!(Currency::from_client_code("jPy"), Currency::from_code("JPY"));
+        assert!(Currency::from_client_code(" usd").is_none());
         assert!(Currency::from_code("XXX").is_none());
     }
 

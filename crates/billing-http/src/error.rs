@@ -154,6 +154,7 @@ impl ApiError {
             "service_unavailable",
             "a dependency is unavailable, try again later",
         )
+        .with_header(actix_web::http::header::RETRY_AFTER, HeaderValue::from_static("1"))
     }
 
     /// 500. The cause is logged here, once, and never returned.

@@ -11,6 +11,7 @@ use futures_util::StreamExt;
 use futures_util::future::LocalBoxFuture;
 use serde::de::DeserializeOwned;
 use serde_json::error::Category;
+use serde_json::json;
 
 use crate::{ApiError, BODY_LIMIT_BYTES};
 
@@ -32,18 +33,13 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let is_json = matches!(req.mime_type(), Ok(Some(mime))
-            if mime.type_() == "application" && (mime.subtype() == "json" || mime.suffix().is_some_and(|s| s == "json")));
+        let is_json = is_json(req);
         let declared_len =
             req.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
         let mut payload = payload.take();
         Box::pin(async move {
             if !is_json {
-                return Err(ApiError::new(
-                    actix_web::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                    "unsupported_media_type",
-                    "the body must be JSON with Content-Type: application/json",
-                ));
+                return Err(unsupported_media_type());
             }
             if declared_len.is_some_and(|len| len > BODY_LIMIT_BYTES) {
                 return Err(ApiError::payload_too_large());
@@ -61,13 +57,39 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
     }
 }
 
+fn is_json(req: &HttpRequest) -> bool {
+    matches!(req.mime_type(), Ok(Some(mime))
+        if mime.type_() == "application" && (mime.subtype() == "json" || mime.suffix().is_some_and(|s| s == "json")))
+}
+
+fn unsupported_media_type() -> ApiError {
+    ApiError::new(
+        actix_web::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+        "the body must be JSON with Content-Type: application/json",
+    )
+}
+
+/// As [`parse_json`] for a body a route took as raw bytes (to sign or fingerprint them): the request must say
+/// `Content-Type: application/json` (415 otherwise), as the [`Json`] extractor requires.
+pub fn parse_json_request<T: DeserializeOwned>(req: &HttpRequest, bytes: &[u8]) -> Result<T, ApiError> {
+    if !is_json(req) {
+        return Err(unsupported_media_type());
+    }
+    parse_json(bytes)
+}
+
 /// Parses `bytes` as `T`, mapping syntax errors to 400 and shape errors to 422 with the field path. Every body we
 /// take is a JSON object: serde would also fill a struct from an array of its fields in order (`[2, 1]` as
 /// `{"plan_id": 2, "quantity": 1}`), which names no field and passes `deny_unknown_fields`, so anything but an
 /// object is refused here.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
-        Some(b'{') => {}
+        // Syntax first: a typed parse would report an unknown first key (422) before a syntax error later on.
+        Some(b'{') => {
+            serde_json::from_slice::<serde::de::IgnoredAny>(bytes)
+                .map_err(|e| ApiError::malformed_json(strip_position(&e)))?;
+        }
         None => return Err(ApiError::malformed_json("the body is empty")),
         Some(_) => {
             return Err(match serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
@@ -83,13 +105,54 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         match inner.classify() {
             Category::Data => {
                 let (field, message) = describe_data_error(&path, &inner);
-                ApiError::validation(BTreeMap::from([(field, message)]))
+                let mut fields = BTreeMap::from([(field.clone(), message.clone())]);
+                if message == "is required" && !field.contains('.') {
+                    fields.extend(other_missing_fields::<T>(bytes, &field).into_iter().map(|f| (f, message.clone())));
+                }
+                ApiError::validation(fields)
             }
             Category::Syntax | Category::Eof | Category::Io => ApiError::malformed_json(strip_position(&inner)),
         }
     })?;
     de.end().map_err(|e| ApiError::malformed_json(strip_position(&e)))?;
     Ok(value)
+}
+
+/// serde stops at the first missing field; the others are found by filling each missing one in turn with a value
+/// of some type it accepts and parsing again (only on this error path, at most a few dozen small parses).
+fn other_missing_fields<T: DeserializeOwned>(bytes: &[u8], first: &str) -> Vec<String> {
+    let Ok(serde_json::Value::Object(mut object)) = serde_json::from_slice::<serde_json::Value>(bytes) else {
+        return Vec::new();
+    };
+    let fillers = [json!(""), json!(1), json!(true), json!({}), json!([]), json!("1.00")];
+    let mut missing = Vec::new();
+    let mut current = first.to_owned();
+    for _ in 0..32 {
+        let mut next = None;
+        for filler in &fillers {
+            object.insert(current.clone(), filler.clone());
+            match serde_path_to_error::deserialize::<_, T>(serde_json::Value::Object(object.clone())) {
+                Ok(_) => return missing,
+                Err(err) if err.path().to_string().starts_with(current.as_str()) => continue,
+                Err(err) => {
+                    let message = err.inner().to_string();
+                    next = message
+                        .strip_prefix("missing field `")
+                        .and_then(|rest| rest.find('`').map(|end| rest[..end].to_owned()))
+                        .filter(|_| matches!(err.path().to_string().as_str(), "." | "?" | ""));
+                    break;
+                }
+            }
+        }
+        match next {
+            Some(field) if !missing.contains(&field) && field != first => {
+                missing.push(field.clone());
+                current = field;
+            }
+            _ => break,
+        }
+    }
+    missing
 }
 
 /// serde names unknown and missing fields in the message, with the path of the object around them.
@@ -229,6 +292,31 @@ mod tests {
         assert!(fields(&err)["nested.flag"].is_string(), "{err:?}");
         let err = parse_json::<Body>(br#"{"email":"a","count":1,"nested":{"x":1}}"#).err();
         assert_eq!(err.map(|e| fields(&e)), Some(serde_json::json!({"nested.x": "unknown field"})));
+    }
+
+    #[test]
+    fn every_missing_field_is_listed_and_syntax_comes_before_shape() {
+        #[derive(Debug, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        #[expect(dead_code, reason = "fields exist to be deserialized")]
+        struct Three {
+            email: String,
+            count: u32,
+            note: Option<String>,
+            flag: bool,
+        }
+        let err = parse_json::<Three>(b"{}").err().unwrap_or_else(|| panic!("accepted"));
+        assert_eq!(
+            fields(&err),
+            serde_json::json!({"email": "is required", "count": "is required", "flag": "is required"})
+        );
+        let err = parse_json::<Three>(br#"{"count": 1}"#).err().unwrap_or_else(|| panic!("accepted"));
+        assert_eq!(fields(&err), serde_json::json!({"email": "is required", "flag": "is required"}));
+        // Whatever the first key, malformed JSON is a 400.
+        for body in [&br#"{"bogus": 1, "email": "#[..], br#"{"email": "a", "count": 1,"#, br#"{"count": x}"#] {
+            let err = parse_json::<Three>(body).err().unwrap_or_else(|| panic!("accepted {body:?}"));
+            assert_eq!(err.status().as_u16(), 400, "{body:?}: {err:?}");
+        }
     }
 
     #[test]

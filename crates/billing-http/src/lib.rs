@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 pub mod auth;
+pub mod client_ip;
 pub mod clock;
 pub mod context;
 pub mod envelope;

@@ -21,19 +21,21 @@ pub fn verify(req: &HttpRequest, signed: &[u8], secrets: &[&[u8]], now: i64) -> 
     if header(ID_HEADER).is_none() {
         return Err(missing());
     }
-    billing_signing::verify(secrets, header(TIMESTAMP_HEADER), header(SIGNATURE_HEADER), signed, now).map_err(|e| {
-        match e {
-            VerifyError::MissingHeader => missing(),
-            VerifyError::BadTimestamp | VerifyError::StaleTimestamp => ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "stale_timestamp",
-                "the timestamp is missing, malformed or more than 300 seconds away",
-            ),
-            VerifyError::InvalidSignature => {
-                ApiError::unauthorized("invalid_signature", "the signature does not match")
-            }
-        }
-    })
+    billing_signing::verify(secrets, header(TIMESTAMP_HEADER), header(SIGNATURE_HEADER), signed, now).map_err(rejection)
+}
+
+/// The answer to a signature that did not verify: 400 for a missing header or a bad or stale timestamp, 401 for a
+/// signature that does not match.
+pub fn rejection(e: VerifyError) -> ApiError {
+    match e {
+        VerifyError::MissingHeader => missing(),
+        VerifyError::BadTimestamp | VerifyError::StaleTimestamp => ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "stale_timestamp",
+            "the timestamp is missing, malformed or more than 300 seconds away",
+        ),
+        VerifyError::InvalidSignature => ApiError::unauthorized("invalid_signature", "the signature does not match"),
+    }
 }
 
 /// As [`verify`] for internal routes: anything but a valid signature (a user's JWT included) is 401.

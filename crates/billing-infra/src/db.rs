@@ -43,12 +43,35 @@ impl From<DieselError> for DbError {
                 Self::CheckViolation { constraint: info.constraint_name().unwrap_or_default().to_owned() }
             }
             DieselError::DatabaseError(DatabaseErrorKind::SerializationFailure, _) => Self::Conflict,
-            DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection, info) => {
+            DieselError::DatabaseError(
+                DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+                info,
+            ) => Self::Unavailable(info.message().to_owned()),
+            DieselError::DatabaseError(_, info) if is_lost_connection(info.message()) => {
                 Self::Unavailable(info.message().to_owned())
             }
+            other if is_lost_connection(&other.to_string()) => Self::Unavailable(other.to_string()),
             other => Self::Other(other.to_string()),
         }
     }
+}
+
+/// The server went away under a connection (a restart, a failover, a network cut): the request may succeed in a
+/// moment, so it is a 503, not a 500. PostgreSQL's own words for it (57P01–57P03, 08xxx) and the driver's.
+fn is_lost_connection(message: &str) -> bool {
+    const SIGNS: [&str; 9] = [
+        "terminating connection",
+        "the database system is shutting down",
+        "the database system is starting up",
+        "the database system is in recovery mode",
+        "connection closed",
+        "connection reset",
+        "broken pipe",
+        "server closed the connection",
+        "unexpected eof",
+    ];
+    let message = message.to_ascii_lowercase();
+    SIGNS.iter().any(|sign| message.contains(sign))
 }
 
 impl From<PoolError> for DbError {
@@ -91,4 +114,27 @@ pub async fn ping(pool: &DbPool) -> Result<Duration, DbError> {
     let mut conn = pool.get().await?;
     select(1.into_sql::<Integer>()).get_result::<i32>(&mut conn).await?;
     Ok(started.elapsed())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_server_going_away_is_unavailable_not_a_bug() {
+        for message in [
+            "terminating connection due to administrator command",
+            "FATAL: the database system is shutting down",
+            "Connection closed",
+            "Connection reset by peer (os error 104)",
+        ] {
+            assert!(is_lost_connection(message), "{message}");
+        }
+        assert!(!is_lost_connection("relation \"nope\" does not exist"));
+        let err = DieselError::DatabaseError(
+            DatabaseErrorKind::Unknown,
+            Box::new("terminating connection due to administrator command".to_owned()),
+        );
+        assert!(matches!(DbError::from(err), DbError::Unavailable(_)));
+    }
 }

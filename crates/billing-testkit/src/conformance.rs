@@ -67,9 +67,12 @@ async fn detailed(app: &TestApp) -> (u16, Value) {
 
 /// `/v1/health/detailed` reports the real database and Redis, turns 503 naming Redis while Redis is down,
 /// and returns to 200 by itself when Redis is back, without a restart; likewise for an unreachable database.
-pub async fn assert_health_follows_its_dependencies<S: Service>(set: MigrationSet) {
+/// `settings` are the service's other dependencies (the payment service's gateway).
+pub async fn assert_health_follows_its_dependencies<S: Service>(set: MigrationSet, settings: &[(&str, String)]) {
     let mut redis = RedisServer::start();
-    let app = TestApp::spawn_with::<S>(set, &[("REDIS_URL", redis.url())]).await;
+    let mut overrides = vec![("REDIS_URL", redis.url())];
+    overrides.extend(settings.iter().cloned());
+    let app = TestApp::spawn_with::<S>(set, &overrides).await;
 
     let basic = app.get("/v1/health").await;
     assert_eq!(basic.status().as_u16(), 200);
@@ -108,7 +111,9 @@ pub async fn assert_health_follows_its_dependencies<S: Service>(set: MigrationSe
     // A database nobody listens on: 503 naming the database, quickly (bounded by the pool timeouts).
     let closed_port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port());
     let url = format!("postgres://billing@127.0.0.1:{}/nowhere", closed_port.expect("free port"));
-    let app = TestApp::spawn_with::<S>(set, &[(crate::app::database_url_key(S::KIND), url)]).await;
+    let mut overrides = vec![(crate::app::database_url_key(S::KIND), url)];
+    overrides.extend(settings.iter().cloned());
+    let app = TestApp::spawn_with::<S>(set, &overrides).await;
     let started = std::time::Instant::now();
     let (status, body) = detailed(&app).await;
     assert_eq!(status, 503, "{body}");

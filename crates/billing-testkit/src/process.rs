@@ -29,6 +29,8 @@ pub fn deployed_env(env: &str) -> Vec<(String, String)> {
         ("INTERNAL_SUB_TO_PAY_SECRETS", "1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f7081"),
         ("INTERNAL_PAY_TO_SUB_SECRETS", "2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192"),
         ("GATEWAY_WEBHOOK_SECRETS", "3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3"),
+        ("GATEWAY_URL", "https://api.gateway.example"),
+        ("GATEWAY_API_KEY", "sk_live_5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f7081"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))

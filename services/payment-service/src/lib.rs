@@ -12,12 +12,12 @@ pub mod routes;
 pub mod services;
 pub mod state;
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use actix_web::web;
 
 use crate::clients::SubscriptionClient;
-use crate::gateway::mock::MockGateway;
+use crate::gateway::http::HttpGateway;
 use crate::state::AppState;
 
 use billing_config::ServiceKind;
@@ -42,12 +42,6 @@ pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/p
 )]
 struct ApiDoc;
 
-/// The process's mock gateway (one per process, like a connection to a real one), configured from settings.
-pub fn mock_gateway(settings: &billing_config::Settings) -> Arc<MockGateway> {
-    static GATEWAY: OnceLock<Arc<MockGateway>> = OnceLock::new();
-    GATEWAY.get_or_init(|| Arc::new(MockGateway::new(settings.gateway.latency, settings.gateway.failure_rate))).clone()
-}
-
 /// Builds the state every handler and job shares.
 pub fn build_state(infra: &Infra) -> anyhow::Result<AppState> {
     Ok(AppState {
@@ -55,7 +49,9 @@ pub fn build_state(infra: &Infra) -> anyhow::Result<AppState> {
         db: infra.db.clone(),
         redis: infra.redis.clone(),
         clock: infra.clock.clone(),
-        gateway: mock_gateway(&infra.settings),
+        gateway: Arc::new(HttpGateway::from_settings(
+            infra.settings.gateway.as_ref().ok_or_else(|| anyhow::anyhow!("the payment service needs GATEWAY_URL"))?,
+        )?),
         subscriptions: SubscriptionClient::from_settings(&infra.settings, infra.clock.clone())?,
     })
 }
@@ -71,6 +67,13 @@ impl Service for PaymentService {
 
     fn openapi() -> utoipa::openapi::OpenApi {
         ApiDoc::openapi()
+    }
+
+    fn extra_health_checks(infra: &Infra) -> Vec<Arc<dyn billing_http::health::HealthCheck>> {
+        match infra.settings.gateway.as_ref().map(HttpGateway::from_settings) {
+            Some(Ok(gateway)) => vec![Arc::new(gateway::http::GatewayCheck(gateway))],
+            _ => Vec::new(),
+        }
     }
 
     fn description() -> &'static str {

@@ -46,7 +46,7 @@ pub enum ServiceError {
     #[error("concurrent update")]
     ConcurrentUpdate,
     #[error("usage limit exceeded")]
-    UsageLimitExceeded { feature: String, current: i64, limit: i64, reset_at: String },
+    UsageLimitExceeded { feature: String, current: i64, limit: i64, reset_at: String, retry_after_secs: u64 },
     #[error("feature not in plan")]
     FeatureNotInPlan(String),
     #[error("no active subscription")]
@@ -137,14 +137,21 @@ impl From<ServiceError> for ApiError {
                 "concurrent_update",
                 "the subscription was changed by another request; reload it and try again",
             ),
-            ServiceError::UsageLimitExceeded { feature, current, limit, reset_at } => ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "usage_limit_exceeded",
-                "the usage limit of this feature is reached for the current period",
-            )
-            .with_details(
-                json!({"feature_name": feature, "current_usage": current, "limit": limit, "reset_at": reset_at}),
-            ),
+            ServiceError::UsageLimitExceeded { feature, current, limit, reset_at, retry_after_secs } => {
+                // Like every 429, it says when to come back: the period's end, when the count resets.
+                ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "usage_limit_exceeded",
+                    "the usage limit of this feature is reached for the current period",
+                )
+                .with_header(
+                    actix_web::http::header::RETRY_AFTER,
+                    actix_web::http::header::HeaderValue::from(retry_after_secs),
+                )
+                .with_details(
+                    json!({"feature_name": feature, "current_usage": current, "limit": limit, "reset_at": reset_at}),
+                )
+            }
             ServiceError::FeatureNotInPlan(feature) => {
                 ApiError::forbidden("feature_not_in_plan", "the current plan does not meter this feature")
                     .with_details(json!({"feature_name": feature}))

@@ -1,10 +1,11 @@
-//! The payment gateway boundary. A real processor implements [`PaymentGateway`]; [`mock::MockGateway`] is the
-//! only implementation for now, with the test cards of API.md.
+//! The payment gateway boundary. [`http::HttpGateway`] is the only implementation: a client of Stripe's API shape,
+//! talking to the gateway simulator (its own process, `gateway-simulator`) in development and tests and to a real
+//! processor in production. Nothing a gateway remembers lives in our processes.
 //!
 //! The card number and CVV cross this boundary and nothing else: the service keeps only the token, brand, last 4
 //! and expiry the gateway hands back.
 
-pub mod mock;
+pub mod http;
 
 use billing_domain::Money;
 use futures_util::future::BoxFuture;

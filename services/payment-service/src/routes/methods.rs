@@ -1,7 +1,7 @@
 //! `/v1/payment-methods`: save a card for later charges, list saved ones.
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use billing_http::{ApiError, ApiResponse, AuthUser, ok};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -61,8 +61,13 @@ fn dto(row: methods::MethodRow, default: bool) -> MethodDto {
         (status = 201, description = "Saved; the new default", body = MethodDto),
         (status = 422, description = "`validation_failed`: Luhn, expiry, CVV or name (the number is never echoed)", body = billing_http::error::ErrorEnvelope),
         (status = 503, description = "`gateway_unavailable`: nothing saved, try again", body = billing_http::error::ErrorEnvelope)))]
-pub async fn save(state: web::Data<AppState>, user: AuthUser, body: web::Bytes) -> Result<HttpResponse, ApiError> {
-    let input: SaveBody = billing_http::extract::parse_json(&body)?;
+pub async fn save(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let input: SaveBody = billing_http::extract::parse_json_request(&req, &body)?;
     let card = card::validate(
         &input.card_number.0,
         &input.card_expiry,

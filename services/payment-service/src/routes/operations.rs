@@ -5,13 +5,14 @@ use billing_http::{AdminUser, ApiError, ok};
 use billing_queue::{NewJob, Queue, QueueName};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel_async::{AsyncConnection, RunQueryDsl};
+use diesel_async::RunQueryDsl;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use utoipa::ToSchema;
 
-use crate::db::schema::{gateway_events, refunds, transactions, webhook_deliveries as d};
+use crate::db::schema::{gateway_events, transactions, webhook_deliveries as d};
 use crate::error::ServiceError;
+use crate::gateway::RefundOutcome;
 use crate::state::AppState;
 
 /// One attempt to deliver a webhook.
@@ -98,67 +99,99 @@ pub async fn redeliver(
     Ok(res)
 }
 
-/// An event from the gateway.
+/// An event from the gateway, in Stripe's shape: `{id, type, data: {object}}`.
 #[derive(Debug, Deserialize)]
 pub struct GatewayEvent {
     pub id: String,
-    /// `charge.succeeded`, `charge.failed`, `refund.succeeded`, `refund.failed`.
+    /// `payment_intent.succeeded`, `payment_intent.payment_failed`, `refund.created`, `refund.updated`,
+    /// `refund.failed`; other types are recorded and ignored.
     #[serde(rename = "type")]
     pub kind: String,
-    /// The gateway reference of the charge or refund.
-    pub reference: String,
-    pub decline_code: Option<String>,
+    pub data: GatewayEventData,
 }
 
-/// Events from the payment gateway, signed with the gateway secret, applied once per gateway event id. They
-/// settle transactions and refunds still pending here (for instance after an ambiguous answer).
+/// The object an event is about.
+#[derive(Debug, Deserialize)]
+pub struct GatewayEventData {
+    pub object: Value,
+}
+
+/// Events from the payment gateway, signed in Stripe's scheme (`Stripe-Signature: t=…,v1=…`) with the gateway
+/// secret, applied once per gateway event id. They settle charges and refunds still pending here (after an answer
+/// that was lost), matched by the gateway's id or by our idempotency key in `metadata.billing_key`.
 pub async fn gateway(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> Result<HttpResponse, ApiError> {
     let secrets: Vec<&[u8]> = state.settings.signing.gateway_webhook.iter().map(|s| s.expose().as_bytes()).collect();
-    billing_http::signed::verify(&req, &body, &secrets, state.now().timestamp())?;
+    let header = req.headers().get(billing_signing::STRIPE_SIGNATURE_HEADER).and_then(|v| v.to_str().ok());
+    billing_signing::verify_stripe(&secrets, header, &body, state.now().timestamp())
+        .map_err(billing_http::signed::rejection)?;
     let raw: Value = billing_http::extract::parse_json(&body)?;
     let event: GatewayEvent = billing_http::extract::parse_json(&body)?;
+    let object = &event.data.object;
+    let reference = object["id"].as_str().unwrap_or_default().to_owned();
+    let billing_key = object["metadata"]["billing_key"].as_str().map(str::to_owned);
     let mut conn = state.conn().await?;
-    let applied = conn
-        .transaction::<_, ServiceError, _>(async move |conn| {
-            let inserted = diesel::insert_into(gateway_events::table)
-                .values((
-                    gateway_events::event_id.eq(&event.id),
-                    gateway_events::event_type.eq(&event.kind),
-                    gateway_events::payload.eq(&raw),
-                ))
-                .on_conflict_do_nothing()
-                .execute(conn)
-                .await?;
-            if inserted == 0 {
-                return Ok("duplicate");
+    let (event_id, kind) = (event.id.clone(), event.kind.clone());
+    let inserted = diesel::insert_into(gateway_events::table)
+        .values((
+            gateway_events::event_id.eq(&event_id),
+            gateway_events::event_type.eq(&kind),
+            gateway_events::payload.eq(&raw),
+        ))
+        .on_conflict_do_nothing()
+        .execute(&mut conn)
+        .await
+        .map_err(ServiceError::from)?;
+    drop(conn);
+    if inserted == 0 {
+        return Ok(ok(json!({"status": "duplicate"}), "gateway event received"));
+    }
+    let applied = match kind.as_str() {
+        "payment_intent.succeeded" | "payment_intent.payment_failed" => {
+            let succeeded = kind == "payment_intent.succeeded";
+            let decline = object["last_payment_error"]["decline_code"].as_str().map(str::to_owned);
+            let mut query = diesel::update(transactions::table)
+                .filter(transactions::status.eq("pending"))
+                .filter(
+                    transactions::gateway_reference
+                        .eq(&reference)
+                        .or(transactions::idempotency_key.eq(billing_key.clone().unwrap_or_default())),
+                )
+                .into_boxed();
+            if billing_key.is_none() {
+                query = query.filter(transactions::gateway_reference.eq(&reference));
             }
-            let updated = match event.kind.as_str() {
-                "charge.succeeded" | "charge.failed" => {
-                    let status = if event.kind == "charge.succeeded" { "succeeded" } else { "failed" };
-                    diesel::update(
-                        transactions::table
-                            .filter(transactions::gateway_reference.eq(&event.reference))
-                            .filter(transactions::status.eq("pending")),
-                    )
-                    .set((transactions::status.eq(status), transactions::decline_code.eq(&event.decline_code)))
-                    .execute(conn)
-                    .await?
+            let n = query
+                .set((
+                    transactions::status.eq(if succeeded { "succeeded" } else { "failed" }),
+                    transactions::gateway_reference.eq(&reference),
+                    transactions::decline_code.eq(&decline),
+                ))
+                .execute(&mut *state.conn().await?)
+                .await
+                .map_err(ServiceError::from)?;
+            n > 0
+        }
+        "refund.created" | "refund.updated" | "refund.failed" => {
+            match crate::services::refunds::pending_by_gateway(&state, &reference, billing_key.as_deref()).await? {
+                Some(refund) => {
+                    let outcome = match object["status"].as_str() {
+                        Some("succeeded") => Some(RefundOutcome::Succeeded { reference: reference.clone() }),
+                        Some("failed" | "canceled") => Some(RefundOutcome::Failed {
+                            code: object["failure_reason"].as_str().unwrap_or("refund_failed").to_owned(),
+                            message: "the gateway reported the refund failed".to_owned(),
+                        }),
+                        _ => None,
+                    };
+                    if let Some(outcome) = outcome {
+                        crate::services::refunds::settle(&state, refund, outcome).await?;
+                    }
+                    true
                 }
-                "refund.succeeded" | "refund.failed" => {
-                    let status = if event.kind == "refund.succeeded" { "succeeded" } else { "failed" };
-                    diesel::update(
-                        refunds::table
-                            .filter(refunds::gateway_reference.eq(&event.reference))
-                            .filter(refunds::status.eq("pending")),
-                    )
-                    .set(refunds::status.eq(status))
-                    .execute(conn)
-                    .await?
-                }
-                _ => 0,
-            };
-            Ok(if updated > 0 { "applied" } else { "recorded" })
-        })
-        .await?;
-    Ok(ok(json!({"status": applied}), "gateway event received"))
+                None => false,
+            }
+        }
+        _ => false,
+    };
+    let status = if applied { "applied" } else { "recorded" };
+    Ok(ok(json!({"status": status}), "gateway event received"))
 }

@@ -12,7 +12,7 @@ use uuid::Uuid;
 use crate::error::ServiceError;
 use crate::services::card;
 use crate::services::idempotency::{self, Begin};
-use crate::services::payments::{self, Funding, Paid, PayRequest, TransactionRow};
+use crate::services::payments::{self, CardSummary, Funding, Paid, PayRequest, TransactionRow};
 use crate::services::refunds::{self, RefundAccepted, RefundRequest};
 use crate::state::AppState;
 
@@ -61,7 +61,8 @@ pub struct ProcessBody {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TransactionDto {
     pub id: Uuid,
-    #[schema(example = "succeeded")]
+    /// `success`, `failed` or `pending`: the word `POST /v1/payments/process` answers with.
+    #[schema(example = "success")]
     pub status: String,
     pub subscription_id: Option<Uuid>,
     pub invoice_id: Uuid,
@@ -71,8 +72,8 @@ pub struct TransactionDto {
     pub currency: String,
     pub gateway_reference: Option<String>,
     pub decline_code: Option<String>,
-    pub card_brand: Option<String>,
-    pub card_last4: Option<String>,
+    /// The card charged, in the same shape as the answer to `POST /v1/payments/process`.
+    pub card: Option<CardSummary>,
     pub created_at: String,
     /// Refunds of this payment, newest first.
     pub refunds: Vec<RefundDto>,
@@ -115,15 +116,17 @@ impl From<TransactionRow> for TransactionDto {
         let amount = money_text(t.amount, &currency);
         Self {
             id: t.id,
-            status: t.status,
+            status: payments::status_word(&t.status).to_owned(),
             subscription_id: t.subscription_id,
             invoice_id: t.invoice_id,
             amount,
             currency,
             gateway_reference: t.gateway_reference,
             decline_code: t.decline_code,
-            card_brand: t.card_brand,
-            card_last4: t.card_last4.map(|l| l.trim().to_owned()),
+            card: match (t.card_brand, t.card_last4) {
+                (Some(brand), Some(last4)) => Some(CardSummary { brand, last4: last4.trim().to_owned() }),
+                _ => None,
+            },
             created_at: billing_http::rfc3339(t.created_at),
             refunds: Vec::new(),
         }
@@ -192,7 +195,7 @@ pub async fn process(
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     let key = idempotency_key(&req)?;
-    let input: ProcessBody = billing_http::extract::parse_json(&body)?;
+    let input: ProcessBody = billing_http::extract::parse_json_request(&req, &body)?;
     let card = card::validate(
         &input.card_number.0,
         &input.card_expiry,
@@ -298,7 +301,7 @@ pub async fn refund(
     let input: RefundBody = if body.iter().all(u8::is_ascii_whitespace) {
         RefundBody::default()
     } else {
-        billing_http::extract::parse_json(&body)?
+        billing_http::extract::parse_json_request(&req, &body)?
     };
     let id = id.into_inner();
     idempotent(&state, user.id, key, &format!("POST /v1/payments/{id}/refund"), &body, async {

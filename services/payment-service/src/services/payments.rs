@@ -88,7 +88,7 @@ const AMBIGUOUS_RETRIES: usize = 3;
 
 /// Pays an invoice (named directly, or the subscription's open one) with a card.
 pub async fn pay(state: &AppState, request: PayRequest) -> Result<Paid, ServiceError> {
-    let currency = Currency::from_code(&request.currency)
+    let currency = Currency::from_client_code(&request.currency)
         .ok_or_else(|| ServiceError::invalid("currency", "unsupported currency"))?;
     let amount = request.amount.to_money(currency).map_err(|e| ServiceError::invalid("amount", e.to_string()))?;
     if !request.off_session && amount.minor() < currency.min_charge().minor() {
@@ -263,6 +263,15 @@ pub async fn pay(state: &AppState, request: PayRequest) -> Result<Paid, ServiceE
                 .await?;
             Err(ServiceError::GatewayUnavailable(err.to_string()))
         }
+    }
+}
+
+/// A payment's status as the API says it (`success`, as seed 003 and the answer to a payment do); the table keeps
+/// `succeeded`, the word its constraints and the refunds use.
+pub fn status_word(stored: &str) -> &str {
+    match stored {
+        "succeeded" => "success",
+        other => other,
     }
 }
 

@@ -146,8 +146,7 @@ pub async fn request(
     .await
 }
 
-/// The `q:pay:refund_initiation` job: asks the gateway (once per refund, by its key) and records the outcome;
-/// a success is announced to the subscription service, a failure gives the reservation back.
+/// The `q:pay:refund_initiation` job: asks the gateway (once per refund, by its key) and records the outcome.
 pub async fn process(state: &AppState, refund_id: Uuid) -> Result<(), billing_queue::worker::JobError> {
     use billing_queue::worker::JobError;
     let retry = |e: &dyn std::fmt::Display| JobError::Retry(e.to_string());
@@ -165,9 +164,9 @@ pub async fn process(state: &AppState, refund_id: Uuid) -> Result<(), billing_qu
     if refund.status != "pending" {
         return Ok(());
     }
-    let (reference, invoice, subscription): (Option<String>, Uuid, Option<Uuid>) = transactions::table
+    let reference: Option<String> = transactions::table
         .find(refund.transaction_id)
-        .select((transactions::gateway_reference, transactions::invoice_id, transactions::subscription_id))
+        .select(transactions::gateway_reference)
         .first(&mut conn)
         .await
         .map_err(|e| retry(&e))?;
@@ -180,26 +179,54 @@ pub async fn process(state: &AppState, refund_id: Uuid) -> Result<(), billing_qu
         .refund(refund.idempotency_key.clone(), reference.unwrap_or_default(), amount)
         .await
         .map_err(|e| retry(&e))?;
-    let mut conn = state.conn().await.map_err(|e| retry(&e))?;
+    settle(state, refund.id, outcome).await.map_err(|e| retry(&e))
+}
+
+/// Records a refund's outcome once, whoever learns it first (the worker's call or the gateway's event): a success
+/// is announced to the subscription service as `refund.succeeded`, a failure gives the reservation back. A refund
+/// that is no longer pending is left as it is.
+pub async fn settle(state: &AppState, refund_id: Uuid, outcome: RefundOutcome) -> Result<(), ServiceError> {
     let now = state.now();
-    conn.transaction::<_, diesel::result::Error, _>(async move |conn| {
+    let mut conn = state.conn().await?;
+    conn.transaction::<_, ServiceError, _>(async move |conn| {
+        let Some(refund) = refunds::table
+            .find(refund_id)
+            .for_update()
+            .select(RefundRow::as_select())
+            .first(conn)
+            .await
+            .optional()?
+            .filter(|r| r.status == "pending")
+        else {
+            return Ok(());
+        };
+        let (invoice, subscription): (Uuid, Option<Uuid>) = transactions::table
+            .find(refund.transaction_id)
+            .select((transactions::invoice_id, transactions::subscription_id))
+            .first(conn)
+            .await?;
         match outcome {
             RefundOutcome::Succeeded { reference } => {
-                diesel::update(refunds::table.find(refund.id).filter(refunds::status.eq("pending")))
+                diesel::update(refunds::table.find(refund.id))
                     .set((refunds::status.eq("succeeded"), refunds::gateway_reference.eq(&reference)))
                     .execute(conn)
                     .await?;
+                let currency = Currency::from_code(refund.currency.trim())
+                    .ok_or_else(|| ServiceError::Internal("bad currency".into()))?;
+                let amount =
+                    Money::from_decimal(refund.amount, currency).map_err(|e| ServiceError::Internal(e.to_string()))?;
                 let event = json!({
                     "event_id": format!("evt_{}", refund.id), "event_type": "refund.succeeded", "transaction_id": refund.transaction_id,
                     "subscription_id": subscription, "invoice_id": invoice, "status": "succeeded",
                     "amount": amount.amount_string(), "currency": currency.code(), "occurred_at": billing_http::rfc3339(now),
                     "metadata": {"refund_id": refund.id, "reason": refund.reason, "cancel_subscription": refund.cancel_subscription},
                 });
-                let job = NewJob::new("refund.succeeded", format!("webhook:evt_{}", refund.id), event).correlated(refund.transaction_id.to_string());
-                outbox::push(conn, QueueName::PaySubscriptionUpdate.as_str(), &job, None).await.map_err(|e| diesel::result::Error::QueryBuilderError(e.to_string().into()))?;
+                let job = NewJob::new("refund.succeeded", format!("webhook:evt_{}", refund.id), event)
+                    .correlated(refund.transaction_id.to_string());
+                outbox::push(conn, QueueName::PaySubscriptionUpdate.as_str(), &job, None).await?;
             }
             RefundOutcome::Failed { message, .. } => {
-                diesel::update(refunds::table.find(refund.id).filter(refunds::status.eq("pending")))
+                diesel::update(refunds::table.find(refund.id))
                     .set((refunds::status.eq("failed"), refunds::failure_message.eq(&message)))
                     .execute(conn)
                     .await?;
@@ -212,7 +239,20 @@ pub async fn process(state: &AppState, refund_id: Uuid) -> Result<(), billing_qu
         Ok(())
     })
     .await
-    .map_err(|e| retry(&e))
+}
+
+/// The pending refund the gateway knows by `reference` or by our idempotency key `billing_key`.
+pub async fn pending_by_gateway(
+    state: &AppState,
+    reference: &str,
+    billing_key: Option<&str>,
+) -> Result<Option<Uuid>, ServiceError> {
+    let mut query = refunds::table.filter(refunds::status.eq("pending")).into_boxed();
+    query = match billing_key {
+        Some(key) => query.filter(refunds::gateway_reference.eq(reference).or(refunds::idempotency_key.eq(key))),
+        None => query.filter(refunds::gateway_reference.eq(reference)),
+    };
+    Ok(query.select(refunds::id).first(&mut *state.conn().await?).await.optional()?)
 }
 
 /// The refunds of `payments`, newest first.

@@ -87,7 +87,7 @@ async fn a_renewal_charges_the_saved_card_and_advances_the_period_once() {
     let paid = payments(&w, &c).await;
     let charges = of_invoice(&paid, &renewal);
     assert_eq!(charges.len(), 1, "{paid:?}");
-    assert_eq!((charges[0]["status"].as_str(), charges[0]["amount"].as_str()), (Some("succeeded"), Some("29.99")));
+    assert_eq!((charges[0]["status"].as_str(), charges[0]["amount"].as_str()), (Some("success"), Some("29.99")));
     let events = w.events(&c, &id).await;
     assert_eq!(events, vec!["created", "activated", "renewal_invoiced", "renewed"], "{events:?}");
 
@@ -128,7 +128,7 @@ async fn a_failed_renewal_goes_past_due_and_a_later_retry_recovers_it() {
         .rev()
         .map(|p| format!("{}:{}", p["status"].as_str().unwrap_or(""), p["decline_code"].as_str().unwrap_or("")))
         .collect();
-    assert_eq!(attempts, vec!["failed:insufficient_funds", "failed:insufficient_funds", "succeeded:"]);
+    assert_eq!(attempts, vec!["failed:insufficient_funds", "failed:insufficient_funds", "success:"]);
     let events = w.events(&c, &id).await;
     assert_eq!(
         events,

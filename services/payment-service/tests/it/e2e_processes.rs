@@ -24,6 +24,10 @@ fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// Every process `env-manager.sh start` runs in development.
+const PROCESSES: [&str; 5] =
+    ["gateway-simulator", "subscription-service", "subscription-worker", "payment-service", "payment-worker"];
+
 struct System {
     env: Vec<(String, String)>,
     logs: tempfile::TempDir,
@@ -38,7 +42,8 @@ struct System {
 impl System {
     async fn start() -> Self {
         let (sub_db, pay_db, redis) = (TestDb::new(SUB).await, TestDb::new(PAY).await, TestRedis::new());
-        let (sub_port, pay_port) = (free_port(), free_port());
+        let (sub_port, pay_port, gateway_port) = (free_port(), free_port(), free_port());
+        let logs = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let sub_url = format!("http://127.0.0.1:{sub_port}");
         let pay_url = format!("http://127.0.0.1:{pay_port}");
         let mut env: Vec<(String, String)> = vec![
@@ -51,6 +56,9 @@ impl System {
             ("PAYMENT_PORT".into(), pay_port.to_string()),
             ("SUBSCRIPTION_SERVICE_URL".into(), sub_url.clone()),
             ("PAYMENT_SERVICE_URL".into(), pay_url.clone()),
+            ("GATEWAY_PORT".into(), gateway_port.to_string()),
+            ("GATEWAY_URL".into(), format!("http://127.0.0.1:{gateway_port}")),
+            ("GATEWAY_SIMULATOR_JOURNAL".into(), logs.path().join("gateway.journal").display().to_string()),
             // Everything our code logs, so the card-data search below has something to search.
             ("LOG_LEVEL".into(), "debug,h2=info,hyper=info,reqwest=info,rustls=info".into()),
         ];
@@ -59,7 +67,6 @@ impl System {
                 env.push((key.into(), v));
             }
         }
-        let logs = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let mut system = Self {
             env,
             logs,
@@ -76,9 +83,10 @@ impl System {
             .output()
             .unwrap_or_else(|e| panic!("seed: {e}"));
         assert!(seed.status.success(), "{}", String::from_utf8_lossy(&seed.stderr));
-        for name in ["subscription-service", "subscription-worker", "payment-service", "payment-worker"] {
+        for name in PROCESSES {
             system.spawn(name);
         }
+        system.wait_healthy(&format!("http://127.0.0.1:{gateway_port}")).await;
         system.wait_healthy(&system.sub_url.clone()).await;
         system.wait_healthy(&system.pay_url.clone()).await;
         system
@@ -89,6 +97,7 @@ impl System {
             "subscription-service" => ("subscription-service", "serve"),
             "subscription-worker" => ("subscription-service", "worker"),
             "payment-service" => ("payment-service", "serve"),
+            "gateway-simulator" => ("gateway-simulator", ""),
             _ => ("payment-service", "worker"),
         };
         let log = std::fs::OpenOptions::new()
@@ -97,7 +106,7 @@ impl System {
             .open(self.logs.path().join(format!("{name}.log")))
             .unwrap_or_else(|e| panic!("{e}"));
         let child = Command::new(binary(bin))
-            .arg(role)
+            .args(Some(role).filter(|r| !r.is_empty()))
             .envs(self.env.clone())
             .stdout(Stdio::null())
             .stderr(Stdio::from(log))
@@ -191,7 +200,26 @@ impl System {
         self.call(&self.pay_url, Method::POST, "/v1/payments/process", Some(token), Some(body)).await
     }
 
-    /// Every log line the four processes wrote.
+    fn gateway_url(&self) -> String {
+        let port = self.env.iter().find(|(k, _)| k == "GATEWAY_PORT").map(|(_, v)| v.clone()).unwrap_or_default();
+        format!("http://127.0.0.1:{port}")
+    }
+
+    /// An administrator's access token (made in the subscription database, signed in over HTTP).
+    async fn admin(&self) -> String {
+        use diesel_async::AsyncConnection;
+        let mut conn =
+            diesel_async::AsyncPgConnection::establish(&self._dbs.0.url).await.unwrap_or_else(|e| panic!("{e}"));
+        subscription_service::services::seed::ensure_admin(&mut conn, "ops@example.com", "ops pass 12345")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let body = json!({"email": "ops@example.com", "password": "ops pass 12345"});
+        let (status, login) = self.call(&self.sub_url, Method::POST, "/v1/auth/login", None, Some(body)).await;
+        assert_eq!(status, 200, "{login}");
+        login["data"]["access_token"].as_str().unwrap_or_default().to_owned()
+    }
+
+    /// Every log line the processes wrote.
     fn logs(&self) -> String {
         std::fs::read_dir(self.logs.path())
             .into_iter()
@@ -208,7 +236,7 @@ impl System {
 
 impl Drop for System {
     fn drop(&mut self) {
-        for name in ["subscription-service", "subscription-worker", "payment-service", "payment-worker"] {
+        for name in PROCESSES {
             self.stop(name);
         }
     }
@@ -307,4 +335,43 @@ async fn a_payment_made_while_the_subscription_service_is_down_applies_when_it_r
     })
     .await;
     assert_eq!(deliveries(true).await, Some(1), "delivered once it was back");
+}
+
+/// The defect that started the gateway's move to its own process: charges made by `payment-service serve`,
+/// refunds run by `payment-service worker`. With the gateway remembering its charges, a partial and a full refund
+/// succeed across the processes and each issues its credit note; a restart of the gateway in between loses nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refunds_made_by_the_worker_process_succeed_with_their_credit_notes() {
+    let mut sys = System::start().await;
+    let (token, _, sub, invoice) = sys.journey_to_payment().await;
+    let (status, paid) = sys.pay(&token, &sub, "4242424242424242").await;
+    assert_eq!(status, 201, "{paid}");
+    let tx = paid["data"]["transaction_id"].as_str().unwrap_or_default().to_owned();
+    poll_until(Duration::from_secs(10), "the subscription to become active", || async {
+        (sys.status(&token, &sub).await == "active").then_some(())
+    })
+    .await;
+    let admin = sys.admin().await;
+    // The gateway is restarted between the charge and the refunds: its journal keeps the charge.
+    sys.stop("gateway-simulator");
+    sys.spawn("gateway-simulator");
+    sys.wait_healthy(&sys.gateway_url()).await;
+
+    let path = format!("/v1/payments/{tx}/refund");
+    let (status, partial) =
+        sys.call(&sys.pay_url, Method::POST, &path, Some(&admin), Some(json!({"amount": "9.99"}))).await;
+    assert_eq!(status, 202, "{partial}");
+    let (status, rest) = sys.call(&sys.pay_url, Method::POST, &path, Some(&admin), None).await;
+    assert_eq!((status, rest["data"]["amount"].as_str()), (202, Some("20.00")), "{rest}");
+    let notes = poll_until(Duration::from_secs(20), "two credit notes on the invoice", || async {
+        let (_, inv) =
+            sys.call(&sys.sub_url, Method::GET, &format!("/v1/invoices/{invoice}"), Some(&token), None).await;
+        (inv["data"]["credit_notes"].as_array().map(Vec::len) == Some(2)).then_some(inv["data"].clone())
+    })
+    .await;
+    assert_eq!(notes["amount_credited"], "29.99", "{notes}");
+    let (_, history) = sys.call(&sys.pay_url, Method::GET, "/v1/payments/history", Some(&token), None).await;
+    let refunds = history["data"]["items"][0]["refunds"].as_array().cloned().unwrap_or_default();
+    assert_eq!(refunds.len(), 2);
+    assert!(refunds.iter().all(|r| r["status"] == "succeeded"), "{refunds:?}");
 }

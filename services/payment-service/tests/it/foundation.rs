@@ -13,5 +13,22 @@ async fn migrations_run_up_down_and_up_again() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn detailed_health_follows_postgres_and_redis() {
-    billing_testkit::assert_health_follows_its_dependencies::<PaymentService>(SET).await;
+    let gateway = crate::common::Gateway::start();
+    billing_testkit::assert_health_follows_its_dependencies::<PaymentService>(SET, &[gateway.setting()]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn detailed_health_reports_the_gateway_and_turns_503_while_it_is_down() {
+    let gateway = crate::common::Gateway::start();
+    let app = billing_testkit::TestApp::spawn_with::<PaymentService>(SET, &[gateway.setting()]).await;
+    let detailed = || async {
+        let res = app.get("/v1/health/detailed").await;
+        (res.status().as_u16(), res.json::<serde_json::Value>().await.unwrap_or_default())
+    };
+    let (status, body) = detailed().await;
+    assert_eq!((status, body["checks"]["gateway"]["status"].as_str()), (200, Some("healthy")), "{body}");
+    gateway.running.stop().await;
+    let (status, body) = detailed().await;
+    assert_eq!((status, body["checks"]["gateway"]["status"].as_str()), (503, Some("unhealthy")), "{body}");
+    assert_eq!(body["checks"]["database"]["status"], "healthy");
 }

@@ -1,5 +1,5 @@
 //! Payments end to end, in process: the real subscription service, the real payment service and the real payment
-//! worker (outbox relay → queue → signed webhook), with the mock gateway.
+//! worker (outbox relay → queue → signed webhook), with the gateway simulator on its own port.
 
 use std::time::Duration;
 
@@ -18,6 +18,7 @@ use common::{PAY, SUB};
 struct World {
     sub: TestApp,
     pay: TestApp,
+    gateway: crate::common::Gateway,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
@@ -28,8 +29,13 @@ impl World {
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         subscription_service::services::seed::seed_catalog(&mut conn).await.unwrap_or_else(|e| panic!("{e}"));
-        let pay =
-            TestApp::spawn_with::<PaymentService>(PAY, &[("SUBSCRIPTION_SERVICE_URL", sub.base_url.clone())]).await;
+        let gateway = crate::common::Gateway::start();
+        let pay = TestApp::spawn_with::<PaymentService>(
+            PAY,
+            &[("SUBSCRIPTION_SERVICE_URL", sub.base_url.clone()), gateway.setting()],
+        )
+        .await;
+        gateway.send_events_to(&pay.base_url);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(PaymentService::worker(
             pay.infra.clone(),
@@ -37,7 +43,7 @@ impl World {
                 let _ = stopped.await;
             }),
         ));
-        Self { sub, pay, stop: Some(stop) }
+        Self { sub, pay, gateway, stop: Some(stop) }
     }
 
     async fn call(
@@ -163,7 +169,7 @@ async fn paying_with_a_good_card_activates_the_subscription_within_seconds() {
         (Some("success"), Some("29.99"), Some("USD"))
     );
     assert_eq!((d["card"]["brand"].as_str(), d["card"]["last4"].as_str()), (Some("visa"), Some("4242")));
-    assert!(d["gateway_reference"].as_str().is_some_and(|r| r.starts_with("ch_")));
+    assert!(d["gateway_reference"].as_str().is_some_and(|r| r.starts_with("pi_")), "the payment intent: {d}");
 
     poll_until(Duration::from_secs(15), "the subscription to become active", || async {
         (w.status(&token, &sub).await == "active").then_some(())
@@ -175,12 +181,25 @@ async fn paying_with_a_good_card_activates_the_subscription_within_seconds() {
     let (_, history, _) = w.call(&w.pay, Method::GET, "/v1/payments/history", Some(&token), None, None).await;
     let items = history["data"]["items"].as_array().cloned().unwrap_or_default();
     assert_eq!(items.len(), 1);
+    // One word for the status and one shape for the card, in every answer about the payment.
     assert_eq!(
         (items[0]["status"].as_str(), items[0]["invoice_id"].as_str()),
-        (Some("succeeded"), Some(invoice.as_str()))
+        (Some("success"), Some(invoice.as_str()))
     );
+    assert_eq!(items[0]["card"], d["card"], "{}", items[0]);
     let tx = d["transaction_id"].as_str().unwrap_or_default();
-    assert_eq!(w.call(&w.pay, Method::GET, &format!("/v1/payments/{tx}"), Some(&token), None, None).await.0, 200);
+    let (status, one, _) = w.call(&w.pay, Method::GET, &format!("/v1/payments/{tx}"), Some(&token), None, None).await;
+    assert_eq!((status, one["data"]["status"].as_str()), (200, Some("success")));
+    assert_eq!(one["data"]["card"], json!({"brand": "visa", "last4": "4242"}));
+
+    // Paying again, by the subscription (now active) or by the invoice (now paid): 409, not 404.
+    let mut by_invoice = payment(&sub, "4242424242424242", json!("29.99"));
+    by_invoice["invoice_id"] = json!(invoice);
+    by_invoice.as_object_mut().map(|b| b.remove("subscription_id"));
+    for body in [payment(&sub, "4242424242424242", json!("29.99")), by_invoice] {
+        let (status, again, _) = w.process(Some(&token), body, None).await;
+        assert_eq!((status, again["code"].as_str()), (409, Some("invoice_not_payable")), "{again}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -210,7 +229,7 @@ async fn a_declined_card_is_402_and_the_subscription_stays_pending() {
 async fn fifty_concurrent_requests_with_one_idempotency_key_charge_once() {
     let w = World::new().await;
     let (token, _, sub, _) = w.customer().await;
-    let gateway = payment_service::mock_gateway(&w.pay.settings);
+    let gateway = &w.gateway.running.simulator;
     let before = gateway.charges_made();
     let body = payment(&sub, "4242424242424242", json!("29.99"));
     let answers = join_all((0..50).map(|_| w.process(Some(&token), body.clone(), Some("same-key")))).await;
@@ -242,7 +261,7 @@ async fn fifty_concurrent_requests_with_one_idempotency_key_charge_once() {
 async fn bad_payments_are_precise_4xx_and_charge_nothing() {
     let w = World::new().await;
     let (token, _, sub, _) = w.customer().await;
-    let gateway = payment_service::mock_gateway(&w.pay.settings);
+    let gateway = &w.gateway.running.simulator;
     let before = gateway.charges_made();
     let cases = [
         (payment(&sub, "4242424242424241", json!("29.99")), 422, "validation_failed", Some("card_number")),
@@ -626,17 +645,17 @@ async fn admins_see_webhook_deliveries_and_can_redeliver_one() {
 async fn gateway_events_are_verified_and_applied_once() {
     let w = World::new().await;
     let secret = w.pay.settings.signing.gateway_webhook[0].expose().as_bytes().to_vec();
-    let body = serde_json::to_vec(&json!({"id": "gw_evt_1", "type": "charge.succeeded", "reference": "ch_unknown"}))
-        .unwrap_or_default();
+    // Stripe's event shape and signature scheme.
+    let body = serde_json::to_vec(&json!({"id": "evt_1", "object": "event", "type": "payment_intent.succeeded",
+        "data": {"object": {"id": "pi_unknown", "object": "payment_intent", "status": "succeeded", "metadata": {}}}}))
+    .unwrap_or_default();
     let send = |secret: Vec<u8>| {
         let now = chrono::Utc::now().timestamp();
         let req = w
             .pay
             .client
             .post(w.pay.url("/v1/webhooks/gateway"))
-            .header("X-Webhook-Id", "gw_evt_1")
-            .header("X-Webhook-Timestamp", now.to_string())
-            .header("X-Webhook-Signature", billing_signing::sign(&secret, now, &body))
+            .header("Stripe-Signature", billing_signing::stripe_signature(&secret, now, &body))
             .body(body.clone());
         async move {
             let res = req.send().await.unwrap_or_else(|e| panic!("{e}"));
@@ -679,4 +698,36 @@ async fn history_pages_with_a_cursor_newest_first() {
         422
     );
     assert_eq!(w.call(&w.pay, Method::GET, "/v1/payments/history?limit=0", Some(&token), None, None).await.0, 422);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_must_be_json_list_every_missing_field_and_malformed_json_is_400() {
+    let w = World::new().await;
+    let (token, _, sub, _) = w.customer().await;
+    let raw = |content_type: &'static str, body: String| {
+        let req = w.pay.client.post(w.pay.url("/v1/payments/process")).bearer_auth(&token);
+        async move {
+            let res = req.header("content-type", content_type).body(body).send().await;
+            let res = res.unwrap_or_else(|e| panic!("{e}"));
+            (res.status().as_u16(), res.json::<Value>().await.unwrap_or_default())
+        }
+    };
+    let good = payment(&sub, "4242424242424242", json!("29.99")).to_string();
+    let (status, body) = raw("text/plain", good.clone()).await;
+    assert_eq!((status, body["code"].as_str()), (415, Some("unsupported_media_type")));
+    let (status, body) = raw("application/x-www-form-urlencoded", "amount=29.99".into()).await;
+    assert_eq!(status, 415, "{body}");
+    let (status, body) = raw("application/json", json!({"subscription_id": sub}).to_string()).await;
+    assert_eq!(status, 422, "{body}");
+    let fields = body["details"]["fields"].as_object().cloned().unwrap_or_default();
+    for field in ["amount", "currency", "card_number", "card_expiry", "card_cvv", "cardholder_name"] {
+        assert_eq!(fields.get(field).and_then(Value::as_str), Some("is required"), "{field}: {body}");
+    }
+    for malformed in [r#"{"bogus": 1, "amount": "#, r#"{"amount": "29.99", "currency": }"#] {
+        let (status, body) = raw("application/json", malformed.into()).await;
+        assert_eq!((status, body["code"].as_str()), (400, Some("malformed_json")), "{malformed}");
+    }
+    let saved = w.pay.client.post(w.pay.url("/v1/payment-methods")).bearer_auth(&token);
+    let res = saved.header("content-type", "text/plain").body("{}").send().await;
+    assert_eq!(res.map(|r| r.status().as_u16()).ok(), Some(415));
 }

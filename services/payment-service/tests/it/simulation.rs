@@ -164,7 +164,9 @@ async fn act(w: &Clocked, sim: &mut Sim, action: &Action, tally: &mut BTreeMap<S
                 "currency": created["data"]["currency"], "card_number": first_card, "card_expiry": "12/40",
                 "card_cvv": "123", "cardholder_name": "Sim Customer",
             });
-            let (status, _) = w.call(&w.pay, Method::POST, "/v1/payments/process", Some(&c.token), Some(body)).await;
+            let (status, answer) =
+                w.call(&w.pay, Method::POST, "/v1/payments/process", Some(&c.token), Some(body)).await;
+            assert!(status < 500, "pay_first_invoice answered {status}: {answer}");
             ("pay_first_invoice", status)
         }
         Action::Trial => {
@@ -208,7 +210,7 @@ async fn act(w: &Clocked, sim: &mut Sim, action: &Action, tally: &mut BTreeMap<S
                 w.call(&w.pay, Method::GET, "/v1/payments/history?limit=100", Some(&c.token), None).await;
             let Some(paid) = history["data"]["items"]
                 .as_array()
-                .and_then(|items| items.iter().find(|p| p["status"] == "succeeded"))
+                .and_then(|items| items.iter().find(|p| p["status"] == "success"))
                 .cloned()
             else {
                 return;

@@ -99,6 +99,20 @@ pub async fn open_for_subscription(
         .await?)
 }
 
+/// The newest invoice of a subscription, whatever its status.
+pub async fn latest_for_subscription(
+    conn: &mut AsyncPgConnection,
+    subscription: Uuid,
+) -> Result<Option<InvoiceRow>, DbError> {
+    Ok(invoices::table
+        .filter(invoices::subscription_id.eq(subscription))
+        .order((invoices::created_at.desc(), invoices::id.desc()))
+        .select(InvoiceRow::as_select())
+        .first(conn)
+        .await
+        .optional()?)
+}
+
 /// The lines of `invoices`, in order.
 pub async fn lines(conn: &mut AsyncPgConnection, ids: &[Uuid]) -> Result<Vec<InvoiceLineRow>, DbError> {
     Ok(invoice_lines::table

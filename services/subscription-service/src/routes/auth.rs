@@ -8,9 +8,8 @@ use super::dto::{LoginBody, RefreshBody, RegisterBody, RoleBody, TokensDto, User
 use crate::services::auth::{self, Registration};
 use crate::state::AppState;
 
-fn client_ip(req: &HttpRequest) -> String {
-    // The TCP peer: forwarded headers are spoofable unless a trusted proxy sets them.
-    req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_else(|| "unknown".to_owned())
+fn client_ip(state: &AppState, req: &HttpRequest) -> String {
+    billing_http::client_ip::client_ip(req, &state.settings.limits.trusted_proxies)
 }
 
 /// Create an account and receive tokens.
@@ -32,7 +31,7 @@ pub async fn register(
         first_name: body.first_name,
         last_name: body.last_name,
     };
-    let tokens = auth::register(&state, input, &client_ip(&req)).await?;
+    let tokens = auth::register(&state, input, &client_ip(&state, &req)).await?;
     Ok(created(TokensDto::from(tokens), "account created"))
 }
 
@@ -48,7 +47,7 @@ pub async fn login(
     body: Json<LoginBody>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
-    let tokens = auth::login(&state, &body.email, body.password, &client_ip(&req)).await?;
+    let tokens = auth::login(&state, &body.email, body.password, &client_ip(&state, &req)).await?;
     Ok(ok(TokensDto::from(tokens), "signed in"))
 }
 

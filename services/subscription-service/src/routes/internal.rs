@@ -70,7 +70,8 @@ pub async fn invoice(
     Ok(ok(due(&state, row).await?, "invoice"))
 }
 
-/// `GET /v1/internal/subscriptions/{id}/due`: the subscription's open invoice, if it has one.
+/// `GET /v1/internal/subscriptions/{id}/due`: the subscription's open invoice; with none open, its newest invoice
+/// (not payable, so paying an active subscription is a 409 naming the invoice's status, not a 404).
 pub async fn subscription_due(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -83,7 +84,13 @@ pub async fn subscription_due(
         return Err(ServiceError::SubscriptionNotFound.into());
     }
     let open = db::invoices::open_for_subscription(&mut conn, id).await.map_err(ServiceError::from)?;
+    let invoice = match open.into_iter().max_by_key(|i| i.created_at) {
+        Some(open) => open,
+        None => db::invoices::latest_for_subscription(&mut conn, id)
+            .await
+            .map_err(ServiceError::from)?
+            .ok_or(ServiceError::InvoiceNotFound)?,
+    };
     drop(conn);
-    let invoice = open.into_iter().max_by_key(|i| i.created_at).ok_or(ServiceError::InvoiceNotFound)?;
     Ok(ok(due(&state, invoice).await?, "amount due"))
 }

@@ -59,7 +59,7 @@ fn validate(body: PlanUpdateBody, existing_currency: Option<Currency>) -> Result
         }
     }
     let currency = match body.currency {
-        Some(code) => match Currency::from_code(&code) {
+        Some(code) => match Currency::from_client_code(&code) {
             Some(c) => {
                 changes.currency = Some(c.code().to_owned());
                 Some(c)
@@ -73,6 +73,18 @@ fn validate(body: PlanUpdateBody, existing_currency: Option<Currency>) -> Result
     };
     if let Some(price) = body.price {
         match currency.map(|c| price.to_money(c)) {
+            // A price under what the processor will charge could never be collected: free, or the minimum.
+            Some(Ok(m)) if !m.is_zero() && m.minor() < m.currency().min_charge().minor() => {
+                let minimum = m.currency().min_charge();
+                fields.insert(
+                    "price".into(),
+                    format!(
+                        "below the minimum charge of {} {}; 0 for a free plan",
+                        minimum.amount_string(),
+                        minimum.currency().code()
+                    ),
+                );
+            }
             Some(Ok(m)) if !m.is_negative() => changes.price = Some(m.to_decimal()),
             Some(Ok(_)) => {
                 fields.insert("price".into(), "must not be negative".into());
@@ -198,8 +210,9 @@ mod tests {
 
     #[test]
     fn decimal_prices_are_read_exactly() {
-        let body = PlanUpdateBody { price: Some(billing_domain::AmountText("0.10".into())), ..Default::default() };
+        // 0.70 is not 0.7000000000000001 (its nearest binary float), and is above USD's minimum charge.
+        let body = PlanUpdateBody { price: Some(billing_domain::AmountText("0.70".into())), ..Default::default() };
         let changes = validate(body, Currency::from_code("USD")).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(changes.price, Some(Decimal::new(10, 2)));
+        assert_eq!(changes.price, Some(Decimal::new(70, 2)));
     }
 }

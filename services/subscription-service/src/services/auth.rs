@@ -16,10 +16,15 @@ use crate::error::ServiceError;
 use crate::state::AppState;
 
 /// Login attempts allowed per email and client address before 429 (a success clears the count, so only failures
-/// add up).
-const LOGIN_FAILURES: Limit = Limit { max: 10, window: Duration::from_secs(15 * 60) };
-/// Registrations allowed per client address.
-const REGISTRATIONS: Limit = Limit { max: 20, window: Duration::from_secs(60 * 60) };
+/// add up); the number is `RATE_LIMIT_LOGIN_ATTEMPTS_PER_15_MIN`.
+fn login_attempts(state: &AppState) -> Limit {
+    Limit { max: state.settings.limits.login_attempts_per_15_min, window: Duration::from_secs(15 * 60) }
+}
+
+/// Registrations allowed per client address (`RATE_LIMIT_REGISTRATIONS_PER_HOUR`).
+fn registrations(state: &AppState) -> Limit {
+    Limit { max: state.settings.limits.registrations_per_hour, window: Duration::from_secs(60 * 60) }
+}
 /// How long a refresh token lives.
 const REFRESH_TTL: chrono::Duration = chrono::Duration::days(30);
 
@@ -81,7 +86,7 @@ pub async fn register(state: &AppState, input: Registration, ip: &str) -> Result
     check_name(&mut fields, "last_name", &input.last_name);
     let Some(email) = email.filter(|_| fields.is_empty()) else { return Err(ServiceError::Validation(fields)) };
 
-    if let Err(retry_after_secs) = state.limiter.hit(&format!("register:{ip}"), REGISTRATIONS).await? {
+    if let Err(retry_after_secs) = state.limiter.hit(&format!("register:{ip}"), registrations(state)).await? {
         return Err(ServiceError::RateLimited { retry_after_secs });
     }
     let hash = billing_auth::hash_password(input.password).await?;
@@ -109,7 +114,7 @@ pub async fn login(state: &AppState, raw_email: &str, password: String, ip: &str
     let key = client_key(&email, ip);
     // Every attempt is counted, atomically, before the password is checked: a burst of concurrent guesses cannot
     // all pass a check made before any of them failed. A success clears the count.
-    if let Err(retry_after_secs) = state.limiter.hit(&key, LOGIN_FAILURES).await? {
+    if let Err(retry_after_secs) = state.limiter.hit(&key, login_attempts(state)).await? {
         return Err(ServiceError::RateLimited { retry_after_secs });
     }
     let user = db::users::find_by_email(&mut *state.conn().await?, &email).await?;

@@ -316,7 +316,26 @@ pub async fn change(
     }
     let quantity = new_quantity.unwrap_or(row.quantity);
     if new_plan.id == row.plan_id && quantity == row.quantity {
-        return Err(ServiceError::invalid("body", "this is already the subscription's plan and quantity"));
+        if row.pending_plan_id.is_none() && row.pending_quantity.is_none() {
+            return Err(ServiceError::invalid("body", "this is already the subscription's plan and quantity"));
+        }
+        // Back to what it has: the change scheduled for the period end is undone.
+        let now = state.now();
+        let data = json!({"pending_plan_id": row.pending_plan_id, "pending_quantity": row.pending_quantity});
+        let subscription = state
+            .conn()
+            .await?
+            .transaction::<_, ServiceError, _>(async move |conn| {
+                let changes = SubscriptionChanges {
+                    pending_plan_id: Some(None),
+                    pending_quantity: Some(None),
+                    ..Default::default()
+                };
+                let event = SubscriptionEvent::SchedulePlanChange;
+                transition(conn, &row, event, "plan_change_unscheduled", changes, data, now).await
+            })
+            .await?;
+        return Ok(Changed { subscription, proration: None, invoice: None, scheduled: false, carried: false });
     }
     let old_total = seat_total(&old_plan, row.quantity)?;
     let new_total = seat_total(&new_plan, quantity)?;

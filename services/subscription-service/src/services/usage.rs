@@ -175,6 +175,7 @@ pub async fn use_feature(
                     current: value,
                     limit: limit.unwrap_or(i64::MAX),
                     reset_at: billing_http::rfc3339(period_end),
+                    retry_after_secs: u64::try_from((period_end - now).num_seconds()).unwrap_or(0).max(1),
                 });
             }
             "missing" if attempt == 0 => {

@@ -104,3 +104,18 @@ async fn admins_create_update_and_deactivate_plans() {
     let listed = ctx.call(Method::GET, "/v1/plans", None, None).await;
     assert!(listed.data().as_array().is_some_and(|a| a.iter().all(|p| p["id"] != id)));
 }
+
+#[tokio::test]
+async fn a_price_below_the_minimum_charge_is_refused_unless_free_and_currency_codes_take_any_case() {
+    let ctx = Ctx::new().await;
+    let plan = |code: &str, price: &str, currency: &str| json!({"code": code, "name": "P", "price": price, "currency": currency, "billing_cycle": "monthly"});
+    let res = ctx.call(Method::POST, "/v1/admin/plans", Some(&ctx.admin), Some(plan("cheap", "0.49", "USD"))).await;
+    assert_eq!(res.status, 422, "{}", res.body);
+    assert!(res.body["details"]["fields"]["price"].as_str().is_some_and(|m| m.contains("0.50")), "{}", res.body);
+    let res = ctx.call(Method::POST, "/v1/admin/plans", Some(&ctx.admin), Some(plan("yen", "49", "JPY"))).await;
+    assert_eq!(res.status, 422, "JPY's minimum is 50: {}", res.body);
+    let free = ctx.call(Method::POST, "/v1/admin/plans", Some(&ctx.admin), Some(plan("free", "0", "USD"))).await;
+    assert_eq!(free.status, 201, "a free plan is fine: {}", free.body);
+    let lower = ctx.call(Method::POST, "/v1/admin/plans", Some(&ctx.admin), Some(plan("lower", "0.50", "usd"))).await;
+    assert_eq!((lower.status, lower.data()["currency"].as_str()), (201, Some("USD")), "{}", lower.body);
+}

@@ -232,3 +232,40 @@ async fn two_hundred_concurrent_logins_stay_within_a_memory_bound_and_reads_keep
     assert!(peak > 0, "the process's memory is readable");
     assert!(peak < PEAK_RSS_BOUND_KIB, "peak RSS {peak} KiB (now {rss} KiB) over {PEAK_RSS_BOUND_KIB} KiB");
 }
+
+async fn register_from(app: &billing_testkit::TestApp, n: usize, forwarded_for: &str) -> u16 {
+    let body =
+        json!({"email": format!("p{n}-{}@example.com", uuid::Uuid::new_v4().simple()), "password": "sturdy pass 42"});
+    let res = app
+        .client
+        .post(app.url("/v1/auth/register"))
+        .header("x-forwarded-for", forwarded_for)
+        .json(&body)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    res.status().as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spoofed_forwarded_for_from_an_untrusted_peer_is_ignored() {
+    use subscription_service::SubscriptionService;
+    // No trusted proxy (the test environment's default): each request claims another address, all count as one.
+    let app = billing_testkit::TestApp::spawn::<SubscriptionService>(common::SET).await;
+    for n in 0..20 {
+        assert_eq!(register_from(&app, n, &format!("198.51.100.{n}")).await, 201, "registration {n}");
+    }
+    assert_eq!(register_from(&app, 20, "198.51.100.99").await, 429, "the header did not buy another address");
+
+    // Behind a trusted proxy (here, this machine), its header names the client: separate addresses, separate limits.
+    let app = billing_testkit::TestApp::spawn_with::<SubscriptionService>(
+        common::SET,
+        &[("TRUSTED_PROXIES", "127.0.0.1/32".to_owned()), ("RATE_LIMIT_REGISTRATIONS_PER_HOUR", "2".to_owned())],
+    )
+    .await;
+    for n in 0..2 {
+        assert_eq!(register_from(&app, n, "198.51.100.1").await, 201);
+    }
+    assert_eq!(register_from(&app, 2, "198.51.100.1").await, 429, "the configured limit, per forwarded client");
+    assert_eq!(register_from(&app, 3, "198.51.100.2").await, 201, "another client behind the proxy");
+}

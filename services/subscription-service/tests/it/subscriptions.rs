@@ -203,6 +203,19 @@ async fn a_downgrade_waits_for_the_period_end() {
         (Some(2), Some(2))
     );
     assert_eq!(d["effective_at"], d["subscription"]["current_period_end"]);
+    // Back to the current plan and seats: the scheduled downgrade is undone.
+    let undo = ctx
+        .call(Method::PUT, &format!("/v1/subscriptions/{id}"), Some(&token), Some(json!({"plan_id": 3, "quantity": 2})))
+        .await;
+    assert_eq!(undo.status, 200, "{}", undo.body);
+    let s = &undo.data()["subscription"];
+    assert_eq!(
+        (s["plan_id"].as_i64(), s["pending_plan_id"].is_null(), s["pending_quantity"].is_null()),
+        (Some(3), true, true)
+    );
+    let events = ctx.call(Method::GET, &format!("/v1/subscriptions/{id}/events"), Some(&token), None).await;
+    assert!(events.data().as_array().into_iter().flatten().any(|e| e["event_type"] == "plan_change_unscheduled"));
+    // Nothing is scheduled any more: the same plan again is a change to nothing.
     let same = ctx
         .call(Method::PUT, &format!("/v1/subscriptions/{id}"), Some(&token), Some(json!({"plan_id": 3, "quantity": 2})))
         .await;

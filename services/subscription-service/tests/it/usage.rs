@@ -90,6 +90,13 @@ async fn the_limit_is_never_passed_and_a_refusal_consumes_nothing() {
     assert_eq!(over.body["details"]["limit"], 1000);
     assert_eq!(over.body["details"]["feature_name"], "api_calls");
     assert!(over.body["details"]["reset_at"].is_string());
+    // Like every 429, it says when to retry: the seconds left until the period resets (a 30-day trial here).
+    let reset_at = chrono::DateTime::parse_from_rfc3339(over.body["details"]["reset_at"].as_str().unwrap_or(""))
+        .map(|t| (t.with_timezone(&chrono::Utc) - chrono::Utc::now()).num_seconds())
+        .unwrap_or(0);
+    let retry: i64 =
+        over.headers.get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok()).unwrap_or(-1);
+    assert!(retry > 0 && (retry - reset_at).abs() <= 5, "Retry-After {retry}, reset in {reset_at} s");
     let fits = ctx
         .call(Method::POST, "/v1/usage/use", Some(&token), Some(json!({"feature_name": "api_calls", "delta": 5})))
         .await;

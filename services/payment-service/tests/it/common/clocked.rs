@@ -1,6 +1,6 @@
 //! A whole billing system on a test clock, in process: the subscription service and the payment service (told each
 //! other's address), both workers (consumers, scheduler ticks, outbox relays), one Redis prefix so every part
-//! reads the same clock, and the mock gateway. Time moves only when a test says so.
+//! reads the same clock, and the gateway simulator on its own port. Time moves only when a test says so.
 //!
 //! Shared by the billing-cycle tests and the simulation; each uses part of it.
 #![allow(dead_code)]
@@ -34,6 +34,7 @@ pub struct Clocked {
     pub pay: TestApp,
     pub state: AppState,
     pub admin: String,
+    pub gateway: crate::common::Gateway,
     stops: Vec<tokio::sync::oneshot::Sender<()>>,
 }
 
@@ -64,7 +65,10 @@ impl Clocked {
         let sub_url = format!("http://{}", sub_listener.local_addr().unwrap_or_else(|e| panic!("address: {e:?}")));
         let pay_url = format!("http://{}", pay_listener.local_addr().unwrap_or_else(|e| panic!("address: {e:?}")));
         let prefix = format!("t:{}:", uuid::Uuid::new_v4().simple());
+        let gateway = crate::common::Gateway::start();
+        gateway.send_events_to(&pay_url);
         let mut common = vec![
+            gateway.setting(),
             ("TEST_CLOCK", "true".to_owned()),
             ("REDIS_KEY_PREFIX", prefix),
             ("SUBSCRIPTION_SERVICE_URL", sub_url),
@@ -86,7 +90,7 @@ impl Clocked {
         let (stop, signal) = stop_signal();
         tokio::spawn(PaymentService::worker(pay.infra.clone(), signal));
         stops.push(stop);
-        let mut world = Self { sub, pay, state, admin: String::new(), stops };
+        let mut world = Self { sub, pay, state, admin: String::new(), gateway, stops };
         world.admin = world.login("ops@example.com", "ops pass 12345").await;
         world
     }
