@@ -38,6 +38,27 @@ pub fn rejection(e: VerifyError) -> ApiError {
     }
 }
 
+/// As [`verify`], at `clock`'s time: a timestamp that looks stale is checked again after the clock catches up with
+/// the other processes (a test clock just moved by another process), so only a truly stale one is refused.
+pub async fn verify_at(
+    req: &HttpRequest,
+    signed: &[u8],
+    secrets: &[&[u8]],
+    clock: &dyn billing_infra::Clock,
+    internal: bool,
+) -> Result<(), ApiError> {
+    let check = |now: i64| {
+        if internal { verify_internal(req, signed, secrets, now) } else { verify(req, signed, secrets, now) }
+    };
+    match check(clock.now().timestamp()) {
+        Ok(()) => Ok(()),
+        Err(_) => {
+            clock.resync().await;
+            check(clock.now().timestamp())
+        }
+    }
+}
+
 /// As [`verify`] for internal routes: anything but a valid signature (a user's JWT included) is 401.
 pub fn verify_internal(req: &HttpRequest, signed: &[u8], secrets: &[&[u8]], now: i64) -> Result<(), ApiError> {
     verify(req, signed, secrets, now).map_err(|e| {

@@ -9,6 +9,12 @@ use chrono::{DateTime, Utc};
 pub trait Clock: Send + Sync + std::fmt::Debug {
     /// The current instant.
     fn now(&self) -> DateTime<Utc>;
+
+    /// Catches up with a clock shared between processes (a moved test clock) before a time-sensitive check is
+    /// trusted to have failed; the machine's clock has nothing to catch up with.
+    fn resync(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>> {
+        Box::pin(async {})
+    }
 }
 
 /// The machine's clock.
@@ -76,5 +82,11 @@ impl TestClock {
 impl Clock for TestClock {
     fn now(&self) -> DateTime<Utc> {
         Utc::now() + chrono::Duration::milliseconds(self.offset_ms())
+    }
+
+    fn resync(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>> {
+        Box::pin(async {
+            let _ = self.refresh().await;
+        })
     }
 }

@@ -124,14 +124,20 @@ impl Simulator {
         self.store.begin().state().intents.len()
     }
 
-    /// The next `n` calls are refused with 503 before anything happens.
+    /// The next `n` charges or refunds are refused with 503 before anything happens.
     pub fn fail_next(&self, n: u32) {
         self.faults.fail_next.store(n, Ordering::SeqCst);
     }
 
-    /// The next `n` payment intents or refunds are made, and then answered with a 500: the caller cannot know.
+    /// The next `n` answers to charges or refunds are lost: the request is done (or replayed under its key) and
+    /// answered with a 500, so the caller cannot know what happened.
     pub fn error_after_charge_next(&self, n: u32) {
         self.faults.error_after_charge_next.store(n, Ordering::SeqCst);
+    }
+
+    /// Every call waits `ms` milliseconds before anything happens.
+    pub fn set_latency_ms(&self, ms: u64) {
+        self.faults.latency_ms.store(ms, Ordering::SeqCst);
     }
 
     /// Events not yet acknowledged by the endpoint.
@@ -161,6 +167,7 @@ pub fn start(config: Config, listener: TcpListener) -> anyhow::Result<Running> {
             .route("/v1/payment_methods", web::post().to(create_payment_method))
             .route("/v1/payment_methods/{id}", web::get().to(get_payment_method))
             .route("/v1/payment_intents", web::post().to(create_payment_intent))
+            .route("/v1/payment_intents/search", web::get().to(search_payment_intents))
             .route("/v1/payment_intents/{id}", web::get().to(get_payment_intent))
             .route("/v1/refunds", web::post().to(create_refund))
             .route("/v1/refunds/{id}", web::get().to(get_refund))
@@ -239,14 +246,15 @@ fn authorized(sim: &Simulator, req: &HttpRequest) -> Result<(), Refused> {
     }
 }
 
-/// Latency and injected outages, before anything is looked at.
-async fn before_call(sim: &Simulator) -> Result<(), Refused> {
+/// Latency and injected outages, before anything is looked at. Injected outages (`fail_next`) hit the calls that
+/// move money (payment intents, refunds), so a test can lose exactly a charge's answers.
+async fn before_call(sim: &Simulator, moves_money: bool) -> Result<(), Refused> {
     let latency = sim.faults.latency_ms.load(Ordering::SeqCst);
     if latency > 0 {
         tokio::time::sleep(Duration::from_millis(latency)).await;
     }
     let random = sim.config.failure_rate > 0.0 && rand::random::<f64>() < sim.config.failure_rate;
-    if take(&sim.faults.fail_next) || random {
+    if (moves_money && take(&sim.faults.fail_next)) || random {
         return Err(stripe_error(
             StatusCode::SERVICE_UNAVAILABLE,
             "api_error",
@@ -293,13 +301,14 @@ fn idempotent(
     sim: &Simulator,
     req: &HttpRequest,
     body: &[u8],
+    moves_money: bool,
     make: impl FnOnce(&mut store::Txn<'_>) -> Result<(u16, Value, Vec<Record>), Refused>,
 ) -> HttpResponse {
     let key = req.headers().get("idempotency-key").and_then(|v| v.to_str().ok()).map(str::to_owned);
     let fingerprint = hex::encode(Sha256::new().chain_update(req.path()).chain_update(body).finalize());
     let mut txn = sim.store.begin();
     if let Some(key) = &key
-        && let Some(stored) = txn.state().idempotency.get(key)
+        && let Some(stored) = txn.state().idempotency.get(key).cloned()
     {
         if stored.fingerprint != fingerprint {
             return HttpResponse::from(stripe_error(
@@ -310,7 +319,11 @@ fn idempotent(
                 None,
             ));
         }
-        return answer(stored.status, stored.body.clone(), true);
+        drop(txn);
+        if moves_money && take(&sim.faults.error_after_charge_next) {
+            return lost_answer();
+        }
+        return answer(stored.status, stored.body, true);
     }
     let (status, value, mut records) = match make(&mut txn) {
         Ok(made) => made,
@@ -325,18 +338,22 @@ fn idempotent(
         return stripe_error(StatusCode::INTERNAL_SERVER_ERROR, "api_error", None, "Storage failed.", None).into();
     }
     drop(txn);
-    if take(&sim.faults.error_after_charge_next) {
+    if moves_money && take(&sim.faults.error_after_charge_next) {
         // Done and journaled, but the caller is told nothing useful: only the same key or the event tells.
-        return stripe_error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "api_error",
-            None,
-            "An error occurred after the request was processed (injected).",
-            None,
-        )
-        .into();
+        return lost_answer();
     }
     answer(status, value, false)
+}
+
+fn lost_answer() -> HttpResponse {
+    stripe_error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "api_error",
+        None,
+        "An error occurred after the request was processed (injected).",
+        None,
+    )
+    .into()
 }
 
 // ---------------------------------------------------------------------------------------------- objects
@@ -418,14 +435,14 @@ async fn create_payment_method(sim: web::Data<Simulator>, req: HttpRequest, body
     if let Err(res) = authorized(&sim, &req) {
         return res.into();
     }
-    if let Err(res) = before_call(&sim).await {
+    if let Err(res) = before_call(&sim, false).await {
         return res.into();
     }
     let params = match form(&body) {
         Ok(p) => p,
         Err(res) => return res.into(),
     };
-    idempotent(&sim, &req, &body, |_| {
+    idempotent(&sim, &req, &body, false, |_| {
         if params.get("type").map(String::as_str) != Some("card") {
             return Err(invalid("type", "Only type=card is supported."));
         }
@@ -483,14 +500,14 @@ async fn create_payment_intent(sim: web::Data<Simulator>, req: HttpRequest, body
     if let Err(res) = authorized(&sim, &req) {
         return res.into();
     }
-    if let Err(res) = before_call(&sim).await {
+    if let Err(res) = before_call(&sim, true).await {
         return res.into();
     }
     let params = match form(&body) {
         Ok(p) => p,
         Err(res) => return res.into(),
     };
-    idempotent(&sim, &req, &body, |txn| {
+    idempotent(&sim, &req, &body, true, |txn| {
         let amount: i64 = params.get("amount").and_then(|a| a.parse().ok()).filter(|a| *a > 0).ok_or_else(|| {
             invalid("amount", "The amount must be a positive integer in the currency's smallest unit.")
         })?;
@@ -557,18 +574,49 @@ async fn get_payment_intent(sim: web::Data<Simulator>, req: HttpRequest, id: web
     }
 }
 
+#[derive(Debug, Deserialize)]
+struct SearchQuery {
+    query: String,
+}
+
+/// `GET /v1/payment_intents/search?query=metadata['key']:'value'`: the one clause of Stripe's search language the
+/// payment service uses, to find an intent whose answer it lost.
+async fn search_payment_intents(
+    sim: web::Data<Simulator>,
+    req: HttpRequest,
+    query: web::Query<SearchQuery>,
+) -> HttpResponse {
+    if let Err(res) = authorized(&sim, &req) {
+        return res.into();
+    }
+    let clause = query.query.trim();
+    let parsed = clause
+        .strip_prefix("metadata['")
+        .and_then(|rest| rest.split_once("']:'"))
+        .and_then(|(key, value)| value.strip_suffix('\'').map(|value| (key.to_owned(), value.to_owned())));
+    let Some((key, value)) = parsed else {
+        return invalid("query", "Only metadata['key']:'value' is supported by the simulator.").into();
+    };
+    let txn = sim.store.begin();
+    let mut found: Vec<&PaymentIntent> =
+        txn.state().intents.values().filter(|pi| pi.metadata.get(&key) == Some(&value)).collect();
+    found.sort_by_key(|pi| std::cmp::Reverse(pi.created));
+    let data: Vec<Value> = found.into_iter().map(intent_json).collect();
+    HttpResponse::Ok().json(json!({"object": "search_result", "data": data, "has_more": false}))
+}
+
 async fn create_refund(sim: web::Data<Simulator>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
     if let Err(res) = authorized(&sim, &req) {
         return res.into();
     }
-    if let Err(res) = before_call(&sim).await {
+    if let Err(res) = before_call(&sim, true).await {
         return res.into();
     }
     let params = match form(&body) {
         Ok(p) => p,
         Err(res) => return res.into(),
     };
-    idempotent(&sim, &req, &body, |txn| {
+    idempotent(&sim, &req, &body, true, |txn| {
         let pi_id = params.get("payment_intent").cloned().unwrap_or_default();
         let Some(mut pi) = txn.state().intents.get(&pi_id).cloned() else {
             return Err(stripe_error(

@@ -21,6 +21,8 @@ pub enum ServiceError {
     PaymentNotFound,
     #[error("refunds are a merchant operation")]
     RefundForbidden,
+    #[error("payment method not found")]
+    PaymentMethodNotFound,
     #[error("the invoice cannot be paid")]
     InvoiceNotPayable(String),
     #[error("the payment cannot be refunded: {0}")]
@@ -70,6 +72,9 @@ impl From<ServiceError> for ApiError {
             ServiceError::SubscriptionNotFound => ApiError::not_found("subscription_not_found", "no such subscription"),
             ServiceError::InvoiceNotFound => ApiError::not_found("invoice_not_found", "no such invoice"),
             ServiceError::PaymentNotFound => ApiError::not_found("payment_not_found", "no such payment"),
+            ServiceError::PaymentMethodNotFound => {
+                ApiError::not_found("payment_method_not_found", "no such payment method")
+            }
             ServiceError::RefundForbidden => {
                 ApiError::forbidden("forbidden", "refunds are made by the merchant; ask support to refund this payment")
             }

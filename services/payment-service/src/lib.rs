@@ -34,13 +34,17 @@ pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/p
 #[derive(OpenApi)]
 #[openapi(
     info(title = "payment-service"),
-    paths(routes::payments::process, routes::payments::refund, routes::payments::history, routes::payments::get, routes::operations::list, routes::operations::redeliver, routes::methods::save, routes::methods::list),
+    paths(routes::payments::process, routes::payments::refund, routes::payments::history, routes::payments::get, routes::operations::list, routes::operations::redeliver, routes::methods::save, routes::methods::list, routes::methods::delete, routes::methods::make_default, routes::operations::gateway),
     tags(
         (name = "payments", description = "Card payments of invoices, with Idempotency-Key"),
-        (name = "payment methods", description = "Saved cards (token, brand, last 4, expiry); the newest is the default that renewals charge"),
+        (name = "payment methods", description = "Saved cards (token, brand, last 4, expiry); the default (chosen, else the newest) is what renewals charge"),
+        (name = "webhooks", description = "Signed events from the payment gateway"),
     )
 )]
 struct ApiDoc;
+
+/// How long an attempt may stay `pending` (its answer lost) before the reconciler asks the gateway about it.
+pub const RECONCILE_AFTER: chrono::Duration = chrono::Duration::minutes(2);
 
 /// Builds the state every handler and job shares.
 pub fn build_state(infra: &Infra) -> anyhow::Result<AppState> {
@@ -86,6 +90,27 @@ impl Service for PaymentService {
         Ok(Arc::new(move |cfg: &mut web::ServiceConfig| {
             cfg.app_data(state.clone()).configure(routes::configure);
         }))
+    }
+
+    fn ticks(infra: &Infra) -> anyhow::Result<Vec<billing_queue::scheduler::Tick>> {
+        let state = build_state(infra)?;
+        Ok(vec![billing_queue::scheduler::Tick {
+            name: "payments:reconcile",
+            every: std::time::Duration::from_secs(30),
+            lease: std::time::Duration::from_secs(120),
+            run: Arc::new(move || {
+                let state = state.clone();
+                Box::pin(async move {
+                    let settled = services::payments::reconcile_pending(&state, RECONCILE_AFTER)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    if settled > 0 {
+                        tracing::warn!(settled, "pending payments reconciled with the gateway");
+                    }
+                    Ok(())
+                })
+            }),
+        }])
     }
 
     fn consumers(infra: &Infra) -> anyhow::Result<Vec<Consumer>> {

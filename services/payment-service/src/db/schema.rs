@@ -13,6 +13,7 @@ diesel::table! {
         is_default -> Bool,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        deleted_at -> Nullable<Timestamptz>,
     }
 }
 
@@ -35,6 +36,7 @@ diesel::table! {
         refunded_amount -> Numeric,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        off_session -> Bool,
     }
 }
 

@@ -12,7 +12,7 @@ use std::time::Duration;
 use billing_config::{GatewaySettings, Secret};
 use billing_domain::Money;
 use futures_util::future::BoxFuture;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use super::{
     CardDetails, ChargeOutcome, ChargeRequest, GatewayError, PaymentGateway, PaymentSource, RefundOutcome, SavedCard,
@@ -191,6 +191,40 @@ impl PaymentGateway for HttpGateway {
                     text(&answer.body["error"]["message"])
                 ))),
             }
+        })
+    }
+
+    fn find_charge(&self, idempotency_key: String) -> BoxFuture<'_, Result<Option<ChargeOutcome>, GatewayError>> {
+        Box::pin(async move {
+            // Stripe's search: the intent carries our key in its metadata.
+            let query = format!("metadata['billing_key']:'{}'", idempotency_key.replace('\'', ""));
+            let res = self
+                .http
+                .get(format!("{}/v1/payment_intents/search", self.base))
+                .bearer_auth(self.api_key.expose())
+                .query(&[("query", query)])
+                .send()
+                .await
+                .map_err(|e| GatewayError::Unavailable(format!("cannot reach the gateway: {e}")))?;
+            if !res.status().is_success() {
+                return Err(GatewayError::Unavailable(format!("the gateway answered {}", res.status())));
+            }
+            let body: Value = res.json().await.map_err(|_| GatewayError::Timeout)?;
+            let Some(intent) = body["data"].as_array().and_then(|d| d.first()) else { return Ok(None) };
+            let reference = text(&intent["id"]);
+            Ok(Some(match intent["status"].as_str() {
+                Some("succeeded") => ChargeOutcome::Succeeded { reference, card: None },
+                _ => {
+                    let error = &intent["last_payment_error"];
+                    let refused = declined(&json!({"error": error}));
+                    ChargeOutcome::Declined {
+                        reference,
+                        retryable: RETRYABLE_DECLINES.contains(&refused.code.as_str()),
+                        code: refused.code,
+                        message: refused.message,
+                    }
+                }
+            }))
         })
     }
 

@@ -119,6 +119,10 @@ pub trait PaymentGateway: Send + Sync + std::fmt::Debug {
     /// Charges `request.amount`; the same idempotency key always gives the same outcome and charges once.
     fn charge(&self, request: ChargeRequest) -> BoxFuture<'_, Result<ChargeOutcome, GatewayError>>;
 
+    /// What became of the charge made under `idempotency_key`, if the gateway ever made one (the answer to it was
+    /// lost); asking never charges.
+    fn find_charge(&self, idempotency_key: String) -> BoxFuture<'_, Result<Option<ChargeOutcome>, GatewayError>>;
+
     /// Keeps a card for later charges without charging it, returning its reusable token.
     fn save_card(&self, card: CardDetails) -> BoxFuture<'_, Result<SavedCard, GatewayError>>;
 

@@ -29,8 +29,23 @@ pub async fn deliver(state: &AppState, http: &reqwest::Client, envelope: Envelop
     let (status_code, error, outcome) = match sent {
         Ok(res) => {
             let status = res.status().as_u16();
+            let answer: serde_json::Value =
+                if status == 409 { res.json().await.unwrap_or_default() } else { Default::default() };
             let outcome = match status {
                 200..=299 => Ok(()),
+                // The charge went through but its invoice can no longer take it: the money goes back.
+                409 if answer["code"] == "payment_not_applied" && event_type == "payment.succeeded" => {
+                    match event["transaction_id"].as_str().and_then(|t| t.parse::<uuid::Uuid>().ok()) {
+                        Some(tx) => crate::services::refunds::return_unapplied_payment(
+                            state,
+                            tx,
+                            answer["error"].as_str().unwrap_or("not applied"),
+                        )
+                        .await
+                        .map_err(|e| JobError::Retry(e.to_string())),
+                        None => Err(JobError::Permanent("the event names no transaction".to_owned())),
+                    }
+                }
                 408 | 429 | 500..=599 => Err(JobError::Retry(format!("the subscription service answered {status}"))),
                 _ => Err(JobError::Permanent(format!("the subscription service refused the event ({status})"))),
             };

@@ -37,7 +37,7 @@ pub async fn default_method(
     let secrets: Vec<&[u8]> =
         state.settings.signing.internal_sub_to_pay.iter().map(|s| s.expose().as_bytes()).collect();
     let line = format!("{} {}", req.method(), req.path());
-    billing_http::signed::verify_internal(&req, line.as_bytes(), &secrets, state.now().timestamp())?;
+    billing_http::signed::verify_at(&req, line.as_bytes(), &secrets, state.clock.as_ref(), true).await?;
     let first = crate::services::methods::default_for(&mut *state.conn().await?, user.into_inner())
         .await?
         .ok_or_else(|| ApiError::not_found("payment_method_not_found", "the user has no saved payment method"))?;
@@ -51,18 +51,25 @@ pub async fn default_method(
 pub async fn charge(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> Result<HttpResponse, ApiError> {
     let secrets: Vec<&[u8]> =
         state.settings.signing.internal_sub_to_pay.iter().map(|s| s.expose().as_bytes()).collect();
-    billing_http::signed::verify_internal(&req, &body, &secrets, state.now().timestamp())?;
+    billing_http::signed::verify_at(&req, &body, &secrets, state.clock.as_ref(), true).await?;
     let input: ChargeBody = billing_http::extract::parse_json(&body)?;
     if input.idempotency_key.is_empty() || input.idempotency_key.len() > 255 {
         return Err(ApiError::invalid_field("idempotency_key", "1 to 255 characters"));
     }
-    let method = match input.payment_method_id {
+    let mut conn = state.conn().await?;
+    // The named method while it lives; once its owner deleted it, their default.
+    let named = match input.payment_method_id {
+        Some(id) => crate::services::methods::live(&mut conn, input.user_id, id).await?,
+        None => None,
+    };
+    let method = match named {
         Some(id) => id,
-        None => crate::services::methods::default_for(&mut *state.conn().await?, input.user_id)
+        None => crate::services::methods::default_for(&mut conn, input.user_id)
             .await?
             .map(|method| method.id)
             .ok_or_else(|| ServiceError::invalid("payment_method_id", "the user has no saved payment method"))?,
     };
+    drop(conn);
     let request = PayRequest {
         user: input.user_id,
         subscription_id: None,

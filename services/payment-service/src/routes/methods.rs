@@ -37,7 +37,7 @@ pub struct MethodDto {
     pub exp_month: i32,
     pub exp_year: i32,
     pub cardholder_name: String,
-    /// The newest method is the default: renewals, dunning retries and trial conversions charge it.
+    /// The default (the one chosen, else the newest): renewals, dunning retries and trial conversions charge it.
     pub default: bool,
     pub created_at: String,
 }
@@ -87,4 +87,31 @@ pub async fn list(state: web::Data<AppState>, user: AuthUser) -> Result<HttpResp
     let rows = methods::list(&state, user.id).await?;
     let items: Vec<MethodDto> = rows.into_iter().enumerate().map(|(i, row)| dto(row, i == 0)).collect();
     Ok(ok(items, "payment methods"))
+}
+
+/// Delete a saved payment method: it is never charged again (the payments it made keep showing it). When it was the
+/// default, the newest one left becomes the default.
+#[utoipa::path(delete, path = "/v1/payment-methods/{id}", tag = "payment methods", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The payment method")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "`payment_method_not_found` (also another user's)", body = billing_http::error::ErrorEnvelope)))]
+pub async fn delete(state: web::Data<AppState>, user: AuthUser, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+    methods::delete(&state, user.id, id.into_inner()).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Make a saved payment method the default, the one renewals, retries and trial conversions charge.
+#[utoipa::path(post, path = "/v1/payment-methods/{id}/default", tag = "payment methods", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The payment method")),
+    responses(
+        (status = 200, description = "The method, now the default", body = MethodDto),
+        (status = 404, description = "`payment_method_not_found` (also another user's)", body = billing_http::error::ErrorEnvelope)))]
+pub async fn make_default(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let row = methods::make_default(&state, user.id, id.into_inner()).await?;
+    Ok(billing_http::ok(dto(row, true), "default payment method"))
 }

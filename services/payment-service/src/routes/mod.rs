@@ -18,6 +18,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route(web::post().to(methods::save))
                 .route(web::get().to(methods::list)),
         )
+        .service(web::resource("/v1/payment-methods/{id}").route(web::delete().to(methods::delete)))
+        .service(web::resource("/v1/payment-methods/{id}/default").route(web::post().to(methods::make_default)))
         .service(
             web::resource("/v1/internal/users/{id}/default-payment-method")
                 .route(web::get().to(internal::default_method)),

@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 
 use crate::db::schema::{gateway_events, transactions, webhook_deliveries as d};
 use crate::error::ServiceError;
-use crate::gateway::RefundOutcome;
+use crate::gateway::{ChargeOutcome, RefundOutcome};
 use crate::state::AppState;
 
 /// One attempt to deliver a webhook.
@@ -119,10 +119,19 @@ pub struct GatewayEventData {
 /// Events from the payment gateway, signed in Stripe's scheme (`Stripe-Signature: t=…,v1=…`) with the gateway
 /// secret, applied once per gateway event id. They settle charges and refunds still pending here (after an answer
 /// that was lost), matched by the gateway's id or by our idempotency key in `metadata.billing_key`.
+#[utoipa::path(post, path = "/v1/webhooks/gateway", tag = "webhooks",
+    request_body(content = Object, description = "A gateway event: `{id, type, data: {object}}`"),
+    params(("Stripe-Signature" = String, Header, description = "t=<unix seconds>,v1=<hex HMAC-SHA256 of \"t.body\">")),
+    responses(
+        (status = 200, description = "`applied`, `recorded` or `duplicate`"),
+        (status = 400, description = "`missing_signature`, `stale_timestamp` or `malformed_json`", body = billing_http::error::ErrorEnvelope),
+        (status = 401, description = "`invalid_signature`", body = billing_http::error::ErrorEnvelope),
+        (status = 422, description = "`validation_failed`: not an event", body = billing_http::error::ErrorEnvelope)))]
 pub async fn gateway(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> Result<HttpResponse, ApiError> {
     let secrets: Vec<&[u8]> = state.settings.signing.gateway_webhook.iter().map(|s| s.expose().as_bytes()).collect();
     let header = req.headers().get(billing_signing::STRIPE_SIGNATURE_HEADER).and_then(|v| v.to_str().ok());
-    billing_signing::verify_stripe(&secrets, header, &body, state.now().timestamp())
+    // The gateway signs with the real time, whatever our (test) clock says, as Stripe does.
+    billing_signing::verify_stripe(&secrets, header, &body, chrono::Utc::now().timestamp())
         .map_err(billing_http::signed::rejection)?;
     let raw: Value = billing_http::extract::parse_json(&body)?;
     let event: GatewayEvent = billing_http::extract::parse_json(&body)?;
@@ -147,29 +156,36 @@ pub async fn gateway(state: web::Data<AppState>, req: HttpRequest, body: web::By
     }
     let applied = match kind.as_str() {
         "payment_intent.succeeded" | "payment_intent.payment_failed" => {
-            let succeeded = kind == "payment_intent.succeeded";
-            let decline = object["last_payment_error"]["decline_code"].as_str().map(str::to_owned);
-            let mut query = diesel::update(transactions::table)
+            let pending: Option<uuid::Uuid> = transactions::table
                 .filter(transactions::status.eq("pending"))
                 .filter(
                     transactions::gateway_reference
                         .eq(&reference)
-                        .or(transactions::idempotency_key.eq(billing_key.clone().unwrap_or_default())),
+                        .or(transactions::idempotency_key.eq(billing_key.clone().unwrap_or_else(|| reference.clone()))),
                 )
-                .into_boxed();
-            if billing_key.is_none() {
-                query = query.filter(transactions::gateway_reference.eq(&reference));
-            }
-            let n = query
-                .set((
-                    transactions::status.eq(if succeeded { "succeeded" } else { "failed" }),
-                    transactions::gateway_reference.eq(&reference),
-                    transactions::decline_code.eq(&decline),
-                ))
-                .execute(&mut *state.conn().await?)
+                .select(transactions::id)
+                .first(&mut *state.conn().await?)
                 .await
+                .optional()
                 .map_err(ServiceError::from)?;
-            n > 0
+            match pending {
+                Some(id) => {
+                    let outcome = if kind == "payment_intent.succeeded" {
+                        ChargeOutcome::Succeeded { reference: reference.clone(), card: None }
+                    } else {
+                        let error = &object["last_payment_error"];
+                        let code = error["decline_code"].as_str().or(error["code"].as_str()).unwrap_or("card_declined");
+                        ChargeOutcome::Declined {
+                            reference: reference.clone(),
+                            code: code.to_owned(),
+                            message: error["message"].as_str().unwrap_or_default().to_owned(),
+                            retryable: matches!(code, "insufficient_funds" | "processing_error"),
+                        }
+                    };
+                    crate::services::payments::settle_pending(&state, id, outcome).await?
+                }
+                None => false,
+            }
         }
         "refund.created" | "refund.updated" | "refund.failed" => {
             match crate::services::refunds::pending_by_gateway(&state, &reference, billing_key.as_deref()).await? {

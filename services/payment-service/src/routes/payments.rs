@@ -32,7 +32,8 @@ impl<'de> Deserialize<'de> for Sensitive {
     }
 }
 
-/// A payment request. The card number and CVV are used for this charge and never kept.
+/// A payment request: `amount` and `currency`, what to pay (`subscription_id` or `invoice_id`), and how: the card
+/// fields, or `payment_method_id` of a saved card. The card number and CVV are used for this charge and never kept.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProcessBody {
@@ -40,21 +41,88 @@ pub struct ProcessBody {
     pub subscription_id: Option<Uuid>,
     /// …or this invoice.
     pub invoice_id: Option<Uuid>,
-    /// Exactly what is due, as a JSON number or string.
+    /// Exactly what is due, as a JSON number or string (required).
     #[schema(value_type = String, example = "29.99")]
-    pub amount: AmountText,
+    pub amount: Option<AmountText>,
+    /// Required; any case.
     #[schema(example = "USD")]
-    pub currency: String,
-    #[schema(value_type = String, example = "4242424242424242")]
-    pub card_number: Sensitive,
+    pub currency: Option<String>,
+    /// Pay with this saved card instead of card details.
+    pub payment_method_id: Option<Uuid>,
+    #[schema(value_type = Option<String>, example = "4242424242424242")]
+    pub card_number: Option<Sensitive>,
     #[schema(example = "12/30")]
-    pub card_expiry: String,
-    #[schema(value_type = String, example = "123")]
-    pub card_cvv: Sensitive,
+    pub card_expiry: Option<String>,
+    #[schema(value_type = Option<String>, example = "123")]
+    pub card_cvv: Option<Sensitive>,
     #[schema(example = "Ada Lovelace")]
-    pub cardholder_name: String,
-    /// Keep the card for renewals (default true).
+    pub cardholder_name: Option<String>,
+    /// Keep the card for renewals (default true; card details only).
     pub save_card: Option<bool>,
+}
+
+impl ProcessBody {
+    /// How the payment is funded, every missing or conflicting field named at once.
+    fn funding(&self, now: chrono::DateTime<chrono::Utc>) -> Result<(AmountText, String, Funding), ServiceError> {
+        let mut fields = std::collections::BTreeMap::new();
+        let required = "is required".to_owned();
+        if self.amount.is_none() {
+            fields.insert("amount".to_owned(), required.clone());
+        }
+        if self.currency.is_none() {
+            fields.insert("currency".to_owned(), required.clone());
+        }
+        let card_given = self.card_number.is_some()
+            || self.card_expiry.is_some()
+            || self.card_cvv.is_some()
+            || self.cardholder_name.is_some();
+        let funding = match (self.payment_method_id, card_given) {
+            (Some(_), true) => {
+                fields.insert(
+                    "payment_method_id".to_owned(),
+                    "give a saved payment method or card details, not both".to_owned(),
+                );
+                None
+            }
+            (Some(id), false) => Some(Funding::Saved(id)),
+            (None, _) => {
+                for (name, given) in [
+                    ("card_number", self.card_number.is_some()),
+                    ("card_expiry", self.card_expiry.is_some()),
+                    ("card_cvv", self.card_cvv.is_some()),
+                    ("cardholder_name", self.cardholder_name.is_some()),
+                ] {
+                    if !given {
+                        fields.insert(name.to_owned(), required.clone());
+                    }
+                }
+                if fields.keys().any(|k| k.starts_with("card")) {
+                    None
+                } else {
+                    let text = |s: &Option<Sensitive>| s.as_ref().map(|s| s.0.clone()).unwrap_or_default();
+                    match card::validate(
+                        &text(&self.card_number),
+                        self.card_expiry.as_deref().unwrap_or_default(),
+                        &text(&self.card_cvv),
+                        self.cardholder_name.as_deref().unwrap_or_default(),
+                        now,
+                    ) {
+                        Ok(card) => Some(Funding::Card { card, save: self.save_card.unwrap_or(true) }),
+                        Err(bad) => {
+                            fields.extend(bad);
+                            None
+                        }
+                    }
+                }
+            }
+        };
+        match (funding, &self.amount, &self.currency) {
+            (Some(funding), Some(amount), Some(currency)) if fields.is_empty() => {
+                Ok((amount.clone(), currency.clone(), funding))
+            }
+            _ => Err(ServiceError::Validation(fields)),
+        }
+    }
 }
 
 /// A transaction, as its owner sees it.
@@ -196,14 +264,7 @@ pub async fn process(
 ) -> Result<HttpResponse, ApiError> {
     let key = idempotency_key(&req)?;
     let input: ProcessBody = billing_http::extract::parse_json_request(&req, &body)?;
-    let card = card::validate(
-        &input.card_number.0,
-        &input.card_expiry,
-        &input.card_cvv.0,
-        &input.cardholder_name,
-        state.now(),
-    )
-    .map_err(ServiceError::Validation)?;
+    let (amount, currency, funding) = input.funding(state.now())?;
     let gateway_key = match &key {
         Some(k) => format!("pay:{}:{k}", user.id),
         None => format!("pay:{}", Uuid::now_v7()),
@@ -213,9 +274,9 @@ pub async fn process(
             user: user.id,
             subscription_id: input.subscription_id,
             invoice_id: input.invoice_id,
-            amount: input.amount,
-            currency: input.currency,
-            funding: Funding::Card { card, save: input.save_card.unwrap_or(true) },
+            amount,
+            currency,
+            funding,
             gateway_key,
             request_id: billing_http::current_request_id().unwrap_or_default(),
             off_session: false,

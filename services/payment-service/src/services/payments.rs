@@ -143,6 +143,7 @@ pub async fn pay(state: &AppState, request: PayRequest) -> Result<Paid, ServiceE
         Funding::Saved(id) => {
             let (owner, token, brand, last4, holder): (Uuid, String, String, String, String) = payment_methods::table
                 .find(id)
+                .filter(payment_methods::deleted_at.is_null())
                 .select((
                     payment_methods::user_id,
                     payment_methods::gateway_token,
@@ -175,11 +176,13 @@ pub async fn pay(state: &AppState, request: PayRequest) -> Result<Paid, ServiceE
         outcome = state.gateway.charge(charge.clone()).await;
     }
     let now = state.now();
-    let base_event = json!({
-        "transaction_id": transaction_id, "subscription_id": due.subscription_id, "invoice_id": due.invoice_id,
-        "amount": amount.amount_string(), "currency": currency.code(), "occurred_at": billing_http::rfc3339(now),
-    });
-    let off_session = request.off_session;
+    let facts = Attempt {
+        transaction_id,
+        subscription_id: due.subscription_id,
+        invoice_id: due.invoice_id,
+        amount,
+        off_session: request.off_session,
+    };
     match outcome {
         Ok(ChargeOutcome::Succeeded { reference, card }) => {
             let mut conn = state.conn().await?;
@@ -199,13 +202,8 @@ pub async fn pay(state: &AppState, request: PayRequest) -> Result<Paid, ServiceE
                         ))
                         .execute(conn)
                         .await?;
-                    let mut event = base_event;
-                    event["event_id"] = json!(format!("evt_{transaction_id}"));
-                    event["event_type"] = json!("payment.succeeded");
-                    event["status"] = json!("succeeded");
-                    event["metadata"] = json!({"payment_method_id": method_id, "gateway_reference": reference_for_tx, "off_session": off_session});
-                    let job = NewJob::new("payment.succeeded", format!("webhook:evt_{transaction_id}"), event)
-                        .correlated(transaction_id.to_string());
+                    let settled = Settled::Succeeded { reference: &reference_for_tx, payment_method_id: method_id };
+                    let job = payment_event(&facts, &settled, now);
                     let row = outbox::push(conn, QueueName::PaySubscriptionUpdate.as_str(), &job, None).await?;
                     Ok((row, job))
                 })
@@ -234,14 +232,7 @@ pub async fn pay(state: &AppState, request: PayRequest) -> Result<Paid, ServiceE
                         ))
                         .execute(conn)
                         .await?;
-                    let mut event = base_event;
-                    event["event_id"] = json!(format!("evt_{transaction_id}"));
-                    event["event_type"] = json!("payment.failed");
-                    event["status"] = json!("failed");
-                    event["metadata"] =
-                        json!({"decline_code": code_for_tx, "retryable": retryable, "off_session": off_session});
-                    let job = NewJob::new("payment.failed", format!("webhook:evt_{transaction_id}"), event)
-                        .correlated(transaction_id.to_string());
+                    let job = payment_event(&facts, &Settled::Declined { code: &code_for_tx, retryable }, now);
                     let row = outbox::push(conn, QueueName::PaySubscriptionUpdate.as_str(), &job, None).await?;
                     Ok((row, job))
                 })
@@ -264,6 +255,152 @@ pub async fn pay(state: &AppState, request: PayRequest) -> Result<Paid, ServiceE
             Err(ServiceError::GatewayUnavailable(err.to_string()))
         }
     }
+}
+
+/// What the payment event of an attempt says about it, whoever settles it.
+struct Attempt {
+    transaction_id: Uuid,
+    subscription_id: Option<Uuid>,
+    invoice_id: Uuid,
+    amount: Money,
+    off_session: bool,
+}
+
+/// How an attempt ended.
+enum Settled<'a> {
+    Succeeded { reference: &'a str, payment_method_id: Option<Uuid> },
+    Declined { code: &'a str, retryable: bool },
+}
+
+/// The `payment.succeeded` or `payment.failed` event of an attempt, for the subscription service (one event id per
+/// transaction, so it applies once however many times it is sent).
+fn payment_event(attempt: &Attempt, settled: &Settled<'_>, now: DateTime<Utc>) -> NewJob {
+    let id = attempt.transaction_id;
+    let (event_type, status, metadata) = match settled {
+        Settled::Succeeded { reference, payment_method_id } => (
+            "payment.succeeded",
+            "succeeded",
+            json!({"payment_method_id": payment_method_id, "gateway_reference": reference, "off_session": attempt.off_session}),
+        ),
+        Settled::Declined { code, retryable } => (
+            "payment.failed",
+            "failed",
+            json!({"decline_code": code, "retryable": retryable, "off_session": attempt.off_session}),
+        ),
+    };
+    let event = json!({
+        "event_id": format!("evt_{id}"), "event_type": event_type, "status": status,
+        "transaction_id": id, "subscription_id": attempt.subscription_id, "invoice_id": attempt.invoice_id,
+        "amount": attempt.amount.amount_string(), "currency": attempt.amount.currency().code(),
+        "occurred_at": billing_http::rfc3339(now), "metadata": metadata,
+    });
+    NewJob::new(event_type, format!("webhook:evt_{id}"), event).correlated(id.to_string())
+}
+
+/// Settles an attempt left `pending` (its answer was lost: a timeout, a crash) with what the gateway says now, from
+/// its event or the reconciler's question, and announces it like any payment. Returns false when the attempt is
+/// no longer pending (settled already, by whichever came first).
+pub async fn settle_pending(
+    state: &AppState,
+    transaction_id: Uuid,
+    outcome: ChargeOutcome,
+) -> Result<bool, ServiceError> {
+    let now = state.now();
+    let mut conn = state.conn().await?;
+    let pushed = conn
+        .transaction::<_, ServiceError, _>(async move |conn| {
+            let Some(row) = transactions::table
+                .find(transaction_id)
+                .for_update()
+                .select(TransactionRow::as_select())
+                .first(conn)
+                .await
+                .optional()?
+                .filter(|t| t.status == "pending")
+            else {
+                return Ok(None);
+            };
+            let off_session: bool =
+                transactions::table.find(transaction_id).select(transactions::off_session).first(conn).await?;
+            let currency = Currency::from_code(row.currency.trim())
+                .ok_or_else(|| ServiceError::Internal("bad currency".into()))?;
+            let amount =
+                Money::from_decimal(row.amount, currency).map_err(|e| ServiceError::Internal(e.to_string()))?;
+            let attempt = Attempt {
+                transaction_id,
+                subscription_id: row.subscription_id,
+                invoice_id: row.invoice_id,
+                amount,
+                off_session,
+            };
+            let job = match &outcome {
+                ChargeOutcome::Succeeded { reference, .. } => {
+                    diesel::update(transactions::table.find(transaction_id))
+                        .set((transactions::status.eq("succeeded"), transactions::gateway_reference.eq(reference)))
+                        .execute(conn)
+                        .await?;
+                    payment_event(
+                        &attempt,
+                        &Settled::Succeeded { reference, payment_method_id: row.payment_method_id },
+                        now,
+                    )
+                }
+                ChargeOutcome::Declined { reference, code, retryable, .. } => {
+                    diesel::update(transactions::table.find(transaction_id))
+                        .set((
+                            transactions::status.eq("failed"),
+                            transactions::gateway_reference.eq(reference),
+                            transactions::decline_code.eq(code),
+                        ))
+                        .execute(conn)
+                        .await?;
+                    payment_event(&attempt, &Settled::Declined { code, retryable: *retryable }, now)
+                }
+            };
+            let row = outbox::push(conn, QueueName::PaySubscriptionUpdate.as_str(), &job, None).await?;
+            Ok(Some((row, job)))
+        })
+        .await?;
+    match pushed {
+        Some((row, job)) => {
+            send_webhook_now(state, row, job);
+            tracing::warn!(transaction_id = %transaction_id, "a pending payment was settled after the fact");
+            Ok(true)
+        }
+        None => Ok(false),
+    }
+}
+
+/// Attempts left `pending` for longer than `older_than` (their answer was lost) are settled with what the gateway
+/// knows of them, asked by their idempotency key; one the gateway never saw failed before charging, and is
+/// closed so its invoice can be paid again. Returns how many were settled.
+pub async fn reconcile_pending(state: &AppState, older_than: chrono::Duration) -> Result<usize, ServiceError> {
+    let cutoff = state.now() - older_than;
+    let stale: Vec<(Uuid, String)> = transactions::table
+        .filter(transactions::status.eq("pending"))
+        .filter(transactions::created_at.lt(cutoff))
+        .order(transactions::created_at)
+        .limit(100)
+        .select((transactions::id, transactions::idempotency_key))
+        .load(&mut *state.conn().await?)
+        .await?;
+    let mut settled = 0;
+    for (id, key) in stale {
+        match state.gateway.find_charge(key).await {
+            Ok(Some(outcome)) => settled += usize::from(settle_pending(state, id, outcome).await?),
+            Ok(None) => {
+                let n = diesel::update(transactions::table.find(id).filter(transactions::status.eq("pending")))
+                    .set((transactions::status.eq("failed"), transactions::decline_code.eq("gateway_unavailable")))
+                    .execute(&mut *state.conn().await?)
+                    .await?;
+                settled += n;
+            }
+            Err(err) => {
+                tracing::warn!(transaction_id = %id, error = %err, "could not ask the gateway about a pending payment")
+            }
+        }
+    }
+    Ok(settled)
 }
 
 /// A payment's status as the API says it (`success`, as seed 003 and the answer to a payment do); the table keeps
@@ -317,6 +454,7 @@ async fn start_attempt(
             transactions::amount.eq(amount.to_decimal()),
             transactions::currency.eq(amount.currency().code()),
             transactions::status.eq("pending"),
+            transactions::off_session.eq(request.off_session),
             transactions::idempotency_key.eq(&request.gateway_key),
             transactions::card_brand.eq(brand),
             transactions::card_last4.eq(last4),

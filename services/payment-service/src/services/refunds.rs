@@ -65,10 +65,37 @@ pub async fn request(
     id: Uuid,
     input: RefundRequest,
 ) -> Result<RefundAccepted, ServiceError> {
-    let RefundRequest { amount, reason, cancel_subscription } = input;
+    let RefundRequest { reason, .. } = &input;
     if reason.as_ref().is_some_and(|r| r.chars().count() > 500) {
         return Err(ServiceError::invalid("reason", "at most 500 characters"));
     }
+    reserve(state, Some(caller), id, input).await
+}
+
+/// Gives back all that remains of payment `id` without anyone asking: the subscription service could not apply the
+/// payment (its invoice was voided, or paid by another payment, while the charge was in flight). Done once per
+/// payment: a second call finds nothing left to refund.
+pub async fn return_unapplied_payment(state: &AppState, id: Uuid, why: &str) -> Result<(), ServiceError> {
+    let input =
+        RefundRequest { amount: None, reason: Some(format!("payment_not_applied: {why}")), cancel_subscription: false };
+    match reserve(state, None, id, input).await {
+        Ok(accepted) => {
+            tracing::warn!(transaction_id = %id, refund_id = %accepted.refund_id, reason = why, "an unapplied payment is being refunded");
+            Ok(())
+        }
+        Err(ServiceError::NotRefundable(_)) => Ok(()),
+        Err(other) => Err(other),
+    }
+}
+
+/// Reserves and queues a refund; `caller` is the person asking (checked), or none for the system itself.
+async fn reserve(
+    state: &AppState,
+    caller: Option<AuthUser>,
+    id: Uuid,
+    input: RefundRequest,
+) -> Result<RefundAccepted, ServiceError> {
+    let RefundRequest { amount, reason, cancel_subscription } = input;
     let mut conn = state.conn().await?;
     conn.transaction::<_, ServiceError, _>(async move |conn| {
         // The row lock serialises refunds of one payment: each sees what the others reserved.
@@ -86,7 +113,7 @@ pub async fn request(
             .await
             .optional()?
             .ok_or(ServiceError::PaymentNotFound)?;
-        if !caller.is_admin() {
+        if let Some(caller) = caller.filter(|c| !c.is_admin()) {
             return Err(if owner == caller.id { ServiceError::RefundForbidden } else { ServiceError::PaymentNotFound });
         }
         if status != "succeeded" {

@@ -178,6 +178,14 @@ async fn paying_with_a_good_card_activates_the_subscription_within_seconds() {
     assert_eq!(w.status(&token, &trial).await, "canceled", "the trial is ended");
     let (_, inv, _) = w.call(&w.sub, Method::GET, &format!("/v1/invoices/{invoice}"), Some(&token), None, None).await;
     assert_eq!(inv["data"]["status"], "paid");
+    // The paid first invoice, and its line, carry the period they pay for: the subscription's first period.
+    let (_, active, _) =
+        w.call(&w.sub, Method::GET, &format!("/v1/subscriptions/{sub}"), Some(&token), None, None).await;
+    let period = (&active["data"]["current_period_start"], &active["data"]["current_period_end"]);
+    assert!(period.0.is_string() && period.1.is_string(), "{active}");
+    assert_eq!((&inv["data"]["period_start"], &inv["data"]["period_end"]), period, "{inv}");
+    let line = &inv["data"]["lines"][0];
+    assert_eq!((&line["period_start"], &line["period_end"]), period, "{inv}");
     let (_, history, _) = w.call(&w.pay, Method::GET, "/v1/payments/history", Some(&token), None, None).await;
     let items = history["data"]["items"].as_array().cloned().unwrap_or_default();
     assert_eq!(items.len(), 1);
@@ -730,4 +738,182 @@ async fn bodies_must_be_json_list_every_missing_field_and_malformed_json_is_400(
     let saved = w.pay.client.post(w.pay.url("/v1/payment-methods")).bearer_auth(&token);
     let res = saved.header("content-type", "text/plain").body("{}").send().await;
     assert_eq!(res.map(|r| r.status().as_u16()).ok(), Some(415));
+}
+
+/// A payment in flight when the customer cancels their pending subscription at once: the charge goes through, the
+/// invoice is void by then, so the subscription service refuses to apply it (409 `payment_not_applied`) and the
+/// payment service gives the money back by itself. Nothing deadlocks, nothing is a 500, nothing is kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payment_racing_an_immediate_cancellation_is_refunded_automatically() {
+    let w = World::new().await;
+    let (token, _, sub, invoice) = w.customer().await;
+    w.gateway.running.simulator.set_latency_ms(1500);
+    let pay = w.process(Some(&token), payment(&sub, "4242424242424242", json!("29.99")), None);
+    let cancel = async {
+        // Cancel once the charge is in flight: its attempt is recorded and the gateway is working on it.
+        poll_until(Duration::from_secs(10), "the charge to be in flight", || async {
+            let mut conn = <diesel_async::AsyncPgConnection as diesel_async::AsyncConnection>::establish(&w.pay.db.url)
+                .await
+                .ok()?;
+            #[derive(diesel::QueryableByName)]
+            struct N {
+                #[diesel(sql_type = diesel::sql_types::BigInt)]
+                n: i64,
+            }
+            let rows: Vec<N> = diesel_async::RunQueryDsl::load(
+                diesel::sql_query("SELECT count(*) AS n FROM transactions WHERE status = 'pending'"),
+                &mut conn,
+            )
+            .await
+            .ok()?;
+            (rows.first().map(|r| r.n) == Some(1)).then_some(())
+        })
+        .await;
+        w.call(&w.sub, Method::DELETE, &format!("/v1/subscriptions/{sub}?immediately=true"), Some(&token), None, None)
+            .await
+    };
+    let ((paid_status, paid, _), (cancel_status, canceled, _)) = tokio::join!(pay, cancel);
+    assert_eq!(cancel_status, 200, "{canceled}");
+    assert_eq!(paid_status, 201, "the charge itself went through: {paid}");
+    let tx = paid["data"]["transaction_id"].as_str().unwrap_or_default().to_owned();
+    poll_until(Duration::from_secs(20), "the unapplied payment to be refunded", || async {
+        let (_, one, _) = w.call(&w.pay, Method::GET, &format!("/v1/payments/{tx}"), Some(&token), None, None).await;
+        let refunds = one["data"]["refunds"].as_array().cloned().unwrap_or_default();
+        (refunds.len() == 1 && refunds[0]["status"] == "succeeded" && refunds[0]["amount"] == "29.99").then_some(())
+    })
+    .await;
+    assert_eq!(w.status(&token, &sub).await, "canceled");
+    let (_, inv, _) = w.call(&w.sub, Method::GET, &format!("/v1/invoices/{invoice}"), Some(&token), None, None).await;
+    assert_eq!(inv["data"]["status"], "void", "{inv}");
+}
+
+/// The gateway charges, then every answer is lost (a 500 after the charge, then 503s for the retries under the same
+/// key): the customer is told 503, the attempt stays pending holding the invoice, and the gateway's signed event
+/// settles it once, announcing the payment like any other: the subscription becomes active, charged once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_charge_whose_answer_was_lost_is_settled_once_by_the_gateway_event() {
+    let w = World::new().await;
+    let (token, _, sub, _) = w.customer().await;
+    let gateway = &w.gateway.running.simulator;
+    let before = gateway.charges_made();
+    // The payment method's answer, then the charge's and every retry's, are lost.
+    gateway.error_after_charge_next(100);
+    let (status, body, _) = w.process(Some(&token), payment(&sub, "4242424242424242", json!("29.99")), None).await;
+    gateway.error_after_charge_next(0);
+    assert_eq!(status, 503, "the outcome is unknown to the customer: {body}");
+    poll_until(Duration::from_secs(20), "the event to settle the payment", || async {
+        (w.status(&token, &sub).await == "active").then_some(())
+    })
+    .await;
+    assert_eq!(gateway.charges_made() - before, 1, "one charge");
+    let (_, history, _) = w.call(&w.pay, Method::GET, "/v1/payments/history", Some(&token), None, None).await;
+    let items = history["data"]["items"].as_array().cloned().unwrap_or_default();
+    assert_eq!(items.len(), 1, "{history}");
+    assert_eq!(
+        (items[0]["status"].as_str(), items[0]["gateway_reference"].as_str().map(|r| r.starts_with("pi_"))),
+        (Some("success"), Some(true))
+    );
+}
+
+/// The same lost answer with no event coming (the gateway's endpoint is not set): the reconciler asks the gateway by
+/// the attempt's key and settles it; an attempt the gateway never saw is closed as failed, freeing its invoice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reconciler_settles_attempts_left_pending_from_what_the_gateway_knows() {
+    let w = World::new().await;
+    w.gateway.running.simulator.set_webhook_url("http://127.0.0.1:9/nowhere");
+    let state = payment_service::build_state(&w.pay.infra).unwrap_or_else(|e| panic!("{e}"));
+    let (token, _, sub, _) = w.customer().await;
+    let gateway = &w.gateway.running.simulator;
+    gateway.error_after_charge_next(100);
+    let (status, _, _) = w.process(Some(&token), payment(&sub, "4242424242424242", json!("29.99")), None).await;
+    gateway.error_after_charge_next(0);
+    assert_eq!(status, 503);
+    // A second customer's attempt never reaches the gateway at all (every try refused before anything happens).
+    let (other, _, other_sub, _) = w.customer().await;
+    gateway.fail_next(100);
+    let (status, _, _) = w.process(Some(&other), payment(&other_sub, "4242424242424242", json!("29.99")), None).await;
+    gateway.fail_next(0);
+    assert_eq!(status, 503);
+    let settled = payment_service::services::payments::reconcile_pending(&state, chrono::Duration::zero())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(settled, 2, "both attempts are settled");
+    poll_until(Duration::from_secs(20), "the reconciled payment to activate the subscription", || async {
+        (w.status(&token, &sub).await == "active").then_some(())
+    })
+    .await;
+    let (_, history, _) = w.call(&w.pay, Method::GET, "/v1/payments/history", Some(&other), None, None).await;
+    assert_eq!(history["data"]["items"][0]["status"], "failed", "{history}");
+    // The unseen attempt no longer holds the invoice: the customer can pay it now.
+    let (status, paid, _) =
+        w.process(Some(&other), payment(&other_sub, "4242424242424242", json!("29.99")), None).await;
+    assert_eq!(status, 201, "{paid}");
+    assert_eq!(
+        payment_service::services::payments::reconcile_pending(&state, chrono::Duration::zero()).await.ok(),
+        Some(0),
+        "nothing is left pending"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn saved_cards_can_be_made_default_deleted_and_used_to_pay_an_open_invoice() {
+    let w = World::new().await;
+    let (token, _, sub, _) = w.customer().await;
+    let save = |number: &'static str| {
+        let body = json!({"card_number": number, "card_expiry": "12/30", "card_cvv": "123", "cardholder_name": "Ada"});
+        w.call(&w.pay, Method::POST, "/v1/payment-methods", Some(&token), Some(body), None)
+    };
+    let (status, visa, _) = save("4242424242424242").await;
+    assert_eq!(status, 201, "{visa}");
+    let (status, mastercard, _) = save("5555555555554444").await;
+    assert_eq!(status, 201, "{mastercard}");
+    let visa_id = visa["data"]["id"].as_str().unwrap_or_default().to_owned();
+    let mc_id = mastercard["data"]["id"].as_str().unwrap_or_default().to_owned();
+    let list = || async {
+        let (_, list, _) = w.call(&w.pay, Method::GET, "/v1/payment-methods", Some(&token), None, None).await;
+        list["data"].as_array().cloned().unwrap_or_default()
+    };
+    let methods = list().await;
+    assert_eq!(
+        (methods[0]["id"].as_str(), methods[0]["default"].as_bool()),
+        (Some(mc_id.as_str()), Some(true)),
+        "the newest is the default"
+    );
+
+    let (status, chosen, _) =
+        w.call(&w.pay, Method::POST, &format!("/v1/payment-methods/{visa_id}/default"), Some(&token), None, None).await;
+    assert_eq!(status, 200, "{chosen}");
+    let methods = list().await;
+    assert_eq!(methods[0]["id"].as_str(), Some(visa_id.as_str()), "the chosen one is the default");
+    assert_eq!(methods.iter().filter(|m| m["default"] == true).count(), 1);
+
+    // Pay the open invoice with the saved card; card details beside it are refused.
+    let pay_with = json!({"subscription_id": sub, "amount": "29.99", "currency": "USD", "payment_method_id": visa_id});
+    let mut both = pay_with.clone();
+    both["card_number"] = json!("4242424242424242");
+    let (status, refused, _) = w.process(Some(&token), both, None).await;
+    assert_eq!(status, 422, "{refused}");
+    assert!(refused["details"]["fields"]["payment_method_id"].is_string(), "{refused}");
+    let (status, paid, _) = w.process(Some(&token), pay_with, None).await;
+    assert_eq!((status, paid["data"]["card"]["last4"].as_str()), (201, Some("4242")), "{paid}");
+
+    // Deleting the default hands it to the newest left; a deleted card is gone for payments and lists.
+    let delete = async |id: &str| {
+        w.call(&w.pay, Method::DELETE, &format!("/v1/payment-methods/{id}"), Some(&token), None, None).await.0
+    };
+    assert_eq!(delete(&visa_id).await, 204);
+    let methods = list().await;
+    assert_eq!((methods.len(), methods[0]["id"].as_str()), (1, Some(mc_id.as_str())));
+    assert_eq!(delete(&visa_id).await, 404, "already deleted");
+    let (stranger, _, stranger_sub, _) = w.customer().await;
+    let (status, _, _) =
+        w.call(&w.pay, Method::DELETE, &format!("/v1/payment-methods/{mc_id}"), Some(&stranger), None, None).await;
+    assert_eq!(status, 404, "another user's card does not exist for them");
+    let theirs =
+        json!({"subscription_id": stranger_sub, "amount": "29.99", "currency": "USD", "payment_method_id": mc_id});
+    let (status, _, _) = w.process(Some(&stranger), theirs, None).await;
+    assert_eq!(status, 422, "nor can they pay with it");
+    // The payment made with the deleted card still shows it.
+    let (_, history, _) = w.call(&w.pay, Method::GET, "/v1/payments/history", Some(&token), None, None).await;
+    assert_eq!(history["data"]["items"][0]["card"]["last4"], "4242");
 }

@@ -99,6 +99,22 @@ pub async fn open_for_subscription(
         .await?)
 }
 
+/// The open invoices of a subscription, locked for the rest of the transaction. Invoices are locked before their
+/// subscription everywhere (a payment applying, a cancellation voiding), so the two never deadlock.
+pub async fn open_for_subscription_for_update(
+    conn: &mut AsyncPgConnection,
+    subscription: Uuid,
+) -> Result<Vec<InvoiceRow>, DbError> {
+    Ok(invoices::table
+        .filter(invoices::subscription_id.eq(subscription))
+        .filter(invoices::status.eq("open"))
+        .order(invoices::id)
+        .for_update()
+        .select(InvoiceRow::as_select())
+        .load(conn)
+        .await?)
+}
+
 /// The newest invoice of a subscription, whatever its status.
 pub async fn latest_for_subscription(
     conn: &mut AsyncPgConnection,
@@ -148,6 +164,27 @@ pub async fn mark_paid(
         .returning(InvoiceRow::as_returning())
         .get_result(conn)
         .await?)
+}
+
+/// Dates an invoice and its undated lines with the period they pay for (a first invoice learns its period when the
+/// payment that activates the subscription arrives, in the same transaction).
+pub async fn set_period(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+) -> Result<(), DbError> {
+    diesel::update(invoices::table.find(id))
+        .set((invoices::period_start.eq(start), invoices::period_end.eq(end)))
+        .execute(conn)
+        .await?;
+    diesel::update(
+        invoice_lines::table.filter(invoice_lines::invoice_id.eq(id)).filter(invoice_lines::period_start.is_null()),
+    )
+    .set((invoice_lines::period_start.eq(start), invoice_lines::period_end.eq(end)))
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 /// Numbers the next charge attempt of an open invoice (clearing its retry time); the new attempt number.

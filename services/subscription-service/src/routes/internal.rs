@@ -30,11 +30,11 @@ pub struct InvoiceDue {
     pub payment_method_id: Option<String>,
 }
 
-fn verify(state: &AppState, req: &HttpRequest) -> Result<(), ApiError> {
+async fn verify(state: &AppState, req: &HttpRequest) -> Result<(), ApiError> {
     let secrets: Vec<&[u8]> =
         state.settings.signing.internal_pay_to_sub.iter().map(|s| s.expose().as_bytes()).collect();
     let line = format!("{} {}", req.method(), req.path());
-    billing_http::signed::verify_internal(req, line.as_bytes(), &secrets, state.now().timestamp())
+    billing_http::signed::verify_at(req, line.as_bytes(), &secrets, state.clock.as_ref(), true).await
 }
 
 async fn due(state: &AppState, invoice: InvoiceRow) -> Result<InvoiceDue, ServiceError> {
@@ -62,7 +62,7 @@ pub async fn invoice(
     req: HttpRequest,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    verify(&state, &req)?;
+    verify(&state, &req).await?;
     let row = db::invoices::find(&mut *state.conn().await.map_err(ApiError::from)?, id.into_inner())
         .await
         .map_err(ServiceError::from)?
@@ -77,7 +77,7 @@ pub async fn subscription_due(
     req: HttpRequest,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    verify(&state, &req)?;
+    verify(&state, &req).await?;
     let id = id.into_inner();
     let mut conn = state.conn().await?;
     if db::subscriptions::find(&mut conn, id).await.map_err(ServiceError::from)?.is_none() {

@@ -41,10 +41,11 @@ pub struct PaymentWebhookBody {
         (status = 200, description = "`{status: \"processed\" | \"duplicate\"}`"),
         (status = 400, description = "Missing headers or `stale_timestamp`", body = billing_http::error::ErrorEnvelope),
         (status = 401, description = "`invalid_signature`", body = billing_http::error::ErrorEnvelope),
+        (status = 409, description = "`payment_not_applied`: the payment's invoice was voided or paid by another payment; the sender refunds it", body = billing_http::error::ErrorEnvelope),
         (status = 422, description = "`event_not_applicable`: signed, but it can never apply (not retried)", body = billing_http::error::ErrorEnvelope)))]
 pub async fn payment(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> Result<HttpResponse, ApiError> {
     let secrets: Vec<&[u8]> = state.settings.signing.webhook.iter().map(|s| s.expose().as_bytes()).collect();
-    billing_http::signed::verify(&req, &body, &secrets, state.now().timestamp())?;
+    billing_http::signed::verify_at(&req, &body, &secrets, state.clock.as_ref(), false).await?;
     let raw: serde_json::Value = billing_http::extract::parse_json(&body)?;
     let event: PaymentEvent = billing_http::extract::parse_json(&body)?;
     let event_id = event.event_id.clone();
@@ -58,7 +59,15 @@ pub async fn payment(state: web::Data<AppState>, req: HttpRequest, body: web::By
         }
         Err(not_applicable) => {
             tracing::warn!(event_id = %event_id, reason = %not_applicable, "payment webhook cannot apply");
-            Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "event_not_applicable", not_applicable.0))
+            Err(match not_applicable.unapplied {
+                // The sender took money this service cannot apply: it refunds it.
+                payments::Unapplied::Refund => {
+                    ApiError::new(StatusCode::CONFLICT, "payment_not_applied", not_applicable.reason)
+                }
+                payments::Unapplied::Ignore => {
+                    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "event_not_applicable", not_applicable.reason)
+                }
+            })
         }
     }
 }

@@ -41,8 +41,31 @@ pub enum Applied {
 
 /// An event that can never apply (the sender must not retry it).
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct NotApplicable(pub String);
+#[error("{reason}")]
+pub struct NotApplicable {
+    pub reason: String,
+    pub unapplied: Unapplied,
+}
+
+/// What the sender should do about a payment that cannot apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unapplied {
+    /// Nothing: the event is wrong (unknown invoice, another subscription's …).
+    Ignore,
+    /// The money was taken for an invoice that can no longer take it (voided or paid by another payment while the
+    /// charge was in flight): it must go back to the customer.
+    Refund,
+}
+
+impl NotApplicable {
+    fn new(reason: impl Into<String>) -> Self {
+        Self { reason: reason.into(), unapplied: Unapplied::Ignore }
+    }
+
+    fn refund(reason: impl Into<String>) -> Self {
+        Self { reason: reason.into(), unapplied: Unapplied::Refund }
+    }
+}
 
 /// Why the transaction applying an event ended without committing.
 enum Abort {
@@ -85,7 +108,7 @@ pub async fn apply(
                 "payment.succeeded" => succeeded(conn, &event, &plans, now).await?,
                 "payment.failed" => failed(conn, &event, &offsets, now).await?,
                 "refund.succeeded" => refunded(conn, &event, now).await?,
-                other => Err(NotApplicable(format!("unknown event type {other:?}"))),
+                other => Err(NotApplicable::new(format!("unknown event type {other:?}"))),
             };
             effect.map(Applied::Processed).map_err(Abort::NotApplicable)
         })
@@ -148,19 +171,19 @@ async fn credit_refund(
 ) -> Result<Result<&'static str, NotApplicable>, ServiceError> {
     let Some(refund_id) = event.metadata.get("refund_id").and_then(Value::as_str).and_then(|s| s.parse::<Uuid>().ok())
     else {
-        return Ok(Err(NotApplicable("metadata.refund_id is missing".to_owned())));
+        return Ok(Err(NotApplicable::new("metadata.refund_id is missing".to_owned())));
     };
     let Some(invoice) = db::invoices::find_for_update(conn, event.invoice_id).await? else {
-        return Ok(Err(NotApplicable("unknown invoice".to_owned())));
+        return Ok(Err(NotApplicable::new("unknown invoice".to_owned())));
     };
     if invoice.status != "paid" || invoice.paid_by_transaction_id != Some(event.transaction_id) {
         return Ok(Ok("refund_noted"));
     }
     let Some(currency) = Currency::from_code(&event.currency).filter(|c| c.code() == invoice.currency.trim()) else {
-        return Ok(Err(NotApplicable("the refund's currency is not the invoice's".to_owned())));
+        return Ok(Err(NotApplicable::new("the refund's currency is not the invoice's".to_owned())));
     };
     let Ok(amount) = event.amount.to_money(currency) else {
-        return Ok(Err(NotApplicable("the amount has more digits than the currency".to_owned())));
+        return Ok(Err(NotApplicable::new("the amount has more digits than the currency".to_owned())));
     };
     let notes = db::invoices::credit_notes(conn, &[invoice.id]).await?;
     if notes.iter().any(|n| n.refund_id == refund_id) {
@@ -168,7 +191,7 @@ async fn credit_refund(
     }
     let credited: rust_decimal::Decimal = notes.iter().map(|n| n.amount).sum();
     if amount.is_negative() || amount.is_zero() || credited + amount.to_decimal() > invoice.amount_paid {
-        return Ok(Err(NotApplicable("the refund passes what the invoice was paid".to_owned())));
+        return Ok(Err(NotApplicable::new("the refund passes what the invoice was paid".to_owned())));
     }
     let sequence = db::invoices::next_credit_note_number(conn, billing_domain::invoice::sequence_month(now)).await?;
     let note = db::models::CreditNoteRow {
@@ -195,28 +218,39 @@ async fn succeeded(
     now: DateTime<Utc>,
 ) -> Result<Result<&'static str, NotApplicable>, ServiceError> {
     let Some(invoice) = db::invoices::find_for_update(conn, event.invoice_id).await? else {
-        return Ok(Err(NotApplicable("unknown invoice".to_owned())));
+        return Ok(Err(NotApplicable::new("unknown invoice".to_owned())));
     };
     if event.subscription_id.is_some() && invoice.subscription_id != event.subscription_id {
-        return Ok(Err(NotApplicable("the invoice belongs to another subscription".to_owned())));
+        return Ok(Err(NotApplicable::new("the invoice belongs to another subscription".to_owned())));
     }
     if invoice.status == "paid" {
         return Ok(if invoice.paid_by_transaction_id == Some(event.transaction_id) {
             Ok("already_paid")
         } else {
-            Err(NotApplicable("the invoice was paid by another transaction".to_owned()))
+            Err(NotApplicable::refund("the invoice was paid by another transaction"))
         });
     }
     if invoice.status != "open" {
-        tracing::error!(invoice_id = %invoice.id, status = %invoice.status, "a payment arrived for an invoice that is not open; it must be refunded");
-        return Ok(Err(NotApplicable(format!("the invoice is {}", invoice.status))));
+        tracing::warn!(invoice_id = %invoice.id, status = %invoice.status, "a payment arrived for an invoice that is not open; it is to be refunded");
+        return Ok(Err(NotApplicable::refund(format!("the invoice is {}", invoice.status))));
     }
     let currency = Currency::from_code(invoice.currency.trim())
         .ok_or_else(|| ServiceError::Internal("bad invoice currency".into()))?;
     let due = Money::from_decimal(invoice.amount_due, currency).map_err(ServiceError::internal)?;
     let paid = (event.currency == currency.code()).then(|| event.amount.to_money(currency).ok()).flatten();
     if paid != Some(due) {
-        return Ok(Err(NotApplicable("the amount or currency differs from what the invoice asks".to_owned())));
+        return Ok(Err(NotApplicable::new("the amount or currency differs from what the invoice asks".to_owned())));
+    }
+    // A first invoice pays for the period its payment starts (the one `activate` sets below): it and its line say
+    // so, written before the invoice is paid and frozen.
+    if invoice.kind == "initial"
+        && invoice.period_start.is_none()
+        && let Some(id) = invoice.subscription_id
+        && let Some(sub) = db::subscriptions::find_for_update(conn, id).await?
+        && sub.status == SubscriptionStatus::Pending.as_str()
+        && let Some(plan) = plans.iter().find(|p| p.id == sub.plan_id)
+    {
+        db::invoices::set_period(conn, invoice.id, now, plan.cycle.period_end(now, 0)).await?;
     }
     db::invoices::mark_paid(conn, invoice.id, due.to_decimal(), Some(event.transaction_id), now).await?;
     let Some(subscription_id) = invoice.subscription_id else { return Ok(Ok("invoice_paid")) };
@@ -305,7 +339,7 @@ async fn failed(
     now: DateTime<Utc>,
 ) -> Result<Result<&'static str, NotApplicable>, ServiceError> {
     let Some(invoice) = db::invoices::find_for_update(conn, event.invoice_id).await? else {
-        return Ok(Err(NotApplicable("unknown invoice".to_owned())));
+        return Ok(Err(NotApplicable::new("unknown invoice".to_owned())));
     };
     let code = event.metadata.get("decline_code").and_then(Value::as_str).unwrap_or("declined").to_owned();
     if event.metadata.get("off_session").and_then(Value::as_bool) == Some(true) {

@@ -525,8 +525,10 @@ pub async fn end_now(
         cancel_at_period_end: Some(false),
         ..Default::default()
     };
+    // Invoices first, then the subscription: the order a payment being applied takes them in.
+    let open = db::invoices::open_for_subscription_for_update(conn, row.id).await?;
     let updated = transition(conn, row, SubscriptionEvent::Cancel, "canceled", changes, data, now).await?;
-    for invoice in db::invoices::open_for_subscription(conn, row.id).await? {
+    for invoice in open {
         db::invoices::void(conn, invoice.id, now).await?;
     }
     Ok(updated)
