@@ -4,7 +4,6 @@
 mod common;
 
 mod billing_cycle;
-mod e2e_processes;
 mod foundation;
 mod payments;
 mod security;

@@ -1,0 +1,5 @@
+//! The end-to-end tests, in one test binary.
+
+mod billing;
+mod journeys;
+mod system;
