@@ -40,7 +40,31 @@ pub fn document(mut service: Document, title: &str, description: &str) -> Docume
     service.info.title = title.to_owned();
     service.info.version = env!("CARGO_PKG_VERSION").to_owned();
     service.info.description = Some(description.to_owned());
+    unique_operation_ids(&mut service);
     service
+}
+
+/// utoipa names an operation after its handler function, and several handlers share a name (`list`, `get`): every
+/// operation is named from its method and path instead (`get_v1_plans_id`), unique by construction and stable.
+fn unique_operation_ids(doc: &mut Document) {
+    for (path, item) in doc.paths.paths.iter_mut() {
+        let slug: String = path
+            .split(|c: char| !c.is_ascii_alphanumeric())
+            .filter(|part| !part.is_empty())
+            .collect::<Vec<_>>()
+            .join("_");
+        for (method, op) in [
+            ("get", &mut item.get),
+            ("put", &mut item.put),
+            ("post", &mut item.post),
+            ("delete", &mut item.delete),
+            ("patch", &mut item.patch),
+        ] {
+            if let Some(op) = op {
+                op.operation_id = Some(format!("{method}_{slug}"));
+            }
+        }
+    }
 }
 
 /// Swagger UI at `/docs/` (assets compiled in, so it works offline) and the document at `/openapi.json`.

@@ -123,3 +123,38 @@ pub async fn assert_health_follows_its_dependencies<S: Service>(set: MigrationSe
     let text = body.to_string();
     assert!(!text.contains("refused") && !text.contains("nowhere"), "health leaks internals: {text}");
 }
+
+/// Checks an OpenAPI document's own consistency: every operation has an `operationId` used once, every `$ref`
+/// points at a schema the document defines, and every `(method, path)` of `routes` is documented.
+pub fn assert_openapi_is_consistent(doc: &Value, routes: &[(&str, &str)]) {
+    let mut seen = std::collections::HashSet::new();
+    for (path, item) in doc["paths"].as_object().into_iter().flatten() {
+        for (method, op) in item.as_object().into_iter().flatten() {
+            let Some(id) = op["operationId"].as_str() else { panic!("{method} {path} has no operationId") };
+            assert!(seen.insert(id.to_owned()), "operationId {id} is used twice ({method} {path})");
+        }
+    }
+    fn refs<'a>(value: &'a Value, out: &mut Vec<&'a str>) {
+        match value {
+            Value::Object(map) => {
+                for (k, v) in map {
+                    match (k.as_str(), v.as_str()) {
+                        ("$ref", Some(r)) => out.push(r),
+                        _ => refs(v, out),
+                    }
+                }
+            }
+            Value::Array(items) => items.iter().for_each(|v| refs(v, out)),
+            _ => {}
+        }
+    }
+    let mut all = Vec::new();
+    refs(doc, &mut all);
+    for r in all {
+        let name = r.strip_prefix("#/components/schemas/").unwrap_or_else(|| panic!("unexpected $ref {r}"));
+        assert!(doc["components"]["schemas"][name].is_object(), "$ref {r} points at nothing");
+    }
+    for (method, path) in routes {
+        assert!(doc["paths"][path][method].is_object(), "{method} {path} is not documented");
+    }
+}

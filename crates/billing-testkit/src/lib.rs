@@ -13,7 +13,9 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 pub use app::TestApp;
-pub use conformance::{assert_health_follows_its_dependencies, assert_migrations_round_trip};
+pub use conformance::{
+    assert_health_follows_its_dependencies, assert_migrations_round_trip, assert_openapi_is_consistent,
+};
 pub use db::{MigrationSet, TestDb};
 pub use redis_server::RedisServer;
 

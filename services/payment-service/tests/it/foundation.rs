@@ -32,3 +32,27 @@ async fn detailed_health_reports_the_gateway_and_turns_503_while_it_is_down() {
     assert_eq!((status, body["checks"]["gateway"]["status"].as_str()), (503, Some("unhealthy")), "{body}");
     assert_eq!(body["checks"]["database"]["status"], "healthy");
 }
+
+#[tokio::test]
+async fn the_openapi_document_is_consistent_and_lists_every_public_route() {
+    let app = billing_testkit::TestApp::spawn::<PaymentService>(SET).await;
+    let doc: serde_json::Value = app.get("/openapi.json").await.json().await.unwrap_or_default();
+    billing_testkit::assert_openapi_is_consistent(
+        &doc,
+        &[
+            ("post", "/v1/payments/process"),
+            ("post", "/v1/payments/{id}/refund"),
+            ("get", "/v1/payments/history"),
+            ("get", "/v1/payments/{id}"),
+            ("post", "/v1/payment-methods"),
+            ("get", "/v1/payment-methods"),
+            ("delete", "/v1/payment-methods/{id}"),
+            ("post", "/v1/payment-methods/{id}/default"),
+            ("post", "/v1/webhooks/gateway"),
+            ("get", "/v1/admin/webhooks"),
+            ("post", "/v1/admin/webhooks/{id}/redeliver"),
+            ("get", "/v1/health"),
+            ("get", "/v1/health/detailed"),
+        ],
+    );
+}

@@ -35,6 +35,8 @@ async fn every_route_is_documented_with_schemas() {
         ("get", "/v1/health"),
         ("get", "/v1/health/detailed"),
     ];
+    billing_testkit::assert_openapi_is_consistent(&doc, &routes);
+    billing_testkit::assert_openapi_is_consistent(&doc, &[("put", "/v1/admin/users/{id}/role")]);
     for (method, path) in routes {
         let op = &doc["paths"][path][method];
         assert!(op.is_object(), "{method} {path} is not documented");
