@@ -644,7 +644,29 @@ do_test() {
   else
     (cd "$ROOT" && cargo test --workspace --no-fail-fast "${EXTRA_ARGS[@]}") || rc=$?
   fi
+  # The whole suite (no filter given): also fuzz both running services from their OpenAPI documents.
+  if [[ $rc -eq 0 && ${#EXTRA_ARGS[@]} -eq 0 && "${SCHEMATHESIS:-1}" != 0 ]]; then
+    run_schemathesis || rc=$?
+  fi
   return "$rc"
+}
+
+# Starts the system of the test environment as processes and runs scripts/schemathesis.sh against it.
+run_schemathesis() {
+  info "schemathesis: both services as processes, fuzzed from their OpenAPI documents"
+  command -v python3 >/dev/null 2>&1 || apt_install python3
+  local venv="$RUN_DIR/schemathesis-venv"
+  if ! python3 -m venv "$venv" >/dev/null 2>&1; then
+    apt_install python3-venv python3-pip
+    python3 -m venv "$venv" || die "cannot create a Python virtual environment for schemathesis"
+  fi
+  mkdir -p "$PID_DIR" "$LOG_DIR"
+  ensure_built
+  run_migrations
+  run_seed
+  start_processes >/dev/null
+  SCHEMATHESIS_VENV="$venv" "$ROOT/scripts/schemathesis.sh" http://127.0.0.1:8001 http://127.0.0.1:8002 \
+    admin@billing.local dev-only-Admin-2026
 }
 
 case "$ACTION" in

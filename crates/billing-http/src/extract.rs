@@ -89,6 +89,10 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         Some(b'{') => {
             serde_json::from_slice::<serde::de::IgnoredAny>(bytes)
                 .map_err(|e| ApiError::malformed_json(strip_position(&e)))?;
+            if bytes.windows(6).any(|w| w.eq_ignore_ascii_case(b"\\u0000")) && has_nul(bytes) {
+                // PostgreSQL text cannot hold NUL: refused here, never a database error (500) later.
+                return Err(ApiError::invalid_field("body", "text must not contain NUL (\\u0000) characters"));
+            }
         }
         None => return Err(ApiError::malformed_json("the body is empty")),
         Some(_) => {
@@ -116,6 +120,19 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     })?;
     de.end().map_err(|e| ApiError::malformed_json(strip_position(&e)))?;
     Ok(value)
+}
+
+/// True when a string (or key) of the JSON document `bytes` contains the NUL character.
+fn has_nul(bytes: &[u8]) -> bool {
+    fn walk(value: &serde_json::Value) -> bool {
+        match value {
+            serde_json::Value::String(s) => s.contains('\0'),
+            serde_json::Value::Array(items) => items.iter().any(walk),
+            serde_json::Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || walk(v)),
+            _ => false,
+        }
+    }
+    serde_json::from_slice::<serde_json::Value>(bytes).is_ok_and(|v| walk(&v))
 }
 
 /// serde stops at the first missing field; the others are found by filling each missing one in turn with a value
@@ -317,6 +334,16 @@ mod tests {
             let err = parse_json::<Three>(body).err().unwrap_or_else(|| panic!("accepted {body:?}"));
             assert_eq!(err.status().as_u16(), 400, "{body:?}: {err:?}");
         }
+    }
+
+    #[test]
+    fn nul_characters_are_refused_before_they_reach_the_database() {
+        let err =
+            parse_json::<Body>(br#"{"email": "a\u0000b", "count": 1}"#).err().unwrap_or_else(|| panic!("accepted"));
+        assert_eq!(err.status().as_u16(), 422);
+        assert!(fields(&err)["body"].as_str().is_some_and(|m| m.contains("NUL")), "{err:?}");
+        // An escaped backslash followed by "u0000" is just text.
+        assert!(parse_json::<Body>(br#"{"email": "a\\u0000b", "count": 1}"#).is_ok());
     }
 
     #[test]
