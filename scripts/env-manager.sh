@@ -665,8 +665,31 @@ run_schemathesis() {
   run_migrations
   run_seed
   start_processes >/dev/null
+  local rc=0
   SCHEMATHESIS_VENV="$venv" "$ROOT/scripts/schemathesis.sh" http://127.0.0.1:8001 http://127.0.0.1:8002 \
-    admin@billing.local dev-only-Admin-2026
+    admin@billing.local dev-only-Admin-2026 || rc=$?
+  check_single_process_actions || rc=$?
+  return "$rc"
+}
+
+# The operator's one-process actions on the running test system, as an operator's script would call them: each
+# must exit 0 when it did what it said (a worker has no health port; stopping PostgreSQL alone needs its binaries).
+check_single_process_actions() {
+  info "checking the one-process actions (start/stop -s)"
+  local failed=0 action
+  for action in "stop -s subscription-worker" "start -s subscription-worker" "restart -s payment-worker" \
+                "stop -s postgres" "start -s postgres"; do
+    # shellcheck disable=SC2086  # the action is words on purpose
+    if "$ROOT/scripts/env-manager.sh" -e "$ENV_NAME" $action >/dev/null 2>&1; then
+      ok "env-manager.sh -e $ENV_NAME $action"
+    else
+      warn "env-manager.sh -e $ENV_NAME $action exited non-zero"
+      failed=1
+    fi
+  done
+  proc_running subscription-worker || { warn "subscription-worker is not running after start -s"; failed=1; }
+  pg_running || { warn "postgres is not running after start -s"; failed=1; }
+  return "$failed"
 }
 
 case "$ACTION" in
