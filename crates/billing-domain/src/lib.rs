@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+pub mod card;
 pub mod dunning;
 pub mod features;
 pub mod invoice;

@@ -266,6 +266,18 @@ async fn before_call(sim: &Simulator, moves_money: bool) -> Result<(), Refused> 
     Ok(())
 }
 
+/// What every POST goes through before its work: the API key, latency and injected outages, then its form body.
+async fn admit(
+    sim: &Simulator,
+    req: &HttpRequest,
+    body: &[u8],
+    moves_money: bool,
+) -> Result<BTreeMap<String, String>, Refused> {
+    authorized(sim, req)?;
+    before_call(sim, moves_money).await?;
+    form(body)
+}
+
 fn form(body: &[u8]) -> Result<BTreeMap<String, String>, Refused> {
     serde_urlencoded::from_bytes::<Vec<(String, String)>>(body)
         .map(|pairs| pairs.into_iter().collect())
@@ -370,37 +382,6 @@ const DECLINING_CARDS: [(&str, &str, &str); 4] = [
     ),
 ];
 
-fn brand(number: &str) -> &'static str {
-    let prefix2: u32 = number.get(..2).and_then(|p| p.parse().ok()).unwrap_or(0);
-    let prefix4: u32 = number.get(..4).and_then(|p| p.parse().ok()).unwrap_or(0);
-    if number.starts_with('4') {
-        "visa"
-    } else if (51..=55).contains(&prefix2) || (2221..=2720).contains(&prefix4) {
-        "mastercard"
-    } else if prefix2 == 34 || prefix2 == 37 {
-        "amex"
-    } else if number.starts_with("6011") || number.starts_with("65") {
-        "discover"
-    } else {
-        "unknown"
-    }
-}
-
-fn luhn(number: &str) -> bool {
-    let mut sum = 0;
-    for (i, b) in number.bytes().rev().enumerate() {
-        let mut d = u32::from(b - b'0');
-        if i % 2 == 1 {
-            d *= 2;
-            if d > 9 {
-                d -= 9;
-            }
-        }
-        sum += d;
-    }
-    sum % 10 == 0
-}
-
 fn payment_method_json(pm: &PaymentMethod) -> Value {
     json!({"id": pm.id, "object": "payment_method", "type": "card", "created": pm.created, "livemode": false,
         "card": {"brand": pm.brand, "last4": pm.last4, "exp_month": pm.exp_month, "exp_year": pm.exp_year}})
@@ -432,13 +413,7 @@ async fn health() -> HttpResponse {
 }
 
 async fn create_payment_method(sim: web::Data<Simulator>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
-    if let Err(res) = authorized(&sim, &req) {
-        return res.into();
-    }
-    if let Err(res) = before_call(&sim, false).await {
-        return res.into();
-    }
-    let params = match form(&body) {
+    let params = match admit(&sim, &req, &body, false).await {
         Ok(p) => p,
         Err(res) => return res.into(),
     };
@@ -447,7 +422,10 @@ async fn create_payment_method(sim: web::Data<Simulator>, req: HttpRequest, body
             return Err(invalid("type", "Only type=card is supported."));
         }
         let number = params.get("card[number]").map(|n| n.replace(' ', "")).unwrap_or_default();
-        if !(12..=19).contains(&number.len()) || !number.bytes().all(|b| b.is_ascii_digit()) || !luhn(&number) {
+        if !(12..=19).contains(&number.len())
+            || !number.bytes().all(|b| b.is_ascii_digit())
+            || !billing_domain::card::luhn_valid(&number)
+        {
             return Err(stripe_error(
                 StatusCode::PAYMENT_REQUIRED,
                 "card_error",
@@ -465,7 +443,7 @@ async fn create_payment_method(sim: web::Data<Simulator>, req: HttpRequest, body
             DECLINING_CARDS.iter().find(|(n, ..)| *n == number).map_or("ok", |(_, decline, _)| *decline).to_owned();
         let pm = PaymentMethod {
             id: new_id("pm"),
-            brand: brand(&number).to_owned(),
+            brand: billing_domain::card::brand(&number).to_owned(),
             last4: number[number.len() - 4..].to_owned(),
             exp_month: month,
             exp_year: year,
@@ -497,13 +475,7 @@ fn missing(kind: &str, id: &str) -> Refused {
 }
 
 async fn create_payment_intent(sim: web::Data<Simulator>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
-    if let Err(res) = authorized(&sim, &req) {
-        return res.into();
-    }
-    if let Err(res) = before_call(&sim, true).await {
-        return res.into();
-    }
-    let params = match form(&body) {
+    let params = match admit(&sim, &req, &body, true).await {
         Ok(p) => p,
         Err(res) => return res.into(),
     };
@@ -606,13 +578,7 @@ async fn search_payment_intents(
 }
 
 async fn create_refund(sim: web::Data<Simulator>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
-    if let Err(res) = authorized(&sim, &req) {
-        return res.into();
-    }
-    if let Err(res) = before_call(&sim, true).await {
-        return res.into();
-    }
-    let params = match form(&body) {
+    let params = match admit(&sim, &req, &body, true).await {
         Ok(p) => p,
         Err(res) => return res.into(),
     };

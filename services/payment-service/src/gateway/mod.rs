@@ -34,20 +34,7 @@ impl CardDetails {
 
     /// The brand, from the number's prefix.
     pub fn brand(&self) -> &'static str {
-        let n = &self.number;
-        let prefix2: u32 = n.get(..2).and_then(|p| p.parse().ok()).unwrap_or(0);
-        let prefix4: u32 = n.get(..4).and_then(|p| p.parse().ok()).unwrap_or(0);
-        if n.starts_with('4') {
-            "visa"
-        } else if (51..=55).contains(&prefix2) || (2221..=2720).contains(&prefix4) {
-            "mastercard"
-        } else if prefix2 == 34 || prefix2 == 37 {
-            "amex"
-        } else if n.starts_with("6011") || n.starts_with("65") {
-            "discover"
-        } else {
-            "unknown"
-        }
+        billing_domain::card::brand(&self.number)
     }
 }
 

@@ -6,21 +6,7 @@ use chrono::{DateTime, Datelike, Utc};
 
 use crate::gateway::CardDetails;
 
-/// The Luhn checksum of a string of digits.
-pub fn luhn_valid(digits: &str) -> bool {
-    let mut sum = 0;
-    for (i, c) in digits.bytes().rev().enumerate() {
-        let mut d = u32::from(c - b'0');
-        if i % 2 == 1 {
-            d *= 2;
-            if d > 9 {
-                d -= 9;
-            }
-        }
-        sum += d;
-    }
-    sum % 10 == 0
-}
+pub use billing_domain::card::luhn_valid;
 
 /// Validates the card fields at `now`; every bad field is named.
 pub fn validate(
