@@ -55,7 +55,12 @@ impl PlanFeatures {
             let feature = match definition {
                 Value::Object(fields) => match fields.get("limit") {
                     Some(Value::Null) => Feature::Unlimited,
-                    Some(Value::Number(n)) => match n.as_u64() {
+                    // `5.0` is a whole number to JSON Schema, so to a client generating from the document.
+                    Some(Value::Number(n)) => match n.as_u64().or_else(|| {
+                        n.as_f64()
+                            .filter(|x| x.fract() == 0.0 && (0.0..=9_007_199_254_740_991.0).contains(x))
+                            .map(|x| x as u64)
+                    }) {
                         Some(limit) => Feature::Metered { limit },
                         None => {
                             return Err((

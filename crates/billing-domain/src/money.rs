@@ -106,6 +106,36 @@ impl Currency {
     pub fn minor_per_major(self) -> i64 {
         10_i64.pow(u32::from(self.digits))
     }
+
+    /// An anchored regular expression (an OpenAPI `pattern`) that only amounts this currency can charge match:
+    /// at least the minimum charge, written with no more than the currency's digits; with `free`, zero too.
+    /// It leaves out a few chargeable amounts (from the minimum up to the next round figure: `"175.50"` HUF),
+    /// never lets in one [`AmountText::to_money`] or the minimum would refuse, so generated requests are valid.
+    pub fn amount_pattern(self, free: bool) -> String {
+        let fraction = match self.digits {
+            0 => String::new(),
+            d => format!(r"(\.[0-9]{{1,{d}}})?"),
+        };
+        // The whole part: at least the minimum in major units, rounded up.
+        let floor = self.min_charge_minor.div_euclid(self.minor_per_major())
+            + i64::from(self.min_charge_minor % self.minor_per_major() != 0);
+        let floor = floor.max(1).to_string();
+        let (lead, rest) = (floor.as_bytes()[0] - b'0', floor.len() - 1);
+        let round = floor[1..].bytes().all(|b| b == b'0');
+        let first = if round { lead } else { lead + 1 };
+        let longest = MAX_MAJOR.to_string().len() - 1;
+        let mut wholes = Vec::new();
+        if first <= 9 {
+            wholes.push(format!("[{first}-9][0-9]{{{rest}}}"));
+        }
+        wholes.push(format!("[1-9][0-9]{{{},{}}}", rest + 1, longest - 1));
+        let zero = match (free, self.digits) {
+            (false, _) => String::new(),
+            (true, 0) => "0|".to_owned(),
+            (true, d) => format!(r"0(\.0{{1,{d}}})?|"),
+        };
+        format!("^({zero}({}){fraction})$", wholes.join("|"))
+    }
 }
 
 impl fmt::Display for Currency {
@@ -491,6 +521,59 @@ mod tests {
             let y = Money::parse(&Money::from_minor(b, usd).amount_string(), usd);
             let sum = x.and_then(|x| y.and_then(|y| x.checked_add(y)));
             prop_assert_eq!(sum.map(Money::minor), Ok(a + b));
+        }
+    }
+
+    /// Whether the amount pattern of `currency` lets `text` in, and whether the service would take it as a price.
+    fn judged(currency: Currency, text: &str) -> (bool, bool) {
+        let pattern = regex::Regex::new(&currency.amount_pattern(true)).unwrap_or_else(|e| panic!("{e}"));
+        let taken = AmountText(text.to_owned())
+            .to_money(currency)
+            .is_ok_and(|m| m.is_zero() || (!m.is_negative() && m.minor() >= currency.min_charge().minor()));
+        (pattern.is_match(text), taken)
+    }
+
+    #[test]
+    fn amount_patterns_mark_the_edges() {
+        for (code, text, matches) in [
+            ("USD", "0", true),
+            ("USD", "0.00", true),
+            ("USD", "0.49", false),
+            ("USD", "1", true),
+            ("USD", "29.99", true),
+            ("USD", "29.999", false),
+            ("USD", "-5", false),
+            ("USD", "01", false),
+            ("JPY", "50", true),
+            ("JPY", "49", false),
+            ("JPY", "50.0", false),
+            ("KWD", "1.234", true),
+            ("KWD", "1.2345", false),
+            ("HUF", "200", true),
+            ("HUF", "999999999999", true),
+            ("HUF", "1000000000000", false),
+        ] {
+            assert_eq!(judged(cur(code), text).0, matches, "{code} {text}");
+        }
+        let charge = regex::Regex::new(&cur("USD").amount_pattern(false)).unwrap_or_else(|e| panic!("{e}"));
+        assert!(!charge.is_match("0"), "a charge is never zero");
+        assert!(charge.is_match("1.00"));
+    }
+
+    proptest! {
+        /// Nothing the pattern lets in is refused, in any currency.
+        #[test]
+        fn what_an_amount_pattern_lets_in_is_taken(
+            index in 0..CURRENCIES.len(), whole in 0u64..2_000_000_000_000, fraction in 0u32..10_000, width in 0usize..5,
+        ) {
+            let currency = CURRENCIES[index];
+            let text = if width == 0 {
+                whole.to_string()
+            } else {
+                format!("{whole}.{:0width$}", fraction % 10u32.pow(width as u32))
+            };
+            let (matches, taken) = judged(currency, &text);
+            prop_assert!(!matches || taken, "{} {text} matches but is refused", currency.code());
         }
     }
 }

@@ -255,6 +255,35 @@ pub fn payload_config() -> web::PayloadConfig {
     web::PayloadConfig::new(BODY_LIMIT_BYTES)
 }
 
+/// Integer fields that also take a JSON number with a zero fraction (`785.0`): JSON Schema counts it as an
+/// integer, so a client generating requests from the document may send it. `#[serde(with = "whole")]`.
+pub mod whole {
+    use serde::de::{Deserialize, Deserializer, Error};
+
+    /// A whole number in `T`'s range.
+    pub fn deserialize<'de, D: Deserializer<'de>, T: TryFrom<i64>>(deserializer: D) -> Result<T, D::Error> {
+        let number =
+            serde_json::Number::deserialize(deserializer).map_err(|_| D::Error::custom("expected an integer"))?;
+        let whole = number.as_i64().or_else(|| {
+            number.as_f64().filter(|x| x.fract() == 0.0 && x.abs() <= 9_007_199_254_740_991.0).map(|x| x as i64)
+        });
+        whole.and_then(|n| T::try_from(n).ok()).ok_or_else(|| D::Error::custom("expected an integer in range"))
+    }
+
+    /// The same for an optional field (with `#[serde(default, with = "whole::option")]`).
+    pub mod option {
+        use serde::de::{Deserialize, Deserializer};
+
+        /// `null` or a whole number in `T`'s range.
+        pub fn deserialize<'de, D: Deserializer<'de>, T: TryFrom<i64>>(deserializer: D) -> Result<Option<T>, D::Error> {
+            match Option::<serde_json::Number>::deserialize(deserializer)? {
+                None => Ok(None),
+                Some(n) => super::deserialize(n).map(Some).map_err(serde::de::Error::custom),
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

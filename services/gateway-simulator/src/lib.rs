@@ -384,6 +384,7 @@ const DECLINING_CARDS: [(&str, &str, &str); 4] = [
 
 fn payment_method_json(pm: &PaymentMethod) -> Value {
     json!({"id": pm.id, "object": "payment_method", "type": "card", "created": pm.created, "livemode": false,
+        "billing_details": {"name": pm.billing_name},
         "card": {"brand": pm.brand, "last4": pm.last4, "exp_month": pm.exp_month, "exp_year": pm.exp_year}})
 }
 
@@ -447,6 +448,7 @@ async fn create_payment_method(sim: web::Data<Simulator>, req: HttpRequest, body
             last4: number[number.len() - 4..].to_owned(),
             exp_month: month,
             exp_year: year,
+            billing_name: params.get("billing_details[name]").cloned().unwrap_or_default(),
             behaviour,
             created: now(),
         };

@@ -19,6 +19,9 @@ pub struct PaymentMethod {
     pub last4: String,
     pub exp_month: u32,
     pub exp_year: u32,
+    /// `billing_details[name]` (journals written before it was kept read as empty).
+    #[serde(default)]
+    pub billing_name: String,
     pub behaviour: String,
     pub created: i64,
 }

@@ -70,7 +70,9 @@ impl Service for PaymentService {
     const QUEUES: &'static [QueueName] = &[QueueName::PaySubscriptionUpdate, QueueName::PayRefundInitiation];
 
     fn openapi() -> utoipa::openapi::OpenApi {
-        ApiDoc::openapi()
+        let mut doc = ApiDoc::openapi();
+        routes::document_rules(&mut doc);
+        doc
     }
 
     fn extra_health_checks(infra: &Infra) -> Vec<Arc<dyn billing_http::health::HealthCheck>> {

@@ -23,6 +23,10 @@ pub enum ServiceError {
     RateLimited { retry_after_secs: u64 },
     #[error("plan not found")]
     PlanNotFound,
+    /// A plan that exists but is not of the kind the route sells (a trial plan bought, a paid plan trialled): to
+    /// that route it does not exist, as an inactive plan does not; the message says where to go instead.
+    #[error("{0}")]
+    PlanNotOfferedHere(&'static str),
     #[error("plan code taken")]
     PlanCodeTaken,
     #[error("subscription not found")]
@@ -117,6 +121,7 @@ impl From<ServiceError> for ApiError {
             }
             ServiceError::RateLimited { retry_after_secs } => ApiError::rate_limited(retry_after_secs),
             ServiceError::PlanNotFound => ApiError::not_found("plan_not_found", "no such plan"),
+            ServiceError::PlanNotOfferedHere(message) => ApiError::not_found("plan_not_found", message),
             ServiceError::PlanCodeTaken => {
                 ApiError::conflict("plan_code_taken", "a plan with this code already exists")
             }

@@ -93,7 +93,10 @@ impl Service for SubscriptionService {
     ];
 
     fn openapi() -> utoipa::openapi::OpenApi {
-        ApiDoc::openapi()
+        let mut doc = ApiDoc::openapi();
+        routes::plans::document_rules(&mut doc);
+        routes::subscriptions::document_rules(&mut doc);
+        doc
     }
 
     fn description() -> &'static str {

@@ -37,6 +37,7 @@ diesel::table! {
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
         off_session -> Bool,
+        save_card -> Bool,
     }
 }
 

@@ -110,16 +110,38 @@ impl HttpGateway {
         ];
         let answer = self.post("/v1/payment_methods", key, &form).await?;
         if answer.status == 200 {
-            let c = &answer.body["card"];
-            return Ok(Ok(SavedCard {
-                token: text(&answer.body["id"]),
-                brand: text(&c["brand"]),
-                last4: text(&c["last4"]),
-                exp_month: c["exp_month"].as_u64().and_then(|m| u32::try_from(m).ok()).unwrap_or(card.exp_month),
-                exp_year: c["exp_year"].as_u64().and_then(|y| u32::try_from(y).ok()).unwrap_or(card.exp_year),
-            }));
+            return Ok(Ok(saved_card(&answer.body)));
         }
         Ok(Err(declined(&answer.body)))
+    }
+
+    /// The payment method `id` (`pm_…`), retrieved: how a charge settled after the fact keeps its card.
+    async fn retrieve_payment_method(&self, id: &str) -> Result<SavedCard, GatewayError> {
+        let res = self
+            .http
+            .get(format!("{}/v1/payment_methods/{id}", self.base))
+            .bearer_auth(self.api_key.expose())
+            .send()
+            .await
+            .map_err(|e| GatewayError::Unavailable(format!("cannot reach the gateway: {e}")))?;
+        if !res.status().is_success() {
+            return Err(GatewayError::Unavailable(format!("the gateway answered {}", res.status())));
+        }
+        Ok(saved_card(&res.json().await.map_err(|_| GatewayError::Timeout)?))
+    }
+}
+
+/// A Stripe payment method object as the card we keep of it.
+fn saved_card(method: &Value) -> SavedCard {
+    let card = &method["card"];
+    let number = |v: &Value| v.as_u64().and_then(|n| u32::try_from(n).ok()).unwrap_or_default();
+    SavedCard {
+        token: text(&method["id"]),
+        cardholder_name: text(&method["billing_details"]["name"]),
+        brand: text(&card["brand"]),
+        last4: text(&card["last4"]),
+        exp_month: number(&card["exp_month"]),
+        exp_year: number(&card["exp_year"]),
     }
 }
 
@@ -213,7 +235,14 @@ impl PaymentGateway for HttpGateway {
             let Some(intent) = body["data"].as_array().and_then(|d| d.first()) else { return Ok(None) };
             let reference = text(&intent["id"]);
             Ok(Some(match intent["status"].as_str() {
-                Some("succeeded") => ChargeOutcome::Succeeded { reference, card: None },
+                Some("succeeded") => {
+                    // The card it was paid with, for an attempt whose customer asked to keep it.
+                    let card = match intent["payment_method"].as_str() {
+                        Some(method) if !method.is_empty() => Some(self.retrieve_payment_method(method).await?),
+                        _ => None,
+                    };
+                    ChargeOutcome::Succeeded { reference, card }
+                }
                 _ => {
                     let error = &intent["last_payment_error"];
                     let refused = declined(&json!({"error": error}));

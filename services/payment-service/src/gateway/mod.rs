@@ -60,6 +60,8 @@ pub struct ChargeRequest {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SavedCard {
     pub token: String,
+    /// The name on the card, as the gateway keeps it.
+    pub cardholder_name: String,
     pub brand: String,
     pub last4: String,
     pub exp_month: u32,

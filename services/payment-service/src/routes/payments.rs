@@ -248,7 +248,7 @@ fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
 
 /// Pay an invoice with a card.
 #[utoipa::path(post, path = "/v1/payments/process", tag = "payments", request_body = ProcessBody, security(("bearer" = [])),
-    params(("Idempotency-Key" = Option<String>, Header, description = "Same key + same body → the first response replayed (Idempotent-Replayed: true); another body → 422 idempotency_key_reused; still running → 409 idempotency_key_in_use")),
+    params(("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]([ -~]{0,253}[!-~])?$", description = "1–255 visible characters. Same key + same body → the first response replayed (Idempotent-Replayed: true); another body → 422 idempotency_key_reused; still running → 409 idempotency_key_in_use")),
     responses(
         (status = 201, description = "Charged", body = Paid),
         (status = 402, description = "`payment_declined` with `details.transaction_id` and `details.decline_code`", body = billing_http::error::ErrorEnvelope),
@@ -345,7 +345,7 @@ pub struct RefundBody {
 /// Refund a payment, fully or partly (administrators: a merchant operation, as in Stripe); processed by the refund
 /// queue, the outcome announced by webhook. With `cancel_subscription`, the subscription ends once the refund succeeds.
 #[utoipa::path(post, path = "/v1/payments/{id}/refund", tag = "payments", request_body = RefundBody, security(("bearer" = [])),
-    params(("id" = Uuid, Path, description = "Transaction id"), ("Idempotency-Key" = Option<String>, Header, description = "As for payments")),
+    params(("id" = Uuid, Path, description = "Transaction id"), ("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]([ -~]{0,253}[!-~])?$", description = "As for payments")),
     responses(
         (status = 202, description = "Accepted, pending", body = RefundAccepted),
         (status = 403, description = "`forbidden`: the payment's owner (refunds are made by the merchant)", body = billing_http::error::ErrorEnvelope),
@@ -391,7 +391,8 @@ fn parse_cursor(cursor: &str) -> Option<(chrono::DateTime<chrono::Utc>, Uuid)> {
 
 /// The caller's payments with their refunds, newest first, cursor-paginated.
 #[utoipa::path(get, path = "/v1/payments/history", tag = "payments", security(("bearer" = [])),
-    params(("limit" = Option<i64>, Query, description = "1–100, default 20"), ("cursor" = Option<String>, Query, description = "From the previous page")),
+    params(("limit" = Option<i64>, Query, minimum = 1, maximum = 100, description = "1–100, default 20"),
+        ("cursor" = Option<String>, Query, pattern = "^[0-9]{1,16}_[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", description = "`next_cursor` of the previous page")),
     responses((status = 200, description = "A page", body = HistoryDto)))]
 pub async fn history(
     state: web::Data<AppState>,

@@ -29,10 +29,9 @@ pub struct MethodRow {
 
 /// Saves `card` for `user` without charging it; it becomes their default.
 pub async fn save(state: &AppState, user: Uuid, card: CardDetails) -> Result<MethodRow, ServiceError> {
-    let holder = card.cardholder_name.clone();
     let saved = state.gateway.save_card(card).await.map_err(|e| ServiceError::GatewayUnavailable(e.to_string()))?;
     let mut conn = state.conn().await?;
-    let id = insert(&mut conn, user, &saved, &holder).await?;
+    let id = insert(&mut conn, user, &saved).await?;
     Ok(payment_methods::table.find(id).select(MethodRow::as_select()).first(&mut conn).await?)
 }
 
@@ -41,7 +40,6 @@ pub async fn insert(
     conn: &mut diesel_async::AsyncPgConnection,
     user: Uuid,
     saved: &SavedCard,
-    holder: &str,
 ) -> Result<Uuid, ServiceError> {
     diesel::insert_into(payment_methods::table)
         .values((
@@ -52,7 +50,7 @@ pub async fn insert(
             payment_methods::last4.eq(&saved.last4),
             payment_methods::exp_month.eq(i32::try_from(saved.exp_month).unwrap_or(1)),
             payment_methods::exp_year.eq(i32::try_from(saved.exp_year).unwrap_or(2000)),
-            payment_methods::cardholder_name.eq(holder),
+            payment_methods::cardholder_name.eq(&saved.cardholder_name),
             // Made the default just below, once the others are not.
             payment_methods::is_default.eq(false),
         ))

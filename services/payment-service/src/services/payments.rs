@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use crate::db::schema::{payment_methods, transactions};
 use crate::error::ServiceError;
-use crate::gateway::{CardDetails, ChargeOutcome, ChargeRequest, GatewayError, PaymentSource};
+use crate::gateway::{CardDetails, ChargeOutcome, ChargeRequest, GatewayError, PaymentSource, SavedCard};
 use crate::state::AppState;
 
 /// What pays: a card typed now, or a saved payment method of the user.
@@ -131,17 +131,12 @@ pub async fn pay(state: &AppState, request: PayRequest) -> Result<Paid, ServiceE
 
     // What the gateway charges, and the card as much as is ever kept.
     let mut conn = state.conn().await?;
-    let (source, save_card, brand, last4, holder, saved_method) = match &request.funding {
-        Funding::Card { card, save } => (
-            PaymentSource::Card(card.clone()),
-            *save,
-            card.brand().to_owned(),
-            card.last4(),
-            card.cardholder_name.clone(),
-            None,
-        ),
+    let (source, save_card, brand, last4, saved_method) = match &request.funding {
+        Funding::Card { card, save } => {
+            (PaymentSource::Card(card.clone()), *save, card.brand().to_owned(), card.last4(), None)
+        }
         Funding::Saved(id) => {
-            let (owner, token, brand, last4, holder): (Uuid, String, String, String, String) = payment_methods::table
+            let (owner, token, brand, last4): (Uuid, String, String, String) = payment_methods::table
                 .find(id)
                 .filter(payment_methods::deleted_at.is_null())
                 .select((
@@ -149,7 +144,6 @@ pub async fn pay(state: &AppState, request: PayRequest) -> Result<Paid, ServiceE
                     payment_methods::gateway_token,
                     payment_methods::brand,
                     payment_methods::last4,
-                    payment_methods::cardholder_name,
                 ))
                 .first(&mut conn)
                 .await
@@ -158,12 +152,12 @@ pub async fn pay(state: &AppState, request: PayRequest) -> Result<Paid, ServiceE
             if owner != request.user {
                 return Err(ServiceError::invalid("payment_method_id", "no such payment method"));
             }
-            (PaymentSource::Token(token), false, brand, last4.trim().to_owned(), holder, Some(*id))
+            (PaymentSource::Token(token), false, brand, last4.trim().to_owned(), Some(*id))
         }
     };
     // The pending row first: if this process dies after charging, the row and the gateway key resolve it. The
     // row is the invoice's one live charge (a unique index): another key finds the invoice taken.
-    let transaction_id = start_attempt(&mut conn, &request, &due, amount, &brand, &last4).await?;
+    let transaction_id = start_attempt(&mut conn, &request, &due, amount, (&brand, &last4), save_card).await?;
     drop(conn);
 
     let charge = ChargeRequest { idempotency_key: request.gateway_key.clone(), amount, source, save_card };
@@ -192,7 +186,7 @@ pub async fn pay(state: &AppState, request: PayRequest) -> Result<Paid, ServiceE
                 .transaction::<_, ServiceError, _>(async move |conn| {
                     let mut method_id = saved_method;
                     if let Some(saved) = card.filter(|_| saved_method.is_none()) {
-                        method_id = Some(crate::services::methods::insert(conn, user, &saved, &holder).await?);
+                        method_id = Some(crate::services::methods::insert(conn, user, &saved).await?);
                     }
                     diesel::update(transactions::table.find(transaction_id))
                         .set((
@@ -257,6 +251,32 @@ pub async fn pay(state: &AppState, request: PayRequest) -> Result<Paid, ServiceE
     }
 }
 
+/// The card of a pending attempt whose customer asked to keep it, from the gateway (a gateway event does not carry
+/// it): asked before the settling transaction, so no row lock is held across the call. Without an answer the
+/// payment still settles; only the card is not kept.
+async fn card_to_keep(
+    state: &AppState,
+    conn: &mut diesel_async::AsyncPgConnection,
+    transaction_id: Uuid,
+) -> Result<Option<SavedCard>, ServiceError> {
+    let wanted: Option<(bool, Option<Uuid>, String)> = transactions::table
+        .find(transaction_id)
+        .filter(transactions::status.eq("pending"))
+        .select((transactions::save_card, transactions::payment_method_id, transactions::idempotency_key))
+        .first(conn)
+        .await
+        .optional()?;
+    let Some((true, None, key)) = wanted else { return Ok(None) };
+    match state.gateway.find_charge(key).await {
+        Ok(Some(ChargeOutcome::Succeeded { card, .. })) => Ok(card),
+        Ok(_) => Ok(None),
+        Err(err) => {
+            tracing::warn!(transaction_id = %transaction_id, error = %err, "the card of a settled payment is not kept");
+            Ok(None)
+        }
+    }
+}
+
 /// What the payment event of an attempt says about it, whoever settles it.
 struct Attempt {
     transaction_id: Uuid,
@@ -303,10 +323,13 @@ fn payment_event(attempt: &Attempt, settled: &Settled<'_>, now: DateTime<Utc>) -
 pub async fn settle_pending(
     state: &AppState,
     transaction_id: Uuid,
-    outcome: ChargeOutcome,
+    mut outcome: ChargeOutcome,
 ) -> Result<bool, ServiceError> {
     let now = state.now();
     let mut conn = state.conn().await?;
+    if let ChargeOutcome::Succeeded { card: card @ None, .. } = &mut outcome {
+        *card = card_to_keep(state, &mut conn, transaction_id).await?;
+    }
     let pushed = conn
         .transaction::<_, ServiceError, _>(async move |conn| {
             let Some(row) = transactions::table
@@ -320,8 +343,11 @@ pub async fn settle_pending(
             else {
                 return Ok(None);
             };
-            let off_session: bool =
-                transactions::table.find(transaction_id).select(transactions::off_session).first(conn).await?;
+            let (off_session, save_card): (bool, bool) = transactions::table
+                .find(transaction_id)
+                .select((transactions::off_session, transactions::save_card))
+                .first(conn)
+                .await?;
             let currency = Currency::from_code(row.currency.trim())
                 .ok_or_else(|| ServiceError::Internal("bad currency".into()))?;
             let amount =
@@ -334,16 +360,20 @@ pub async fn settle_pending(
                 off_session,
             };
             let job = match &outcome {
-                ChargeOutcome::Succeeded { reference, .. } => {
+                ChargeOutcome::Succeeded { reference, card } => {
+                    let mut method_id = row.payment_method_id;
+                    if let Some(card) = card.as_ref().filter(|_| save_card && method_id.is_none()) {
+                        method_id = Some(crate::services::methods::insert(conn, row.user_id, card).await?);
+                    }
                     diesel::update(transactions::table.find(transaction_id))
-                        .set((transactions::status.eq("succeeded"), transactions::gateway_reference.eq(reference)))
+                        .set((
+                            transactions::status.eq("succeeded"),
+                            transactions::gateway_reference.eq(reference),
+                            transactions::payment_method_id.eq(method_id),
+                        ))
                         .execute(conn)
                         .await?;
-                    payment_event(
-                        &attempt,
-                        &Settled::Succeeded { reference, payment_method_id: row.payment_method_id },
-                        now,
-                    )
+                    payment_event(&attempt, &Settled::Succeeded { reference, payment_method_id: method_id }, now)
                 }
                 ChargeOutcome::Declined { reference, code, retryable, .. } => {
                     diesel::update(transactions::table.find(transaction_id))
@@ -419,8 +449,8 @@ async fn start_attempt(
     request: &PayRequest,
     due: &crate::clients::InvoiceDue,
     amount: Money,
-    brand: &str,
-    last4: &str,
+    (brand, last4): (&str, &str),
+    save_card: bool,
 ) -> Result<Uuid, ServiceError> {
     let taken = |e: diesel::result::Error| match billing_infra::DbError::from(e) {
         billing_infra::DbError::UniqueViolation { constraint } if constraint == "transactions_one_live_per_invoice" => {
@@ -458,6 +488,7 @@ async fn start_attempt(
             transactions::idempotency_key.eq(&request.gateway_key),
             transactions::card_brand.eq(brand),
             transactions::card_last4.eq(last4),
+            transactions::save_card.eq(save_card),
         ))
         .execute(conn)
         .await

@@ -813,6 +813,14 @@ async fn a_charge_whose_answer_was_lost_is_settled_once_by_the_gateway_event() {
         (items[0]["status"].as_str(), items[0]["gateway_reference"].as_str().map(|r| r.starts_with("pi_"))),
         (Some("success"), Some(true))
     );
+    // The customer asked to keep the card (the default): it is kept, as when the answer is not lost.
+    let (_, methods, _) = w.call(&w.pay, Method::GET, "/v1/payment-methods", Some(&token), None, None).await;
+    let methods = methods["data"].as_array().cloned().unwrap_or_default();
+    assert_eq!(methods.len(), 1, "{methods:?}");
+    assert_eq!(
+        (methods[0]["last4"].as_str(), methods[0]["cardholder_name"].as_str()),
+        (Some("4242"), Some("Ada Lovelace"))
+    );
 }
 
 /// The same lost answer with no event coming (the gateway's endpoint is not set): the reconciler asks the gateway by
@@ -842,6 +850,8 @@ async fn the_reconciler_settles_attempts_left_pending_from_what_the_gateway_know
         (w.status(&token, &sub).await == "active").then_some(())
     })
     .await;
+    let (_, methods, _) = w.call(&w.pay, Method::GET, "/v1/payment-methods", Some(&token), None, None).await;
+    assert_eq!(methods["data"][0]["last4"], "4242", "the reconciled payment keeps its card: {methods}");
     let (_, history, _) = w.call(&w.pay, Method::GET, "/v1/payments/history", Some(&other), None, None).await;
     assert_eq!(history["data"]["items"][0]["status"], "failed", "{history}");
     // The unseen attempt no longer holds the invoice: the customer can pay it now.

@@ -31,14 +31,21 @@ pub fn amount(value: Decimal, currency: &str) -> String {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterBody {
-    #[schema(example = "ada@example.com")]
+    #[schema(example = "ada@example.com", format = Email, max_length = 254)]
     pub email: String,
     /// 8–128 characters with a letter and a digit; the 10,000 most common passwords are refused.
-    #[schema(example = "correct horse 42")]
+    #[schema(
+        example = "correct horse 42",
+        min_length = 8,
+        max_length = 128,
+        pattern = r"[A-Za-z][\s\S]*[0-9]|[0-9][\s\S]*[A-Za-z]"
+    )]
     pub password: String,
-    #[schema(example = "Ada")]
+    /// 1–100 characters, not only spaces.
+    #[schema(example = "Ada", min_length = 1, max_length = 100, pattern = r"\S")]
     pub first_name: Option<String>,
-    #[schema(example = "Lovelace")]
+    /// 1–100 characters, not only spaces.
+    #[schema(example = "Lovelace", min_length = 1, max_length = 100, pattern = r"\S")]
     pub last_name: Option<String>,
 }
 
@@ -54,7 +61,7 @@ pub struct LoginBody {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RoleBody {
-    #[schema(value_type = String, example = "user")]
+    #[schema(value_type = String, example = "user", pattern = "^(user|admin)$")]
     pub role: billing_auth::Role,
 }
 
@@ -163,20 +170,28 @@ impl From<&Plan> for PlanDto {
 #[serde(deny_unknown_fields)]
 pub struct PlanCreateBody {
     /// 1–64 lower-case letters, digits, `_` or `-`; unique.
-    #[schema(example = "team")]
+    #[schema(example = "team", pattern = "^[a-z0-9_-]{1,64}$")]
     pub code: String,
-    #[schema(example = "Team")]
+    /// 1–100 characters, not only spaces.
+    #[schema(example = "Team", min_length = 1, max_length = 100, pattern = r"\S")]
     pub name: String,
+    #[schema(max_length = 1000)]
     pub description: Option<String>,
-    /// A JSON number or string, read exactly, with at most the currency's digits.
+    /// A JSON number or string, read exactly, with at most the currency's digits: 0 (free) or at least the
+    /// currency's minimum charge (USD 0.50, JPY 50 …).
     #[schema(value_type = String, example = "49.00")]
     pub price: AmountText,
-    #[schema(example = "USD")]
+    /// ISO 4217, any case.
+    #[schema(example = "USD", pattern = "^[A-Za-z]{3}$")]
     pub currency: String,
-    #[schema(example = "monthly")]
+    #[schema(example = "monthly", pattern = "^(monthly|yearly)$")]
     pub billing_cycle: String,
+    /// 0–365; a trial plan has at least 1.
+    #[schema(minimum = 0, maximum = 365)]
+    #[serde(default, deserialize_with = "billing_http::extract::whole::option::deserialize")]
     pub trial_period_days: Option<i32>,
     pub is_trial_plan: Option<bool>,
+    #[serde(default, deserialize_with = "billing_http::extract::whole::option::deserialize")]
     pub converts_to_plan_id: Option<i32>,
     #[schema(value_type = Option<Object>)]
     pub features: Option<Value>,
@@ -187,15 +202,24 @@ pub struct PlanCreateBody {
 #[derive(Debug, Deserialize, ToSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct PlanUpdateBody {
+    #[schema(pattern = "^[a-z0-9_-]{1,64}$")]
     pub code: Option<String>,
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     pub name: Option<String>,
+    #[schema(max_length = 1000)]
     pub description: Option<String>,
+    /// As for a new plan, in the plan's currency (or the new `currency`, which needs the price again).
     #[schema(value_type = Option<String>, example = "59.00")]
     pub price: Option<AmountText>,
+    #[schema(pattern = "^[A-Za-z]{3}$")]
     pub currency: Option<String>,
+    #[schema(pattern = "^(monthly|yearly)$")]
     pub billing_cycle: Option<String>,
+    #[schema(minimum = 0, maximum = 365)]
+    #[serde(default, deserialize_with = "billing_http::extract::whole::option::deserialize")]
     pub trial_period_days: Option<i32>,
     pub is_trial_plan: Option<bool>,
+    #[serde(default, deserialize_with = "billing_http::extract::whole::option::deserialize")]
     pub converts_to_plan_id: Option<i32>,
     #[schema(value_type = Option<Object>, example = json!({"api_calls": {"limit": 20000}}))]
     pub features: Option<Value>,
@@ -205,10 +229,12 @@ pub struct PlanUpdateBody {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateSubscriptionBody {
-    #[schema(example = 2)]
+    #[schema(example = 2, minimum = 1)]
+    #[serde(deserialize_with = "billing_http::extract::whole::deserialize")]
     pub plan_id: i32,
     /// Seats (default 1).
-    #[schema(example = 1)]
+    #[schema(example = 1, minimum = 1, maximum = 10000)]
+    #[serde(default, deserialize_with = "billing_http::extract::whole::option::deserialize")]
     pub quantity: Option<i32>,
 }
 
@@ -222,12 +248,19 @@ impl<'de> Deserialize<'de> for PlanIdInput {
         #[serde(untagged)]
         enum Raw {
             Int(i32),
+            // `8673.0` is an integer to JSON Schema, so to a client generating from the document.
+            Whole(f64),
             Text(String),
         }
         match Raw::deserialize(d) {
             Ok(Raw::Int(n)) => Ok(Self(n)),
+            Ok(Raw::Whole(x)) if x.fract() == 0.0 && x >= f64::from(i32::MIN) && x <= f64::from(i32::MAX) => {
+                Ok(Self(x as i32))
+            }
             Ok(Raw::Text(s)) => s.trim().parse().map(Self).map_err(|_| serde::de::Error::custom("expected a plan id")),
-            Err(_) => Err(serde::de::Error::custom("expected a plan id (an integer or a numeric string)")),
+            Ok(Raw::Whole(_)) | Err(_) => {
+                Err(serde::de::Error::custom("expected a plan id (an integer or a numeric string)"))
+            }
         }
     }
 }
@@ -236,16 +269,18 @@ impl<'de> Deserialize<'de> for PlanIdInput {
 #[serde(deny_unknown_fields)]
 pub struct TrialBody {
     /// An integer or a numeric string.
-    #[schema(value_type = i32, example = 1)]
+    #[schema(value_type = i32, example = 1, minimum = 1)]
     pub trial_plan_id: PlanIdInput,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChangeSubscriptionBody {
-    #[schema(example = 3)]
+    #[schema(example = 3, minimum = 1)]
+    #[serde(default, deserialize_with = "billing_http::extract::whole::option::deserialize")]
     pub plan_id: Option<i32>,
-    #[schema(example = 2)]
+    #[schema(example = 2, minimum = 1, maximum = 10000)]
+    #[serde(default, deserialize_with = "billing_http::extract::whole::option::deserialize")]
     pub quantity: Option<i32>,
 }
 
@@ -526,12 +561,14 @@ impl From<SubscriptionEventRow> for EventDto {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UseBody {
-    #[schema(example = "api_calls")]
+    #[schema(example = "api_calls", pattern = "^[a-z0-9_]{1,64}$")]
     pub feature_name: String,
     /// Units to use (default 1).
-    #[schema(example = 1)]
+    #[schema(example = 1, minimum = 1, maximum = 1000000)]
+    #[serde(default, deserialize_with = "billing_http::extract::whole::option::deserialize")]
     pub delta: Option<i64>,
     /// A repeated key counts once and returns the first answer.
+    #[schema(min_length = 1, max_length = 255)]
     pub idempotency_key: Option<String>,
 }
 

@@ -4,7 +4,9 @@ use std::collections::BTreeMap;
 
 use actix_web::{HttpResponse, web};
 use billing_domain::{BillingCycle, Currency, PlanFeatures};
+use billing_http::openapi::{alternatives, amounts_by_currency, refine_schema};
 use billing_http::{AdminUser, ApiError, Json, created, ok};
+use serde_json::{Value, json};
 
 use super::dto::{PlanCreateBody, PlanDto, PlanUpdateBody};
 use crate::db::models::PlanChanges;
@@ -132,6 +134,7 @@ fn validate(body: PlanUpdateBody, existing_currency: Option<Currency>) -> Result
     responses(
         (status = 201, description = "Created", body = PlanDto),
         (status = 403, description = "Not an administrator", body = billing_http::error::ErrorEnvelope),
+        (status = 404, description = "`plan_not_found`: `converts_to_plan_id` names no plan", body = billing_http::error::ErrorEnvelope),
         (status = 409, description = "`plan_code_taken`", body = billing_http::error::ErrorEnvelope),
         (status = 422, description = "`validation_failed`", body = billing_http::error::ErrorEnvelope)))]
 pub async fn create(
@@ -168,7 +171,8 @@ pub async fn create(
     responses(
         (status = 200, description = "Updated", body = PlanDto),
         (status = 403, description = "Not an administrator", body = billing_http::error::ErrorEnvelope),
-        (status = 404, description = "`plan_not_found`", body = billing_http::error::ErrorEnvelope),
+        (status = 404, description = "`plan_not_found` (the plan, or the one `converts_to_plan_id` names)", body = billing_http::error::ErrorEnvelope),
+        (status = 409, description = "`plan_code_taken`", body = billing_http::error::ErrorEnvelope),
         (status = 422, description = "`validation_failed`", body = billing_http::error::ErrorEnvelope)))]
 pub async fn update(
     state: web::Data<AppState>,
@@ -201,6 +205,70 @@ pub async fn deactivate(
 ) -> Result<HttpResponse, ApiError> {
     let plan = plans::deactivate(&state, id.into_inner()).await?;
     Ok(ok(PlanDto::from(&plan), "plan deactivated"))
+}
+
+/// States in the document the plan bodies' rules between fields, which the derive cannot: the price's digits and
+/// minimum depend on the currency, a trial plan needs trial days, and feature names and limits have a form.
+pub fn document_rules(doc: &mut utoipa::openapi::OpenApi) {
+    let prices = amounts_by_currency("price", Currency::all().iter().map(|c| (c.code(), c.amount_pattern(true))));
+    refine_schema(doc, "PlanCreateBody", |mut plan| {
+        plan["properties"]["features"] = features_schema(true);
+        let trial = vec![
+            json!({"properties": {"is_trial_plan": {"type": ["boolean", "null"], "enum": [false, null]}}}),
+            json!({"required": ["trial_period_days"], "properties": {"trial_period_days": {"minimum": 1}}}),
+        ];
+        alternatives(&plan, &[prices.clone(), trial])
+    });
+    refine_schema(doc, "PlanUpdateBody", |mut changes| {
+        changes["properties"]["features"] = features_schema(false);
+        // A null changes nothing, and a body that changes nothing is refused.
+        for property in changes["properties"].as_object_mut().into_iter().flat_map(|p| p.values_mut()) {
+            if let Some(types) = property["type"].as_array_mut() {
+                types.retain(|t| t != "null");
+            }
+        }
+        changes["minProperties"] = json!(1);
+        // The document asks for the price and the currency together, so the price can be read in its currency;
+        // the service also takes a price alone, in the plan's currency.
+        let both = |alt: &Value| {
+            let mut alt = alt.clone();
+            alt["required"] = json!(["price", "currency"]);
+            alt
+        };
+        let mut price = vec![json!({"properties": {"price": null, "currency": null}})];
+        price.extend(prices.iter().map(both));
+        let trial = vec![
+            json!({"required": ["is_trial_plan"], "properties": {"is_trial_plan": {"enum": [false]}}}),
+            json!({"required": ["trial_period_days"], "properties": {"trial_period_days": {"minimum": 1}}}),
+            json!({"properties": {"is_trial_plan": null, "trial_period_days": null}}),
+        ];
+        let mut refined = alternatives(&changes, &[price, trial]);
+        refined["description"] = json!(
+            "Any subset of a plan's fields. The document asks for `price` and `currency` together, so the price \
+             can be read in its currency; the service also takes a price alone, in the plan's currency."
+        );
+        refined
+    });
+}
+
+/// A plan's `features`: names of 1–64 `[a-z0-9_]`; a definition is anything, and its `limit`, when a number, is a
+/// whole number ≥ 0 (`null`: unlimited).
+fn features_schema(nullable: bool) -> Value {
+    json!({
+        "type": if nullable { json!(["object", "null"]) } else { json!("object") },
+        "description": "`{\"api_calls\": {\"limit\": 1000}, \"storage\": {\"limit\": \"1GB\"}, \"sso\": true}`: an integer \
+            limit is metered, `null` unlimited, anything else informational.",
+        "propertyNames": {"pattern": "^[a-z0-9_]{1,64}$"},
+        "additionalProperties": {"anyOf": [
+            {"not": {"type": "object"}},
+            {"type": "object", "properties": {"limit": {"anyOf": [
+                {"type": "null"},
+                {"type": "integer", "minimum": 0, "maximum": 9_007_199_254_740_991_u64},
+                {"not": {"type": ["number", "null"]}},
+            ]}}},
+        ]},
+        "example": {"api_calls": {"limit": 20000}},
+    })
 }
 
 #[cfg(test)]

@@ -111,7 +111,7 @@ fn if_match(req: &HttpRequest) -> Result<Option<i32>, ServiceError> {
 /// Send `If-Match: <version>` to change only the version you read (409 `concurrent_update` otherwise).
 #[utoipa::path(put, path = "/v1/subscriptions/{id}", tag = "subscriptions", request_body = ChangeSubscriptionBody, security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Subscription id"),
-        ("If-Match" = Option<String>, Header, description = "The `version` the change is based on")),
+        ("If-Match" = Option<String>, Header, description = "The `version` the change is based on", pattern = r#"^(W/)?"?[0-9]{1,9}"?$"#)),
     responses(
         (status = 200, description = "Changed or scheduled", body = ChangeDto),
         (status = 404, description = "`subscription_not_found` or `plan_not_found`", body = billing_http::error::ErrorEnvelope),
@@ -192,4 +192,13 @@ pub async fn reactivate(
 pub async fn events(state: web::Data<AppState>, user: AuthUser, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
     let events = subscriptions::events(&state, user, id.into_inner()).await?;
     Ok(ok(events.into_iter().map(EventDto::from).collect::<Vec<_>>(), "subscription events"))
+}
+
+/// States in the document that a change names a plan, seats or both (an empty change is refused).
+pub fn document_rules(doc: &mut utoipa::openapi::OpenApi) {
+    use serde_json::json;
+    billing_http::openapi::refine_schema(doc, "ChangeSubscriptionBody", |change| {
+        let given = |field: &str| json!({"required": [field], "properties": {field: {"type": "integer"}}});
+        billing_http::openapi::alternatives(&change, &[vec![given("plan_id"), given("quantity")]])
+    });
 }

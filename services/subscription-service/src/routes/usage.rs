@@ -39,7 +39,7 @@ pub async fn use_feature(
         fields.insert("delta".to_owned(), "an integer from 1 to 1000000".to_owned());
     }
     if let Some(key) = &body.idempotency_key
-        && (key.is_empty() || key.len() > 255)
+        && !(1..=255).contains(&key.chars().count())
     {
         fields.insert("idempotency_key".to_owned(), "1 to 255 characters".to_owned());
     }

@@ -140,7 +140,8 @@ pub async fn deactivate(state: &AppState, id: i32) -> Result<Plan, ServiceError>
 
 async fn ensure_exists(state: &AppState, id: i32) -> Result<(), ServiceError> {
     if db::plans::find(&mut *state.conn().await?, id).await?.is_none() {
-        return Err(ServiceError::invalid("converts_to_plan_id", "no such plan"));
+        // A plan named in the body that does not exist is a 404, as `plan_id` of a new subscription is.
+        return Err(ServiceError::PlanNotFound);
     }
     Ok(())
 }

@@ -137,7 +137,9 @@ pub async fn create_paid(state: &AppState, user: Uuid, plan_id: i32, quantity: i
     check_quantity(quantity)?;
     let plan = plans::active_plan(state, plan_id).await?;
     if plan.is_trial_plan {
-        return Err(ServiceError::invalid("plan_id", "is a trial plan; start it with POST /v1/subscriptions/trial"));
+        return Err(ServiceError::PlanNotOfferedHere(
+            "no such paid plan: this is a trial plan; start it with POST /v1/subscriptions/trial",
+        ));
     }
     let total = seat_total(&plan, quantity)?;
     let now = state.now();
@@ -207,7 +209,9 @@ pub async fn create_paid(state: &AppState, user: Uuid, plan_id: i32, quantity: i
 pub async fn create_trial(state: &AppState, user: Uuid, plan_id: i32) -> Result<(SubscriptionRow, Plan), ServiceError> {
     let plan = plans::active_plan(state, plan_id).await?;
     if !plan.is_trial_plan {
-        return Err(ServiceError::invalid("trial_plan_id", "is not a trial plan"));
+        return Err(ServiceError::PlanNotOfferedHere(
+            "no such trial plan: subscribe to a paid plan with POST /v1/subscriptions",
+        ));
     }
     let now = state.now();
     let end = billing_domain::period::trial_end(now, plan.trial_period_days);
@@ -309,7 +313,9 @@ pub async fn change(
         None => old_plan.clone(),
     };
     if new_plan.is_trial_plan {
-        return Err(ServiceError::invalid("plan_id", "is a trial plan"));
+        return Err(ServiceError::PlanNotOfferedHere(
+            "no such paid plan: a subscription cannot change to a trial plan",
+        ));
     }
     if new_plan.price.currency() != old_plan.price.currency() {
         return Err(ServiceError::invalid("plan_id", "the new plan bills in another currency"));

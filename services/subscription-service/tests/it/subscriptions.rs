@@ -42,7 +42,7 @@ async fn a_trial_starts_at_once_and_only_once() {
     let other = ctx.user().await;
     let not_trial =
         ctx.call(Method::POST, "/v1/subscriptions/trial", Some(&other), Some(json!({"trial_plan_id": 2}))).await;
-    assert_eq!((not_trial.status, not_trial.code()), (422, "validation_failed"));
+    assert_eq!((not_trial.status, not_trial.code()), (404, "plan_not_found"), "not a trial plan: none to this route");
     let bad =
         ctx.call(Method::POST, "/v1/subscriptions/trial", Some(&other), Some(json!({"trial_plan_id": "one"}))).await;
     assert_eq!(bad.status, 422);
@@ -98,7 +98,7 @@ async fn paid_subscription_input_is_validated() {
     let ctx = Ctx::new().await;
     let token = ctx.user().await;
     let cases = [
-        (json!({"plan_id": 1}), 422, "validation_failed"),
+        (json!({"plan_id": 1}), 404, "plan_not_found"), // a trial plan is not sold here
         (json!({"plan_id": 999}), 404, "plan_not_found"),
         (json!({"plan_id": 2, "quantity": 0}), 422, "validation_failed"),
         (json!({"plan_id": "two"}), 422, "validation_failed"),

@@ -24,8 +24,22 @@ fn binary(name: &str) -> PathBuf {
     exe.parent().and_then(|deps| deps.parent()).map(|dir| dir.join(name)).unwrap_or_else(|| PathBuf::from(name))
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap_or_else(|e| panic!("{e}"))
+/// `N` distinct free ports for one system's processes, picked at random below the kernel's ephemeral range
+/// (32768 and up): a port the kernel handed out for `:0` and took back could be handed to a parallel test before
+/// this system's process binds it (seen once: a payment request answered by another test's gateway simulator).
+fn free_ports<const N: usize>() -> [u16; N] {
+    use std::hash::{BuildHasher, Hasher};
+    let mut ports = [0_u16; N];
+    let mut filled = 0;
+    while filled < N {
+        let random = std::collections::hash_map::RandomState::new().build_hasher().finish();
+        let port = 20_000 + u16::try_from(random % 12_000).unwrap_or(0);
+        if !ports[..filled].contains(&port) && TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            ports[filled] = port;
+            filled += 1;
+        }
+    }
+    ports
 }
 
 /// Every process `env-manager.sh start` runs in development.
@@ -46,7 +60,7 @@ pub struct System {
 impl System {
     pub async fn start() -> Self {
         let (sub_db, pay_db, redis) = (TestDb::new(SUB).await, TestDb::new(PAY).await, TestRedis::new());
-        let (sub_port, pay_port, gateway_port) = (free_port(), free_port(), free_port());
+        let [sub_port, pay_port, gateway_port] = free_ports();
         let logs = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let sub_url = format!("http://127.0.0.1:{sub_port}");
         let pay_url = format!("http://127.0.0.1:{pay_port}");
