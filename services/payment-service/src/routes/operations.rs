@@ -39,7 +39,7 @@ pub struct ListQuery {
 
 /// Recent webhook delivery attempts, newest first.
 #[utoipa::path(get, path = "/v1/admin/webhooks", tag = "operations", security(("bearer" = [])),
-    params(("limit" = Option<i64>, Query, description = "1–200, default 50")),
+    params(("limit" = Option<i64>, Query, minimum = 1, maximum = 200, description = "1–200, default 50")),
     responses((status = 200, description = "Attempts", body = Vec<DeliveryDto>), (status = 403, description = "Not an administrator")))]
 pub async fn list(
     state: web::Data<AppState>,
