@@ -332,9 +332,17 @@ pub fn start_server<S: Service>(infra: Infra, listener: TcpListener) -> anyhow::
         revocations: billing_http::auth::Revocations::new(infra.redis.clone()),
     });
     let queues = actix_web::web::Data::new(queues);
+    // The keys of the services' signed traffic, read once, for the signed-request extractors.
+    let signed = actix_web::web::Data::new(billing_http::signed::Verifier {
+        keys: billing_http::signed::ServiceKeys::from_settings(&settings.signing),
+        clock: infra.clock.clone(),
+    });
     let test_clock = infra.test_clock.clone();
     let routes: Routes = Arc::new(move |cfg: &mut actix_web::web::ServiceConfig| {
-        cfg.app_data(verifier.clone()).app_data(queues.clone()).configure(billing_http::queues::configure);
+        cfg.app_data(verifier.clone())
+            .app_data(signed.clone())
+            .app_data(queues.clone())
+            .configure(billing_http::queues::configure);
         if let Some(clock) = &test_clock {
             billing_http::clock::configure(cfg, clock.clone());
         }

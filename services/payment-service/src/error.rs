@@ -87,9 +87,13 @@ impl From<ServiceError> for ApiError {
             )
             .with_details(json!({"amount_due": due, "currency": currency})),
             ServiceError::Declined { transaction_id, decline_code, message, retryable } => {
-                ApiError::new(StatusCode::PAYMENT_REQUIRED, "payment_declined", message).with_details(
-                    json!({"transaction_id": transaction_id, "decline_code": decline_code, "retryable": retryable}),
-                )
+                let details = billing_contract::internal::DeclineDetails {
+                    transaction_id,
+                    decline_code,
+                    retryable: Some(retryable),
+                };
+                ApiError::new(StatusCode::PAYMENT_REQUIRED, "payment_declined", message)
+                    .with_details(serde_json::to_value(details).unwrap_or_default())
             }
             ServiceError::IdempotencyKeyReused => ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,

@@ -118,7 +118,13 @@ impl Service for PaymentService {
     fn consumers(infra: &Infra) -> anyhow::Result<Vec<Consumer>> {
         let queue = |name| Queue::new(infra.redis.clone(), name);
         let state = build_state(infra)?;
-        let http = reqwest::Client::builder().connect_timeout(std::time::Duration::from_secs(3)).build()?;
+        // Events are signed with the first webhook secret; an answer later than 10 s is retried.
+        let events = billing_http::signed::SignedClient::new(
+            &infra.settings.services.subscription_url,
+            billing_http::signed::Keys::new(&infra.settings.signing.webhook),
+            infra.clock.clone(),
+            std::time::Duration::from_secs(10),
+        )?;
         let refund_state = state.clone();
         let refund_processing: worker::Handler = Arc::new(move |envelope| {
             let state = refund_state.clone();
@@ -131,8 +137,8 @@ impl Service for PaymentService {
             })
         });
         let webhook_delivery: worker::Handler = Arc::new(move |envelope| {
-            let (state, http) = (state.clone(), http.clone());
-            Box::pin(async move { jobs::webhooks::deliver(&state, &http, envelope).await })
+            let (state, events) = (state.clone(), events.clone());
+            Box::pin(async move { jobs::webhooks::deliver(&state, &events, envelope).await })
         });
         Ok(vec![
             Consumer { queue: queue(QueueName::PaySubscriptionUpdate), handler: webhook_delivery, concurrency: 8 },

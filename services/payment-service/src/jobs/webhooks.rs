@@ -2,29 +2,25 @@
 //! attempt. 2xx is done; 422 (and any other 4xx) can never succeed and is not retried; 5xx, 408, 429 and
 //! timeouts are retried on the queue's policy (about a day).
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
+use billing_contract::PaymentEvent;
+use billing_http::signed::SignedClient;
 use billing_queue::Envelope;
 use billing_queue::worker::JobError;
 
 use crate::db::schema::webhook_deliveries as d;
 use crate::state::AppState;
 
-/// Posts `envelope.payload` (the event) to the subscription service, signed with the first webhook secret.
-pub async fn deliver(state: &AppState, http: &reqwest::Client, envelope: Envelope) -> Result<(), JobError> {
-    let event = envelope.payload;
-    let event_id = event["event_id"].as_str().unwrap_or_default().to_owned();
-    let event_type = event["event_type"].as_str().unwrap_or_default().to_owned();
+/// Posts `envelope.payload` (the event) to the subscription service, signed by `events`.
+pub async fn deliver(state: &AppState, events: &SignedClient, envelope: Envelope) -> Result<(), JobError> {
+    let event: PaymentEvent = serde_json::from_value(envelope.payload)
+        .map_err(|e| JobError::Permanent(format!("the job holds no payment event: {e}")))?;
+    let (event_id, event_type) = (event.event_id.clone(), event.event_type().to_owned());
     let body = serde_json::to_vec(&event).map_err(|e| JobError::Permanent(format!("unserialisable event: {e}")))?;
-    let secret = state.settings.signing.webhook.first().map(|s| s.expose().as_bytes().to_vec()).unwrap_or_default();
-    let url = format!("{}/v1/webhooks/payment", state.settings.services.subscription_url);
     let request_id = envelope.correlation_id.as_deref().unwrap_or(&event_id);
     let started = Instant::now();
-    let sent =
-        billing_http::signed::post_json(http, &url, &secret, state.now().timestamp(), &event_id, body, request_id)
-            .timeout(Duration::from_secs(10))
-            .send()
-            .await;
+    let sent = events.post_json("/v1/webhooks/payment", &event_id, body, request_id).send().await;
     let latency_ms = i32::try_from(started.elapsed().as_millis()).unwrap_or(i32::MAX);
     let (status_code, error, outcome) = match sent {
         Ok(res) => {
@@ -35,16 +31,13 @@ pub async fn deliver(state: &AppState, http: &reqwest::Client, envelope: Envelop
                 200..=299 => Ok(()),
                 // The charge went through but its invoice can no longer take it: the money goes back.
                 409 if answer["code"] == "payment_not_applied" && event_type == "payment.succeeded" => {
-                    match event["transaction_id"].as_str().and_then(|t| t.parse::<uuid::Uuid>().ok()) {
-                        Some(tx) => crate::services::refunds::return_unapplied_payment(
-                            state,
-                            tx,
-                            answer["error"].as_str().unwrap_or("not applied"),
-                        )
-                        .await
-                        .map_err(|e| JobError::Retry(e.to_string())),
-                        None => Err(JobError::Permanent("the event names no transaction".to_owned())),
-                    }
+                    crate::services::refunds::return_unapplied_payment(
+                        state,
+                        event.transaction_id,
+                        answer["error"].as_str().unwrap_or("not applied"),
+                    )
+                    .await
+                    .map_err(|e| JobError::Retry(e.to_string()))
                 }
                 408 | 429 | 500..=599 => Err(JobError::Retry(format!("the subscription service answered {status}"))),
                 _ => Err(JobError::Permanent(format!("the subscription service refused the event ({status})"))),
@@ -64,13 +57,13 @@ pub async fn deliver(state: &AppState, http: &reqwest::Client, envelope: Envelop
             .values((
                 d::event_id.eq(&event_id),
                 d::event_type.eq(&event_type),
-                d::target_url.eq(&url),
+                d::target_url.eq(events.url("/v1/webhooks/payment")),
                 d::attempt.eq(i32::try_from(envelope.attempts).unwrap_or(i32::MAX)),
                 d::status_code.eq(status_code),
                 d::latency_ms.eq(latency_ms),
                 d::error.eq(&error),
                 d::delivered.eq(outcome.is_ok()),
-                d::payload.eq(&event),
+                d::payload.eq(serde_json::to_value(&event).unwrap_or_default()),
             ))
             .execute(&mut conn)
             .await;

@@ -4,55 +4,37 @@
 //! line. Both with the subscription→payment secrets; a user's JWT is 401. Not in the public OpenAPI document.
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
+use billing_contract::internal::{ChargeRequest, DefaultPaymentMethod};
 use billing_domain::AmountText;
+use billing_http::signed::{FromSubscriptionService, Signed, SignedLine};
 use billing_http::{ApiError, ApiResponse};
-use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::error::ServiceError;
 use crate::services::payments::{self, Funding, PayRequest};
 use crate::state::AppState;
 
-/// A charge the subscription service asks for.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ChargeBody {
-    pub invoice_id: Uuid,
-    pub user_id: Uuid,
-    pub amount: AmountText,
-    pub currency: String,
-    /// The user's saved method; their most recent one when absent.
-    pub payment_method_id: Option<Uuid>,
-    /// One charge per key, however often the caller retries.
-    pub idempotency_key: String,
-}
-
 /// The user's default payment method: 200 `{payment_method_id, brand, last4}`, or 404 when none is saved.
 pub async fn default_method(
     state: web::Data<AppState>,
-    req: HttpRequest,
+    _signed: SignedLine<FromSubscriptionService>,
     user: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    let secrets: Vec<&[u8]> =
-        state.settings.signing.internal_sub_to_pay.iter().map(|s| s.expose().as_bytes()).collect();
-    let line = format!("{} {}", req.method(), req.path());
-    billing_http::signed::verify_at(&req, line.as_bytes(), &secrets, state.clock.as_ref(), true).await?;
     let first = crate::services::methods::default_for(&mut *state.conn().await?, user.into_inner())
         .await?
         .ok_or_else(|| ApiError::not_found("payment_method_not_found", "the user has no saved payment method"))?;
-    Ok(billing_http::ok(
-        serde_json::json!({"payment_method_id": first.id, "brand": first.brand, "last4": first.last4.trim()}),
-        "default payment method",
-    ))
+    let method =
+        DefaultPaymentMethod { payment_method_id: first.id, brand: first.brand, last4: first.last4.trim().to_owned() };
+    Ok(billing_http::ok(method, "default payment method"))
 }
 
 /// Charges an invoice to a saved payment method; 201 with the transaction, 402 when declined.
-pub async fn charge(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> Result<HttpResponse, ApiError> {
-    let secrets: Vec<&[u8]> =
-        state.settings.signing.internal_sub_to_pay.iter().map(|s| s.expose().as_bytes()).collect();
-    billing_http::signed::verify_at(&req, &body, &secrets, state.clock.as_ref(), true).await?;
-    let input: ChargeBody = billing_http::extract::parse_json(&body)?;
+pub async fn charge(
+    state: web::Data<AppState>,
+    signed: Signed<ChargeRequest, FromSubscriptionService>,
+) -> Result<HttpResponse, ApiError> {
+    let input = signed.body;
     if input.idempotency_key.is_empty() || input.idempotency_key.len() > 255 {
         return Err(ApiError::invalid_field("idempotency_key", "1 to 255 characters"));
     }
@@ -74,7 +56,7 @@ pub async fn charge(state: web::Data<AppState>, req: HttpRequest, body: web::Byt
         user: input.user_id,
         subscription_id: None,
         invoice_id: Some(input.invoice_id),
-        amount: input.amount,
+        amount: AmountText(input.amount),
         currency: input.currency,
         funding: Funding::Saved(method),
         gateway_key: format!("internal:{}", input.idempotency_key),

@@ -1,6 +1,7 @@
 //! Paying an invoice: what is due is asked from the subscription service and enforced, the gateway charges once
 //! per gateway key, and the transaction, the saved card and the outbox event commit together.
 
+use billing_contract::{PaymentEvent, PaymentEventDetail};
 use billing_domain::{AmountText, Currency, Money};
 use billing_queue::{NewJob, QueueName, outbox};
 use chrono::{DateTime, Utc};
@@ -8,7 +9,6 @@ use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 use rust_decimal::Decimal;
 use serde::Serialize;
-use serde_json::json;
 use uuid::Uuid;
 
 use crate::db::schema::{payment_methods, transactions};
@@ -295,26 +295,40 @@ enum Settled<'a> {
 /// The `payment.succeeded` or `payment.failed` event of an attempt, for the subscription service (one event id per
 /// transaction, so it applies once however many times it is sent).
 fn payment_event(attempt: &Attempt, settled: &Settled<'_>, now: DateTime<Utc>) -> NewJob {
+    use billing_contract::events::{PaymentFailed, PaymentSucceeded};
     let id = attempt.transaction_id;
-    let (event_type, status, metadata) = match settled {
-        Settled::Succeeded { reference, payment_method_id } => (
-            "payment.succeeded",
-            "succeeded",
-            json!({"payment_method_id": payment_method_id, "gateway_reference": reference, "off_session": attempt.off_session}),
-        ),
-        Settled::Declined { code, retryable } => (
-            "payment.failed",
-            "failed",
-            json!({"decline_code": code, "retryable": retryable, "off_session": attempt.off_session}),
-        ),
+    let detail = match settled {
+        Settled::Succeeded { reference, payment_method_id } => PaymentEventDetail::PaymentSucceeded(PaymentSucceeded {
+            payment_method_id: *payment_method_id,
+            gateway_reference: (*reference).to_owned(),
+            off_session: attempt.off_session,
+        }),
+        Settled::Declined { code, retryable } => PaymentEventDetail::PaymentFailed(PaymentFailed {
+            decline_code: (*code).to_owned(),
+            retryable: Some(*retryable),
+            off_session: attempt.off_session,
+        }),
     };
-    let event = json!({
-        "event_id": format!("evt_{id}"), "event_type": event_type, "status": status,
-        "transaction_id": id, "subscription_id": attempt.subscription_id, "invoice_id": attempt.invoice_id,
-        "amount": attempt.amount.amount_string(), "currency": attempt.amount.currency().code(),
-        "occurred_at": billing_http::rfc3339(now), "metadata": metadata,
-    });
-    NewJob::new(event_type, format!("webhook:evt_{id}"), event).correlated(id.to_string())
+    let event = PaymentEvent {
+        event_id: format!("evt_{id}"),
+        transaction_id: id,
+        subscription_id: attempt.subscription_id,
+        invoice_id: attempt.invoice_id,
+        amount: attempt.amount.amount_string(),
+        currency: attempt.amount.currency().code().to_owned(),
+        occurred_at: now,
+        detail,
+    };
+    event_job(&event).correlated(id.to_string())
+}
+
+/// The outbox job that delivers `event` (one job key per event id).
+pub fn event_job(event: &PaymentEvent) -> NewJob {
+    NewJob::new(
+        event.event_type(),
+        format!("webhook:{}", event.event_id),
+        serde_json::to_value(event).unwrap_or_default(),
+    )
 }
 
 /// Settles an attempt left `pending` (its answer was lost: a timeout, a crash) with what the gateway says now, from

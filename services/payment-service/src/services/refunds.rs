@@ -1,6 +1,8 @@
 //! Refunds: requested against a successful payment, reserved under the payment's row lock so their sum never
 //! passes what was captured (even under concurrent requests), processed by `q:pay:refund_initiation`.
 
+use billing_contract::events::RefundSucceeded;
+use billing_contract::{PaymentEvent, PaymentEventDetail};
 use billing_domain::{AmountText, Currency, Money};
 use billing_queue::{NewJob, QueueName, outbox};
 use chrono::{DateTime, Utc};
@@ -242,14 +244,21 @@ pub async fn settle(state: &AppState, refund_id: Uuid, outcome: RefundOutcome) -
                     .ok_or_else(|| ServiceError::Internal("bad currency".into()))?;
                 let amount =
                     Money::from_decimal(refund.amount, currency).map_err(|e| ServiceError::Internal(e.to_string()))?;
-                let event = json!({
-                    "event_id": format!("evt_{}", refund.id), "event_type": "refund.succeeded", "transaction_id": refund.transaction_id,
-                    "subscription_id": subscription, "invoice_id": invoice, "status": "succeeded",
-                    "amount": amount.amount_string(), "currency": currency.code(), "occurred_at": billing_http::rfc3339(now),
-                    "metadata": {"refund_id": refund.id, "reason": refund.reason, "cancel_subscription": refund.cancel_subscription},
-                });
-                let job = NewJob::new("refund.succeeded", format!("webhook:evt_{}", refund.id), event)
-                    .correlated(refund.transaction_id.to_string());
+                let event = PaymentEvent {
+                    event_id: format!("evt_{}", refund.id),
+                    transaction_id: refund.transaction_id,
+                    subscription_id: subscription,
+                    invoice_id: invoice,
+                    amount: amount.amount_string(),
+                    currency: currency.code().to_owned(),
+                    occurred_at: now,
+                    detail: PaymentEventDetail::RefundSucceeded(RefundSucceeded {
+                        refund_id: Some(refund.id),
+                        reason: refund.reason.clone(),
+                        cancel_subscription: refund.cancel_subscription,
+                    }),
+                };
+                let job = crate::services::payments::event_job(&event).correlated(refund.transaction_id.to_string());
                 outbox::push(conn, QueueName::PaySubscriptionUpdate.as_str(), &job, None).await?;
             }
             RefundOutcome::Failed { message, .. } => {

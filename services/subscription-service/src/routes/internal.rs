@@ -3,9 +3,10 @@
 //! signature is good for one route and one object. A user's JWT is not accepted (401). Not in the public
 //! OpenAPI document.
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
+use billing_contract::internal::InvoiceDue;
+use billing_http::signed::{FromPaymentService, SignedLine};
 use billing_http::{ApiError, ok};
-use serde::Serialize;
 use uuid::Uuid;
 
 use crate::db;
@@ -13,29 +14,6 @@ use crate::db::models::InvoiceRow;
 use crate::error::ServiceError;
 use crate::routes::dto::amount;
 use crate::state::AppState;
-
-/// What the payment service needs to charge an invoice.
-#[derive(Debug, Serialize)]
-pub struct InvoiceDue {
-    pub invoice_id: Uuid,
-    pub user_id: Uuid,
-    pub subscription_id: Option<Uuid>,
-    pub number: Option<String>,
-    pub status: String,
-    /// True when the invoice is open with something to pay.
-    pub payable: bool,
-    pub amount_due: String,
-    pub currency: String,
-    /// The saved payment method the subscription charges, if any.
-    pub payment_method_id: Option<String>,
-}
-
-async fn verify(state: &AppState, req: &HttpRequest) -> Result<(), ApiError> {
-    let secrets: Vec<&[u8]> =
-        state.settings.signing.internal_pay_to_sub.iter().map(|s| s.expose().as_bytes()).collect();
-    let line = format!("{} {}", req.method(), req.path());
-    billing_http::signed::verify_at(req, line.as_bytes(), &secrets, state.clock.as_ref(), true).await
-}
 
 async fn due(state: &AppState, invoice: InvoiceRow) -> Result<InvoiceDue, ServiceError> {
     let payment_method_id = match invoice.subscription_id {
@@ -59,10 +37,9 @@ async fn due(state: &AppState, invoice: InvoiceRow) -> Result<InvoiceDue, Servic
 /// `GET /v1/internal/invoices/{id}`: who owns the invoice and what is due.
 pub async fn invoice(
     state: web::Data<AppState>,
-    req: HttpRequest,
+    _signed: SignedLine<FromPaymentService>,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    verify(&state, &req).await?;
     let row = db::invoices::find(&mut *state.conn().await.map_err(ApiError::from)?, id.into_inner())
         .await
         .map_err(ServiceError::from)?
@@ -74,10 +51,9 @@ pub async fn invoice(
 /// (not payable, so paying an active subscription is a 409 naming the invoice's status, not a 404).
 pub async fn subscription_due(
     state: web::Data<AppState>,
-    req: HttpRequest,
+    _signed: SignedLine<FromPaymentService>,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    verify(&state, &req).await?;
     let id = id.into_inner();
     let mut conn = state.conn().await?;
     if db::subscriptions::find(&mut conn, id).await.map_err(ServiceError::from)?.is_none() {

@@ -1,7 +1,8 @@
 //! `POST /v1/webhooks/payment`: signed events from the payment service.
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
+use billing_http::signed::{PaymentEvents, Signed};
 use billing_http::{ApiError, ok};
 use serde_json::json;
 
@@ -43,11 +44,12 @@ pub struct PaymentWebhookBody {
         (status = 401, description = "`invalid_signature`", body = billing_http::error::ErrorEnvelope),
         (status = 409, description = "`payment_not_applied`: the payment's invoice was voided or paid by another payment; the sender refunds it", body = billing_http::error::ErrorEnvelope),
         (status = 422, description = "`event_not_applicable`: signed, but it can never apply (not retried)", body = billing_http::error::ErrorEnvelope)))]
-pub async fn payment(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> Result<HttpResponse, ApiError> {
-    let secrets: Vec<&[u8]> = state.settings.signing.webhook.iter().map(|s| s.expose().as_bytes()).collect();
-    billing_http::signed::verify_at(&req, &body, &secrets, state.clock.as_ref(), false).await?;
-    let raw: serde_json::Value = billing_http::extract::parse_json(&body)?;
-    let event: PaymentEvent = billing_http::extract::parse_json(&body)?;
+pub async fn payment(
+    state: web::Data<AppState>,
+    signed: Signed<PaymentEvent, PaymentEvents>,
+) -> Result<HttpResponse, ApiError> {
+    let raw: serde_json::Value = billing_http::extract::parse_json(&signed.raw)?;
+    let event = signed.body;
     let event_id = event.event_id.clone();
     match payments::apply(&state, event, raw).await? {
         Ok(Applied::Duplicate) => {

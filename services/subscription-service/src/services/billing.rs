@@ -474,25 +474,40 @@ fn retry(e: impl std::fmt::Display) -> JobError {
 
 /// Applies a charge's answer as the payment event it is; the webhook for the same transaction is then a duplicate.
 async fn apply_outcome(state: &AppState, invoice: &InvoiceRow, outcome: &ChargeOutcome) -> Result<(), JobError> {
-    let (transaction_id, event_type, status, metadata) = match outcome {
-        ChargeOutcome::Succeeded { transaction_id } => {
-            (*transaction_id, "payment.succeeded", "succeeded", json!({"off_session": true}))
-        }
+    use billing_contract::PaymentEventDetail;
+    use billing_contract::events::{PaymentFailed, PaymentSucceeded};
+    let (transaction_id, detail) = match outcome {
+        ChargeOutcome::Succeeded { transaction_id } => (
+            *transaction_id,
+            PaymentEventDetail::PaymentSucceeded(PaymentSucceeded {
+                payment_method_id: None,
+                gateway_reference: String::new(),
+                off_session: true,
+            }),
+        ),
         ChargeOutcome::Declined { transaction_id, decline_code, retryable } => (
             *transaction_id,
-            "payment.failed",
-            "failed",
-            json!({"off_session": true, "decline_code": decline_code, "retryable": retryable}),
+            PaymentEventDetail::PaymentFailed(PaymentFailed {
+                decline_code: decline_code.clone(),
+                retryable: Some(*retryable),
+                off_session: true,
+            }),
         ),
         _ => return Ok(()),
     };
-    let raw = json!({
-        "event_id": format!("evt_{transaction_id}"), "event_type": event_type, "transaction_id": transaction_id,
-        "subscription_id": invoice.subscription_id, "invoice_id": invoice.id, "status": status,
-        "amount": crate::routes::dto::amount(invoice.amount_due, invoice.currency.trim()), "currency": invoice.currency.trim(),
-        "occurred_at": billing_http::rfc3339(state.now()), "metadata": metadata, "source": "charge_answer",
-    });
-    let event: PaymentEvent = serde_json::from_value(raw.clone()).map_err(|e| JobError::Permanent(e.to_string()))?;
+    let event = PaymentEvent {
+        event_id: format!("evt_{transaction_id}"),
+        transaction_id,
+        subscription_id: invoice.subscription_id,
+        invoice_id: invoice.id,
+        amount: crate::routes::dto::amount(invoice.amount_due, invoice.currency.trim()),
+        currency: invoice.currency.trim().to_owned(),
+        occurred_at: state.now(),
+        detail,
+    };
+    // Recorded like the webhook that will follow (and be a duplicate), marked as learnt from the charge's answer.
+    let mut raw = serde_json::to_value(&event).map_err(|e| JobError::Permanent(e.to_string()))?;
+    raw["source"] = json!("charge_answer");
     match payments::apply(state, event, raw).await.map_err(retry)? {
         Ok(applied) => {
             tracing::debug!(invoice_id = %invoice.id, ?applied, "charge outcome applied");
@@ -558,6 +573,7 @@ async fn charge_attempt(state: &AppState, invoice_id: Uuid, attempt: i32, reques
         user_id: invoice.user_id,
         amount: amount.amount_string(),
         currency: currency.code().to_owned(),
+        payment_method_id: None,
         idempotency_key: attempt_key(invoice_id, attempt),
     };
     let outcome = state.payments.charge(&request, request_id).await.map_err(retry)?;

@@ -1,9 +1,11 @@
 //! Payment outcomes reported by the payment service's signed webhooks, applied exactly once per event.
 
+use billing_contract::PaymentEventDetail;
+use billing_contract::events::{PaymentFailed, PaymentSucceeded, RefundSucceeded};
+use billing_domain::AmountText;
 use billing_domain::{Currency, Money, SubscriptionEvent, SubscriptionStatus};
 use chrono::{DateTime, Utc};
 use diesel_async::{AsyncConnection, AsyncPgConnection};
-use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -14,21 +16,7 @@ use crate::services::billing;
 use crate::services::subscriptions::{end_now, log_event, transition};
 use crate::state::AppState;
 
-/// The body of `POST /v1/webhooks/payment`.
-#[derive(Debug, Clone, Deserialize)]
-pub struct PaymentEvent {
-    pub event_id: String,
-    pub event_type: String,
-    pub transaction_id: Uuid,
-    pub subscription_id: Option<Uuid>,
-    pub invoice_id: Uuid,
-    pub status: String,
-    pub amount: billing_domain::AmountText,
-    pub currency: String,
-    pub occurred_at: DateTime<Utc>,
-    #[serde(default)]
-    pub metadata: Value,
-}
+pub use billing_contract::PaymentEvent;
 
 /// What applying an event did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,17 +86,19 @@ pub async fn apply(
     let mut conn = state.conn().await?;
     let result = conn
         .transaction::<_, Abort, _>(async move |conn| {
-            if !db::subscriptions::record_inbound_webhook(conn, &event.event_id, &event.event_type, "processed", &raw)
+            if !db::subscriptions::record_inbound_webhook(conn, &event.event_id, event.event_type(), "processed", &raw)
                 .await
                 .map_err(ServiceError::from)?
             {
                 return Ok(Applied::Duplicate);
             }
-            let effect = match event.event_type.as_str() {
-                "payment.succeeded" => succeeded(conn, &event, &plans, now).await?,
-                "payment.failed" => failed(conn, &event, &offsets, now).await?,
-                "refund.succeeded" => refunded(conn, &event, now).await?,
-                other => Err(NotApplicable::new(format!("unknown event type {other:?}"))),
+            let effect = match &event.detail {
+                PaymentEventDetail::PaymentSucceeded(paid) => succeeded(conn, &event, paid, &plans, now).await?,
+                PaymentEventDetail::PaymentFailed(failure) => failed(conn, &event, failure, &offsets, now).await?,
+                PaymentEventDetail::RefundSucceeded(refund) => refunded(conn, &event, refund, now).await?,
+                PaymentEventDetail::Unknown { event_type, .. } => {
+                    Err(NotApplicable::new(format!("unknown event type {event_type:?} or unreadable metadata")))
+                }
             };
             effect.map(Applied::Processed).map_err(Abort::NotApplicable)
         })
@@ -127,11 +117,12 @@ pub async fn apply(
 async fn refunded(
     conn: &mut AsyncPgConnection,
     event: &PaymentEvent,
+    refund: &RefundSucceeded,
     now: DateTime<Utc>,
 ) -> Result<Result<&'static str, NotApplicable>, ServiceError> {
-    let outcome = credit_refund(conn, event, now).await?;
-    if outcome.is_ok() && event.metadata.get("cancel_subscription").and_then(Value::as_bool) == Some(true) {
-        cancel_for_refund(conn, event, now).await?;
+    let outcome = credit_refund(conn, event, refund, now).await?;
+    if outcome.is_ok() && refund.cancel_subscription {
+        cancel_for_refund(conn, event, refund, now).await?;
     }
     Ok(outcome)
 }
@@ -140,6 +131,7 @@ async fn refunded(
 async fn cancel_for_refund(
     conn: &mut AsyncPgConnection,
     event: &PaymentEvent,
+    refund: &RefundSucceeded,
     now: DateTime<Utc>,
 ) -> Result<(), ServiceError> {
     let subscription = match event.subscription_id {
@@ -157,7 +149,7 @@ async fn cancel_for_refund(
         Some(SubscriptionStatus::Canceled | SubscriptionStatus::Expired)
     );
     if !ended {
-        let data = json!({"immediately": true, "refund_id": event.metadata.get("refund_id")});
+        let data = json!({"immediately": true, "refund_id": refund.refund_id});
         end_now(conn, &row, "refunded", data, now).await?;
     }
     Ok(())
@@ -167,10 +159,10 @@ async fn cancel_for_refund(
 async fn credit_refund(
     conn: &mut AsyncPgConnection,
     event: &PaymentEvent,
+    refund: &RefundSucceeded,
     now: DateTime<Utc>,
 ) -> Result<Result<&'static str, NotApplicable>, ServiceError> {
-    let Some(refund_id) = event.metadata.get("refund_id").and_then(Value::as_str).and_then(|s| s.parse::<Uuid>().ok())
-    else {
+    let Some(refund_id) = refund.refund_id else {
         return Ok(Err(NotApplicable::new("metadata.refund_id is missing".to_owned())));
     };
     let Some(invoice) = db::invoices::find_for_update(conn, event.invoice_id).await? else {
@@ -182,7 +174,7 @@ async fn credit_refund(
     let Some(currency) = Currency::from_code(&event.currency).filter(|c| c.code() == invoice.currency.trim()) else {
         return Ok(Err(NotApplicable::new("the refund's currency is not the invoice's".to_owned())));
     };
-    let Ok(amount) = event.amount.to_money(currency) else {
+    let Ok(amount) = AmountText(event.amount.clone()).to_money(currency) else {
         return Ok(Err(NotApplicable::new("the amount has more digits than the currency".to_owned())));
     };
     let notes = db::invoices::credit_notes(conn, &[invoice.id]).await?;
@@ -202,7 +194,7 @@ async fn credit_refund(
         transaction_id: event.transaction_id,
         amount: amount.to_decimal(),
         currency: currency.code().to_owned(),
-        reason: event.metadata.get("reason").and_then(Value::as_str).map(str::to_owned),
+        reason: refund.reason.clone(),
         created_at: now,
     };
     db::invoices::insert_credit_note(conn, &note).await?;
@@ -214,6 +206,7 @@ async fn credit_refund(
 async fn succeeded(
     conn: &mut AsyncPgConnection,
     event: &PaymentEvent,
+    paid_with: &PaymentSucceeded,
     plans: &[crate::services::plans::Plan],
     now: DateTime<Utc>,
 ) -> Result<Result<&'static str, NotApplicable>, ServiceError> {
@@ -237,7 +230,8 @@ async fn succeeded(
     let currency = Currency::from_code(invoice.currency.trim())
         .ok_or_else(|| ServiceError::Internal("bad invoice currency".into()))?;
     let due = Money::from_decimal(invoice.amount_due, currency).map_err(ServiceError::internal)?;
-    let paid = (event.currency == currency.code()).then(|| event.amount.to_money(currency).ok()).flatten();
+    let paid =
+        (event.currency == currency.code()).then(|| AmountText(event.amount.clone()).to_money(currency).ok()).flatten();
     if paid != Some(due) {
         return Ok(Err(NotApplicable::new("the amount or currency differs from what the invoice asks".to_owned())));
     }
@@ -258,8 +252,8 @@ async fn succeeded(
         return Ok(Ok("invoice_paid"));
     };
     // Not a transition (the version stays), so `sub` is still the row the transition below checks against.
-    if let Some(pm) = event.metadata.get("payment_method_id").and_then(Value::as_str) {
-        db::subscriptions::set_payment_method(conn, sub.id, pm).await?;
+    if let Some(pm) = paid_with.payment_method_id {
+        db::subscriptions::set_payment_method(conn, sub.id, &pm.to_string()).await?;
     }
     let data = json!({"invoice_id": invoice.id, "transaction_id": event.transaction_id, "kind": invoice.kind});
     let status = SubscriptionStatus::parse(&sub.status);
@@ -335,16 +329,16 @@ async fn activate(
 async fn failed(
     conn: &mut AsyncPgConnection,
     event: &PaymentEvent,
+    failure: &PaymentFailed,
     offsets: &[chrono::Duration],
     now: DateTime<Utc>,
 ) -> Result<Result<&'static str, NotApplicable>, ServiceError> {
     let Some(invoice) = db::invoices::find_for_update(conn, event.invoice_id).await? else {
         return Ok(Err(NotApplicable::new("unknown invoice".to_owned())));
     };
-    let code = event.metadata.get("decline_code").and_then(Value::as_str).unwrap_or("declined").to_owned();
-    if event.metadata.get("off_session").and_then(Value::as_bool) == Some(true) {
-        let said = event.metadata.get("retryable").and_then(Value::as_bool);
-        let retryable = billing_domain::dunning::is_retryable(said, &code);
+    let code = failure.decline_code.clone();
+    if failure.off_session {
+        let retryable = billing_domain::dunning::is_retryable(failure.retryable, &code);
         let failure = billing::Failure { code, retryable, transaction_id: Some(event.transaction_id) };
         return Ok(Ok(billing::attempt_failed(conn, invoice, &failure, offsets, now).await?));
     }
