@@ -43,9 +43,10 @@ pub enum PaymentEventDetail {
 /// `metadata` of `payment.succeeded`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PaymentSucceeded {
-    /// The saved card it was paid with (charged or kept), which renewals charge next.
+    /// The saved card it was paid with (charged or kept), which renewals charge next: the payment service's id
+    /// of it, opaque to the receiver.
     #[serde(default)]
-    pub payment_method_id: Option<Uuid>,
+    pub payment_method_id: Option<String>,
     #[serde(default)]
     pub gateway_reference: String,
     /// Charged without the customer present (renewal, retry, conversion, proration).
@@ -208,7 +209,7 @@ mod tests {
     #[test]
     fn each_event_travels_in_the_wire_shape_and_back() {
         let succeeded = event(PaymentEventDetail::PaymentSucceeded(PaymentSucceeded {
-            payment_method_id: Some(Uuid::nil()),
+            payment_method_id: Some(Uuid::nil().to_string()),
             gateway_reference: "pi_1".into(),
             off_session: true,
         }));

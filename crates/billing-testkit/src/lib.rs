@@ -28,6 +28,12 @@ pub fn repo_root() -> PathBuf {
 
 /// Settings of the test environment for `service`, with `overrides` applied as process variables.
 pub fn test_settings(service: ServiceKind, overrides: &[(&str, String)]) -> Settings {
+    // Warnings and errors of the code under test reach the test's captured output, shown when it fails (a 500's
+    // cause is logged, never answered).
+    let _ = tracing_subscriber::fmt()
+        .with_test_writer()
+        .with_max_level(tracing_subscriber::filter::LevelFilter::WARN)
+        .try_init();
     let mut process: HashMap<String, String> = std::env::vars().collect();
     process.insert("APP_ENV".to_owned(), "test".to_owned());
     for (key, value) in overrides {

@@ -299,7 +299,7 @@ fn payment_event(attempt: &Attempt, settled: &Settled<'_>, now: DateTime<Utc>) -
     let id = attempt.transaction_id;
     let detail = match settled {
         Settled::Succeeded { reference, payment_method_id } => PaymentEventDetail::PaymentSucceeded(PaymentSucceeded {
-            payment_method_id: *payment_method_id,
+            payment_method_id: payment_method_id.map(|id| id.to_string()),
             gateway_reference: (*reference).to_owned(),
             off_session: attempt.off_session,
         }),

@@ -392,7 +392,8 @@ async fn refund_statuses(w: &World) -> Vec<(String, String)> {
 async fn refunds_are_processed_and_never_pass_the_captured_amount() {
     let w = World::new().await;
     let (token, _, sub, _) = w.customer().await;
-    let (_, paid, _) = w.process(Some(&token), payment(&sub, "4242424242424242", json!("29.99")), None).await;
+    let (status, paid, _) = w.process(Some(&token), payment(&sub, "4242424242424242", json!("29.99")), None).await;
+    assert_eq!(status, 201, "{paid}");
     let tx = paid["data"]["transaction_id"].as_str().unwrap_or_default().to_owned();
     let path = format!("/v1/payments/{tx}/refund");
     let admin = w.admin().await;
@@ -556,8 +557,8 @@ async fn amounts_with_extra_digits_or_spaces_and_mistyped_card_fields_are_422_wi
 async fn the_subscription_service_can_charge_a_saved_card_through_the_signed_internal_route() {
     let w = World::new().await;
     let (token, _, sub, _) = w.customer().await;
-    let (status, _, _) = w.process(Some(&token), payment(&sub, "4242424242424242", json!("29.99")), None).await;
-    assert_eq!(status, 201);
+    let (status, paid, _) = w.process(Some(&token), payment(&sub, "4242424242424242", json!("29.99")), None).await;
+    assert_eq!(status, 201, "{paid}");
     poll_until(Duration::from_secs(15), "activation", || async {
         (w.status(&token, &sub).await == "active").then_some(())
     })

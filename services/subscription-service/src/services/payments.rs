@@ -252,8 +252,8 @@ async fn succeeded(
         return Ok(Ok("invoice_paid"));
     };
     // Not a transition (the version stays), so `sub` is still the row the transition below checks against.
-    if let Some(pm) = paid_with.payment_method_id {
-        db::subscriptions::set_payment_method(conn, sub.id, &pm.to_string()).await?;
+    if let Some(pm) = &paid_with.payment_method_id {
+        db::subscriptions::set_payment_method(conn, sub.id, pm).await?;
     }
     let data = json!({"invoice_id": invoice.id, "transaction_id": event.transaction_id, "kind": invoice.kind});
     let status = SubscriptionStatus::parse(&sub.status);
