@@ -182,8 +182,14 @@ pub async fn pay(state: &AppState, request: PayRequest) -> Result<Paid, ServiceE
             let mut conn = state.conn().await?;
             let user = request.user;
             let reference_for_tx = reference.clone();
-            let (row, job) = conn
+            let pushed = conn
                 .transaction::<_, ServiceError, _>(async move |conn| {
+                    // The attempt's row first, as `settle_pending` takes it: the gateway's event for this very
+                    // charge may be settling it now, and the two taking the row and the card in opposite orders
+                    // deadlocked. Settled already: the event said it all.
+                    if !lock_pending(conn, transaction_id).await? {
+                        return Ok(None);
+                    }
                     let mut method_id = saved_method;
                     if let Some(saved) = card.filter(|_| saved_method.is_none()) {
                         method_id = Some(crate::services::methods::insert(conn, user, &saved).await?);
@@ -199,10 +205,12 @@ pub async fn pay(state: &AppState, request: PayRequest) -> Result<Paid, ServiceE
                     let settled = Settled::Succeeded { reference: &reference_for_tx, payment_method_id: method_id };
                     let job = payment_event(&facts, &settled, now);
                     let row = outbox::push(conn, QueueName::PaySubscriptionUpdate.as_str(), &job, None).await?;
-                    Ok((row, job))
+                    Ok(Some((row, job)))
                 })
                 .await?;
-            send_webhook_now(state, row, job);
+            if let Some((row, job)) = pushed {
+                send_webhook_now(state, row, job);
+            }
             tracing::info!(transaction_id = %transaction_id, invoice_id = %due.invoice_id, "payment succeeded");
             Ok(Paid {
                 transaction_id,
@@ -216,8 +224,11 @@ pub async fn pay(state: &AppState, request: PayRequest) -> Result<Paid, ServiceE
         Ok(ChargeOutcome::Declined { reference, code, message, retryable }) => {
             let mut conn = state.conn().await?;
             let code_for_tx = code.clone();
-            let (row, job) = conn
+            let pushed = conn
                 .transaction::<_, ServiceError, _>(async move |conn| {
+                    if !lock_pending(conn, transaction_id).await? {
+                        return Ok(None);
+                    }
                     diesel::update(transactions::table.find(transaction_id))
                         .set((
                             transactions::status.eq("failed"),
@@ -228,10 +239,12 @@ pub async fn pay(state: &AppState, request: PayRequest) -> Result<Paid, ServiceE
                         .await?;
                     let job = payment_event(&facts, &Settled::Declined { code: &code_for_tx, retryable }, now);
                     let row = outbox::push(conn, QueueName::PaySubscriptionUpdate.as_str(), &job, None).await?;
-                    Ok((row, job))
+                    Ok(Some((row, job)))
                 })
                 .await?;
-            send_webhook_now(state, row, job);
+            if let Some((row, job)) = pushed {
+                send_webhook_now(state, row, job);
+            }
             tracing::info!(transaction_id = %transaction_id, decline_code = %code, "payment declined");
             Err(ServiceError::Declined { transaction_id, decline_code: code, message, retryable })
         }
@@ -249,6 +262,19 @@ pub async fn pay(state: &AppState, request: PayRequest) -> Result<Paid, ServiceE
             Err(ServiceError::GatewayUnavailable(err.to_string()))
         }
     }
+}
+
+/// Locks the attempt's row; whether it is still pending (not settled meanwhile by the gateway's event or the
+/// reconciler).
+async fn lock_pending(conn: &mut diesel_async::AsyncPgConnection, transaction_id: Uuid) -> Result<bool, ServiceError> {
+    let status: Option<String> = transactions::table
+        .find(transaction_id)
+        .for_update()
+        .select(transactions::status)
+        .first(conn)
+        .await
+        .optional()?;
+    Ok(status.as_deref() == Some("pending"))
 }
 
 /// The card of a pending attempt whose customer asked to keep it, from the gateway (a gateway event does not carry
