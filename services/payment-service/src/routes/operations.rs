@@ -157,7 +157,7 @@ pub async fn gateway(state: web::Data<AppState>, req: HttpRequest, body: web::By
     let applied = match kind.as_str() {
         "payment_intent.succeeded" | "payment_intent.payment_failed" => {
             let pending: Option<uuid::Uuid> = transactions::table
-                .filter(transactions::status.eq("pending"))
+                .filter(transactions::status.eq(crate::db::TransactionStatus::Pending))
                 .filter(
                     transactions::gateway_reference
                         .eq(&reference)

@@ -171,7 +171,7 @@ impl From<refunds::RefundRow> for RefundDto {
         Self {
             amount: money_text(r.amount, r.currency.trim()),
             id: r.id,
-            status: r.status,
+            status: r.status.as_str().to_owned(),
             reason: r.reason,
             created_at: billing_http::rfc3339(r.created_at),
         }
@@ -184,7 +184,7 @@ impl From<TransactionRow> for TransactionDto {
         let amount = money_text(t.amount, &currency);
         Self {
             id: t.id,
-            status: payments::status_word(&t.status).to_owned(),
+            status: t.status.api_word().to_owned(),
             subscription_id: t.subscription_id,
             invoice_id: t.invoice_id,
             amount,

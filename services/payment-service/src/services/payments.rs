@@ -11,6 +11,7 @@ use rust_decimal::Decimal;
 use serde::Serialize;
 use uuid::Uuid;
 
+use crate::db::TransactionStatus;
 use crate::db::schema::{payment_methods, transactions};
 use crate::error::ServiceError;
 use crate::gateway::{CardDetails, ChargeOutcome, ChargeRequest, GatewayError, PaymentSource, SavedCard};
@@ -74,7 +75,7 @@ pub struct TransactionRow {
     pub invoice_id: Uuid,
     pub amount: Decimal,
     pub currency: String,
-    pub status: String,
+    pub status: TransactionStatus,
     pub gateway_reference: Option<String>,
     pub decline_code: Option<String>,
     pub card_brand: Option<String>,
@@ -196,7 +197,7 @@ pub async fn pay(state: &AppState, request: PayRequest) -> Result<Paid, ServiceE
                     }
                     diesel::update(transactions::table.find(transaction_id))
                         .set((
-                            transactions::status.eq("succeeded"),
+                            transactions::status.eq(TransactionStatus::Succeeded),
                             transactions::gateway_reference.eq(&reference_for_tx),
                             transactions::payment_method_id.eq(method_id),
                         ))
@@ -231,7 +232,7 @@ pub async fn pay(state: &AppState, request: PayRequest) -> Result<Paid, ServiceE
                     }
                     diesel::update(transactions::table.find(transaction_id))
                         .set((
-                            transactions::status.eq("failed"),
+                            transactions::status.eq(TransactionStatus::Failed),
                             transactions::gateway_reference.eq(&reference),
                             transactions::decline_code.eq(&code_for_tx),
                         ))
@@ -255,10 +256,15 @@ pub async fn pay(state: &AppState, request: PayRequest) -> Result<Paid, ServiceE
         }
         Err(err) => {
             // Nothing was charged: the attempt is failed so the invoice is free for another one.
-            diesel::update(transactions::table.find(transaction_id).filter(transactions::status.eq("pending")))
-                .set((transactions::status.eq("failed"), transactions::decline_code.eq("gateway_unavailable")))
-                .execute(&mut *state.conn().await?)
-                .await?;
+            diesel::update(
+                transactions::table.find(transaction_id).filter(transactions::status.eq(TransactionStatus::Pending)),
+            )
+            .set((
+                transactions::status.eq(TransactionStatus::Failed),
+                transactions::decline_code.eq("gateway_unavailable"),
+            ))
+            .execute(&mut *state.conn().await?)
+            .await?;
             Err(ServiceError::GatewayUnavailable(err.to_string()))
         }
     }
@@ -267,14 +273,14 @@ pub async fn pay(state: &AppState, request: PayRequest) -> Result<Paid, ServiceE
 /// Locks the attempt's row; whether it is still pending (not settled meanwhile by the gateway's event or the
 /// reconciler).
 async fn lock_pending(conn: &mut diesel_async::AsyncPgConnection, transaction_id: Uuid) -> Result<bool, ServiceError> {
-    let status: Option<String> = transactions::table
+    let status: Option<TransactionStatus> = transactions::table
         .find(transaction_id)
         .for_update()
         .select(transactions::status)
         .first(conn)
         .await
         .optional()?;
-    Ok(status.as_deref() == Some("pending"))
+    Ok(status == Some(TransactionStatus::Pending))
 }
 
 /// The card of a pending attempt whose customer asked to keep it, from the gateway (a gateway event does not carry
@@ -287,7 +293,7 @@ async fn card_to_keep(
 ) -> Result<Option<SavedCard>, ServiceError> {
     let wanted: Option<(bool, Option<Uuid>, String)> = transactions::table
         .find(transaction_id)
-        .filter(transactions::status.eq("pending"))
+        .filter(transactions::status.eq(TransactionStatus::Pending))
         .select((transactions::save_card, transactions::payment_method_id, transactions::idempotency_key))
         .first(conn)
         .await
@@ -379,7 +385,7 @@ pub async fn settle_pending(
                 .first(conn)
                 .await
                 .optional()?
-                .filter(|t| t.status == "pending")
+                .filter(|t| t.status == TransactionStatus::Pending)
             else {
                 return Ok(None);
             };
@@ -407,7 +413,7 @@ pub async fn settle_pending(
                     }
                     diesel::update(transactions::table.find(transaction_id))
                         .set((
-                            transactions::status.eq("succeeded"),
+                            transactions::status.eq(TransactionStatus::Succeeded),
                             transactions::gateway_reference.eq(reference),
                             transactions::payment_method_id.eq(method_id),
                         ))
@@ -418,7 +424,7 @@ pub async fn settle_pending(
                 ChargeOutcome::Declined { reference, code, retryable, .. } => {
                     diesel::update(transactions::table.find(transaction_id))
                         .set((
-                            transactions::status.eq("failed"),
+                            transactions::status.eq(TransactionStatus::Failed),
                             transactions::gateway_reference.eq(reference),
                             transactions::decline_code.eq(code),
                         ))
@@ -447,7 +453,7 @@ pub async fn settle_pending(
 pub async fn reconcile_pending(state: &AppState, older_than: chrono::Duration) -> Result<usize, ServiceError> {
     let cutoff = state.now() - older_than;
     let stale: Vec<(Uuid, String)> = transactions::table
-        .filter(transactions::status.eq("pending"))
+        .filter(transactions::status.eq(TransactionStatus::Pending))
         .filter(transactions::created_at.lt(cutoff))
         .order(transactions::created_at)
         .limit(100)
@@ -459,10 +465,15 @@ pub async fn reconcile_pending(state: &AppState, older_than: chrono::Duration) -
         match state.gateway.find_charge(key).await {
             Ok(Some(outcome)) => settled += usize::from(settle_pending(state, id, outcome).await?),
             Ok(None) => {
-                let n = diesel::update(transactions::table.find(id).filter(transactions::status.eq("pending")))
-                    .set((transactions::status.eq("failed"), transactions::decline_code.eq("gateway_unavailable")))
-                    .execute(&mut *state.conn().await?)
-                    .await?;
+                let n = diesel::update(
+                    transactions::table.find(id).filter(transactions::status.eq(TransactionStatus::Pending)),
+                )
+                .set((
+                    transactions::status.eq(TransactionStatus::Failed),
+                    transactions::decline_code.eq("gateway_unavailable"),
+                ))
+                .execute(&mut *state.conn().await?)
+                .await?;
                 settled += n;
             }
             Err(err) => {
@@ -471,15 +482,6 @@ pub async fn reconcile_pending(state: &AppState, older_than: chrono::Duration) -
         }
     }
     Ok(settled)
-}
-
-/// A payment's status as the API says it (`success`, as seed 003 and the answer to a payment do); the table keeps
-/// `succeeded`, the word its constraints and the refunds use.
-pub fn status_word(stored: &str) -> &str {
-    match stored {
-        "succeeded" => "success",
-        other => other,
-    }
 }
 
 /// Records the attempt as the invoice's live charge: a new pending row, or the row of an earlier call with the same
@@ -498,16 +500,19 @@ async fn start_attempt(
         }
         other => other.into(),
     };
-    let existing: Option<(Uuid, String)> = transactions::table
+    let existing: Option<(Uuid, TransactionStatus)> = transactions::table
         .filter(transactions::idempotency_key.eq(&request.gateway_key))
         .select((transactions::id, transactions::status))
         .first(conn)
         .await
         .optional()?;
     if let Some((id, status)) = existing {
-        if status == "failed" {
+        if status == TransactionStatus::Failed {
             diesel::update(transactions::table.find(id))
-                .set((transactions::status.eq("pending"), transactions::decline_code.eq(None::<String>)))
+                .set((
+                    transactions::status.eq(TransactionStatus::Pending),
+                    transactions::decline_code.eq(None::<String>),
+                ))
                 .execute(conn)
                 .await
                 .map_err(taken)?;
@@ -523,7 +528,7 @@ async fn start_attempt(
             transactions::invoice_id.eq(due.invoice_id),
             transactions::amount.eq(amount.to_decimal()),
             transactions::currency.eq(amount.currency().code()),
-            transactions::status.eq("pending"),
+            transactions::status.eq(TransactionStatus::Pending),
             transactions::off_session.eq(request.off_session),
             transactions::idempotency_key.eq(&request.gateway_key),
             transactions::card_brand.eq(brand),

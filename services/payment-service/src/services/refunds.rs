@@ -1,6 +1,7 @@
 //! Refunds: requested against a successful payment, reserved under the payment's row lock so their sum never
 //! passes what was captured (even under concurrent requests), processed by `q:pay:refund_initiation`.
 
+use crate::db::{RefundStatus, TransactionStatus};
 use billing_contract::events::RefundSucceeded;
 use billing_contract::{PaymentEvent, PaymentEventDetail};
 use billing_domain::{AmountText, Currency, Money};
@@ -28,7 +29,7 @@ pub struct RefundRow {
     pub user_id: Uuid,
     pub amount: Decimal,
     pub currency: String,
-    pub status: String,
+    pub status: RefundStatus,
     pub reason: Option<String>,
     pub gateway_reference: Option<String>,
     pub idempotency_key: String,
@@ -101,24 +102,25 @@ async fn reserve(
     let mut conn = state.conn().await?;
     conn.transaction::<_, ServiceError, _>(async move |conn| {
         // The row lock serialises refunds of one payment: each sees what the others reserved.
-        let (owner, status, total, refunded, currency): (Uuid, String, Decimal, Decimal, String) = transactions::table
-            .find(id)
-            .for_update()
-            .select((
-                transactions::user_id,
-                transactions::status,
-                transactions::amount,
-                transactions::refunded_amount,
-                transactions::currency,
-            ))
-            .first(conn)
-            .await
-            .optional()?
-            .ok_or(ServiceError::PaymentNotFound)?;
+        let (owner, status, total, refunded, currency): (Uuid, TransactionStatus, Decimal, Decimal, String) =
+            transactions::table
+                .find(id)
+                .for_update()
+                .select((
+                    transactions::user_id,
+                    transactions::status,
+                    transactions::amount,
+                    transactions::refunded_amount,
+                    transactions::currency,
+                ))
+                .first(conn)
+                .await
+                .optional()?
+                .ok_or(ServiceError::PaymentNotFound)?;
         if let Some(caller) = caller.filter(|c| !c.is_admin()) {
             return Err(if owner == caller.id { ServiceError::RefundForbidden } else { ServiceError::PaymentNotFound });
         }
-        if status != "succeeded" {
+        if status != TransactionStatus::Succeeded {
             return Err(ServiceError::NotRefundable("only a successful payment can be refunded".to_owned()));
         }
         let currency =
@@ -155,7 +157,7 @@ async fn reserve(
                 refunds::user_id.eq(owner),
                 refunds::amount.eq(amount.to_decimal()),
                 refunds::currency.eq(currency.code()),
-                refunds::status.eq("pending"),
+                refunds::status.eq(RefundStatus::Pending),
                 refunds::reason.eq(&reason),
                 refunds::cancel_subscription.eq(cancel_subscription),
                 refunds::idempotency_key.eq(format!("refund:{refund_id}")),
@@ -167,7 +169,7 @@ async fn reserve(
         outbox::push(conn, QueueName::PayRefundInitiation.as_str(), &job, None).await?;
         Ok(RefundAccepted {
             refund_id,
-            status: "pending",
+            status: RefundStatus::Pending.as_str(),
             amount: amount.amount_string(),
             currency: currency.code().to_owned(),
         })
@@ -190,7 +192,7 @@ pub async fn process(state: &AppState, refund_id: Uuid) -> Result<(), billing_qu
     else {
         return Err(JobError::Permanent(format!("refund {refund_id} does not exist")));
     };
-    if refund.status != "pending" {
+    if refund.status != RefundStatus::Pending {
         return Ok(());
     }
     let reference: Option<String> = transactions::table
@@ -225,7 +227,7 @@ pub async fn settle(state: &AppState, refund_id: Uuid, outcome: RefundOutcome) -
             .first(conn)
             .await
             .optional()?
-            .filter(|r| r.status == "pending")
+            .filter(|r| r.status == RefundStatus::Pending)
         else {
             return Ok(());
         };
@@ -237,7 +239,7 @@ pub async fn settle(state: &AppState, refund_id: Uuid, outcome: RefundOutcome) -
         match outcome {
             RefundOutcome::Succeeded { reference } => {
                 diesel::update(refunds::table.find(refund.id))
-                    .set((refunds::status.eq("succeeded"), refunds::gateway_reference.eq(&reference)))
+                    .set((refunds::status.eq(RefundStatus::Succeeded), refunds::gateway_reference.eq(&reference)))
                     .execute(conn)
                     .await?;
                 let currency = Currency::from_code(refund.currency.trim())
@@ -263,7 +265,7 @@ pub async fn settle(state: &AppState, refund_id: Uuid, outcome: RefundOutcome) -
             }
             RefundOutcome::Failed { message, .. } => {
                 diesel::update(refunds::table.find(refund.id))
-                    .set((refunds::status.eq("failed"), refunds::failure_message.eq(&message)))
+                    .set((refunds::status.eq(RefundStatus::Failed), refunds::failure_message.eq(&message)))
                     .execute(conn)
                     .await?;
                 diesel::update(transactions::table.find(refund.transaction_id))
@@ -283,7 +285,7 @@ pub async fn pending_by_gateway(
     reference: &str,
     billing_key: Option<&str>,
 ) -> Result<Option<Uuid>, ServiceError> {
-    let mut query = refunds::table.filter(refunds::status.eq("pending")).into_boxed();
+    let mut query = refunds::table.filter(refunds::status.eq(RefundStatus::Pending)).into_boxed();
     query = match billing_key {
         Some(key) => query.filter(refunds::gateway_reference.eq(reference).or(refunds::idempotency_key.eq(key))),
         None => query.filter(refunds::gateway_reference.eq(reference)),
