@@ -256,18 +256,20 @@ pub async fn pay(state: &AppState, request: PayRequest) -> Result<Paid, ServiceE
         }
         Err(err) => {
             // Nothing was charged: the attempt is failed so the invoice is free for another one.
-            diesel::update(
-                transactions::table.find(transaction_id).filter(transactions::status.eq(TransactionStatus::Pending)),
-            )
-            .set((
-                transactions::status.eq(TransactionStatus::Failed),
-                transactions::decline_code.eq("gateway_unavailable"),
-            ))
-            .execute(&mut *state.conn().await?)
-            .await?;
+            close_uncharged(state, transaction_id).await?;
             Err(ServiceError::GatewayUnavailable(err.to_string()))
         }
     }
+}
+
+/// Closes a pending attempt the gateway never charged as failed (`gateway_unavailable`), freeing its invoice for
+/// another payment; how many rows it closed (0 when settled meanwhile).
+async fn close_uncharged(state: &AppState, transaction_id: Uuid) -> Result<usize, ServiceError> {
+    let pending = transactions::table.find(transaction_id).filter(transactions::status.eq(TransactionStatus::Pending));
+    Ok(diesel::update(pending)
+        .set((transactions::status.eq(TransactionStatus::Failed), transactions::decline_code.eq("gateway_unavailable")))
+        .execute(&mut *state.conn().await?)
+        .await?)
 }
 
 /// Locks the attempt's row; whether it is still pending (not settled meanwhile by the gateway's event or the
@@ -465,16 +467,7 @@ pub async fn reconcile_pending(state: &AppState, older_than: chrono::Duration) -
         match state.gateway.find_charge(key).await {
             Ok(Some(outcome)) => settled += usize::from(settle_pending(state, id, outcome).await?),
             Ok(None) => {
-                let n = diesel::update(
-                    transactions::table.find(id).filter(transactions::status.eq(TransactionStatus::Pending)),
-                )
-                .set((
-                    transactions::status.eq(TransactionStatus::Failed),
-                    transactions::decline_code.eq("gateway_unavailable"),
-                ))
-                .execute(&mut *state.conn().await?)
-                .await?;
-                settled += n;
+                settled += close_uncharged(state, id).await?;
             }
             Err(err) => {
                 tracing::warn!(transaction_id = %id, error = %err, "could not ask the gateway about a pending payment")
