@@ -4,7 +4,49 @@ use std::fmt::Write as _;
 
 use chrono::{DateTime, Datelike, Utc};
 
+use crate::words::words;
 use crate::{Money, MoneyError};
+
+words! {
+    /// Where an invoice stands (`invoices.status`). Paid and void invoices never change again.
+    InvoiceStatus {
+        /// Being assembled; no number yet.
+        Draft => "draft",
+        /// Finalized and numbered; payable.
+        Open => "open",
+        Paid => "paid",
+        /// Canceled before payment; its number stays used.
+        Void => "void",
+        /// Dunning gave up.
+        Uncollectible => "uncollectible",
+    }
+}
+
+words! {
+    /// Why an invoice was issued (`invoices.kind`).
+    InvoiceKind {
+        /// A new subscription's first period.
+        Initial => "initial",
+        /// The next period of a running subscription.
+        Renewal => "renewal",
+        /// The difference an upgrade charges now.
+        Proration => "proration",
+        /// A trial's first paid period.
+        TrialConversion => "trial_conversion",
+    }
+}
+
+words! {
+    /// What a line of an invoice (or a line waiting for the next invoice) charges or credits.
+    LineKind {
+        /// A period of the plan.
+        Subscription => "subscription",
+        /// The unused part of the previous plan, credited.
+        ProrationCredit => "proration_credit",
+        /// The rest of the period on the new plan, charged.
+        ProrationCharge => "proration_charge",
+    }
+}
 
 /// `INV-YYYYMM-NNNN`: the month of finalization and the invoice's place in that month, from 1, without gaps.
 /// The sequence is zero-padded to four digits and simply grows past 9999.
@@ -36,6 +78,18 @@ pub fn total(amounts: impl IntoIterator<Item = Money>, zero: Money) -> Result<Mo
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_word_reads_back_as_its_variant_and_nothing_else_does() {
+        for status in InvoiceStatus::ALL {
+            assert_eq!(InvoiceStatus::parse(status.as_str()), Some(*status));
+        }
+        let kinds: Vec<_> = InvoiceKind::ALL.iter().map(|k| k.as_str()).collect();
+        assert_eq!(kinds, ["initial", "renewal", "proration", "trial_conversion"]);
+        assert_eq!(LineKind::parse("proration_credit"), Some(LineKind::ProrationCredit));
+        assert_eq!(LineKind::parse("proration"), None);
+        assert_eq!(serde_json::to_value(InvoiceStatus::Uncollectible).unwrap_or_default(), "uncollectible");
+    }
     use crate::Currency;
     use chrono::TimeZone;
 

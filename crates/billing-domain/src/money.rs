@@ -8,6 +8,8 @@ use serde::{Deserialize, Serialize, Serializer};
 
 /// An ISO 4217 currency with its minor digits and the smallest amount a card charge may be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "diesel", derive(diesel::AsExpression, diesel::FromSqlRow))]
+#[cfg_attr(feature = "diesel", diesel(sql_type = diesel::sql_types::Text))]
 pub struct Currency {
     code: &'static str,
     digits: u8,
@@ -85,6 +87,12 @@ impl Currency {
     /// Every supported currency, sorted by code.
     pub fn all() -> &'static [Currency] {
         CURRENCIES
+    }
+
+    /// A stored amount as text with this currency's digits (`12.5` in USD is `12.50`). Amounts are stored with
+    /// the currency's digits, so the fallback (the decimal as stored) only shows a row written by hand.
+    pub fn render(self, value: Decimal) -> String {
+        Money::from_decimal(value, self).map(Money::amount_string).unwrap_or_else(|_| value.normalize().to_string())
     }
 
     /// The ISO 4217 code.

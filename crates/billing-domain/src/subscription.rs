@@ -2,9 +2,37 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::words::words;
+
+words! {
+    /// An entry of a subscription's history (`subscription_events.event_type`), as `GET …/events` lists it.
+    HistoryEntry {
+        Created => "created",
+        TrialStarted => "trial_started",
+        Activated => "activated",
+        RenewalInvoiced => "renewal_invoiced",
+        Renewed => "renewed",
+        ConversionInvoiced => "conversion_invoiced",
+        InvoicePaid => "invoice_paid",
+        PaymentFailed => "payment_failed",
+        PaymentRetry => "payment_retry",
+        Recovered => "recovered",
+        PlanChanged => "plan_changed",
+        PlanChangeScheduled => "plan_change_scheduled",
+        PlanChangeUnscheduled => "plan_change_unscheduled",
+        CancelScheduled => "cancel_scheduled",
+        Reactivated => "reactivated",
+        Canceled => "canceled",
+        Expired => "expired",
+        TrialReplaced => "trial_replaced",
+    }
+}
+
 /// Where a subscription stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "diesel", derive(diesel::AsExpression, diesel::FromSqlRow))]
+#[cfg_attr(feature = "diesel", diesel(sql_type = diesel::sql_types::Text))]
 pub enum SubscriptionStatus {
     /// Created; the first invoice is unpaid.
     Pending,

@@ -317,3 +317,31 @@ impl billing_http::health::HealthCheck for GatewayCheck {
         })
     }
 }
+
+/// What a gateway event (`payment_intent.succeeded` / `payment_intent.payment_failed`) says of a charge.
+pub fn charge_event_outcome(kind: &str, object: &serde_json::Value) -> ChargeOutcome {
+    let reference = text(&object["id"]);
+    if kind == "payment_intent.succeeded" {
+        return ChargeOutcome::Succeeded { reference, card: None };
+    }
+    let error = &object["last_payment_error"];
+    let code = error["decline_code"].as_str().or(error["code"].as_str()).unwrap_or("card_declined");
+    ChargeOutcome::Declined {
+        reference,
+        code: code.to_owned(),
+        message: error["message"].as_str().unwrap_or_default().to_owned(),
+        retryable: matches!(code, "insufficient_funds" | "processing_error"),
+    }
+}
+
+/// What a gateway refund event says of a refund; `None` while the gateway has not decided.
+pub fn refund_event_outcome(object: &serde_json::Value) -> Option<RefundOutcome> {
+    match object["status"].as_str() {
+        Some("succeeded") => Some(RefundOutcome::Succeeded { reference: text(&object["id"]) }),
+        Some("failed" | "canceled") => Some(RefundOutcome::Failed {
+            code: object["failure_reason"].as_str().unwrap_or("refund_failed").to_owned(),
+            message: "the gateway reported the refund failed".to_owned(),
+        }),
+        _ => None,
+    }
+}

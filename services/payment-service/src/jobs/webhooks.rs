@@ -9,7 +9,8 @@ use billing_http::signed::SignedClient;
 use billing_queue::Envelope;
 use billing_queue::worker::JobError;
 
-use crate::db::schema::webhook_deliveries as d;
+use crate::db;
+use crate::db::models::NewDelivery;
 use crate::state::AppState;
 
 /// Posts `envelope.payload` (the event) to the subscription service, signed by `events`.
@@ -51,22 +52,19 @@ pub async fn deliver(state: &AppState, events: &SignedClient, envelope: Envelope
     };
     // The record of the attempt is best effort: delivery does not depend on it.
     if let Ok(mut conn) = state.conn().await {
-        // Scoped: diesel's query `first` would otherwise shadow the slice's `first` above.
-        use diesel_async::RunQueryDsl;
-        let record = diesel::insert_into(d::table)
-            .values((
-                d::event_id.eq(&event_id),
-                d::event_type.eq(&event_type),
-                d::target_url.eq(events.url("/v1/webhooks/payment")),
-                d::attempt.eq(i32::try_from(envelope.attempts).unwrap_or(i32::MAX)),
-                d::status_code.eq(status_code),
-                d::latency_ms.eq(latency_ms),
-                d::error.eq(&error),
-                d::delivered.eq(outcome.is_ok()),
-                d::payload.eq(serde_json::to_value(&event).unwrap_or_default()),
-            ))
-            .execute(&mut conn)
-            .await;
+        let target_url = events.url("/v1/webhooks/payment");
+        let row = NewDelivery {
+            event_id: &event_id,
+            event_type: &event_type,
+            target_url: &target_url,
+            attempt: i32::try_from(envelope.attempts).unwrap_or(i32::MAX),
+            status_code,
+            latency_ms,
+            error: error.as_deref(),
+            delivered: outcome.is_ok(),
+            payload: serde_json::to_value(&event).unwrap_or_default(),
+        };
+        let record = db::webhooks::record_delivery(&mut conn, &row).await;
         if let Err(err) = record {
             tracing::warn!(error = %err, "could not record a webhook delivery");
         }
@@ -76,5 +74,3 @@ pub async fn deliver(state: &AppState, events: &SignedClient, envelope: Envelope
     }
     outcome
 }
-
-use diesel::ExpressionMethods;

@@ -2,21 +2,16 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use billing_http::{AdminUser, ApiError, ok};
-use billing_queue::{NewJob, Queue, QueueName};
 use chrono::{DateTime, Utc};
-use diesel::prelude::*;
-use diesel_async::RunQueryDsl;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use utoipa::ToSchema;
 
-use crate::db::schema::{gateway_events, transactions, webhook_deliveries as d};
-use crate::error::ServiceError;
-use crate::gateway::{ChargeOutcome, RefundOutcome};
+use crate::services::operations::{self, DeliveryRow, GatewayEventOutcome};
 use crate::state::AppState;
 
 /// One attempt to deliver a webhook.
-#[derive(Debug, Queryable, Serialize, ToSchema)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct DeliveryDto {
     pub id: i64,
     pub event_id: String,
@@ -29,6 +24,23 @@ pub struct DeliveryDto {
     pub delivered: bool,
     #[schema(value_type = String)]
     pub created_at: DateTime<Utc>,
+}
+
+impl From<DeliveryRow> for DeliveryDto {
+    fn from(d: DeliveryRow) -> Self {
+        Self {
+            id: d.id,
+            event_id: d.event_id,
+            event_type: d.event_type,
+            target_url: d.target_url,
+            attempt: d.attempt,
+            status_code: d.status_code,
+            latency_ms: d.latency_ms,
+            error: d.error,
+            delivered: d.delivered,
+            created_at: d.created_at,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -50,24 +62,8 @@ pub async fn list(
     if !(1..=200).contains(&limit) {
         return Err(ApiError::invalid_field("limit", "from 1 to 200"));
     }
-    let rows: Vec<DeliveryDto> = d::table
-        .order(d::id.desc())
-        .limit(limit)
-        .select((
-            d::id,
-            d::event_id,
-            d::event_type,
-            d::target_url,
-            d::attempt,
-            d::status_code,
-            d::latency_ms,
-            d::error,
-            d::delivered,
-            d::created_at,
-        ))
-        .load(&mut *state.conn().await?)
-        .await
-        .map_err(ServiceError::from)?;
+    let rows: Vec<DeliveryDto> =
+        operations::deliveries(&state, limit).await?.into_iter().map(DeliveryDto::from).collect();
     Ok(ok(rows, "webhook deliveries"))
 }
 
@@ -80,20 +76,9 @@ pub async fn redeliver(
     _admin: AdminUser,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
-    let (event_id, payload): (String, Value) = d::table
-        .find(id.into_inner())
-        .select((d::event_id, d::payload))
-        .first(&mut *state.conn().await?)
-        .await
-        .optional()
-        .map_err(ServiceError::from)?
+    let event_id = operations::redeliver(&state, id.into_inner())
+        .await?
         .ok_or_else(|| ApiError::not_found("delivery_not_found", "no such delivery"))?;
-    let queue = Queue::new(state.redis.clone(), QueueName::PaySubscriptionUpdate);
-    let action = payload["event_type"].as_str().unwrap_or("redelivery").to_owned();
-    queue
-        .enqueue(NewJob::new(action, format!("webhook:{event_id}"), payload), None)
-        .await
-        .map_err(|e| ApiError::unavailable(&e))?;
     let mut res = ok(json!({"event_id": event_id, "status": "queued"}), "redelivery queued");
     *res.status_mut() = actix_web::http::StatusCode::ACCEPTED;
     Ok(res)
@@ -135,79 +120,11 @@ pub async fn gateway(state: web::Data<AppState>, req: HttpRequest, body: web::By
         .map_err(billing_http::signed::rejection)?;
     let raw: Value = billing_http::extract::parse_json(&body)?;
     let event: GatewayEvent = billing_http::extract::parse_json(&body)?;
-    let object = &event.data.object;
-    let reference = object["id"].as_str().unwrap_or_default().to_owned();
-    let billing_key = object["metadata"]["billing_key"].as_str().map(str::to_owned);
-    let mut conn = state.conn().await?;
-    let (event_id, kind) = (event.id.clone(), event.kind.clone());
-    let inserted = diesel::insert_into(gateway_events::table)
-        .values((
-            gateway_events::event_id.eq(&event_id),
-            gateway_events::event_type.eq(&kind),
-            gateway_events::payload.eq(&raw),
-        ))
-        .on_conflict_do_nothing()
-        .execute(&mut conn)
-        .await
-        .map_err(ServiceError::from)?;
-    drop(conn);
-    if inserted == 0 {
-        return Ok(ok(json!({"status": "duplicate"}), "gateway event received"));
-    }
-    let applied = match kind.as_str() {
-        "payment_intent.succeeded" | "payment_intent.payment_failed" => {
-            let pending: Option<uuid::Uuid> = transactions::table
-                .filter(transactions::status.eq(crate::db::TransactionStatus::Pending))
-                .filter(
-                    transactions::gateway_reference
-                        .eq(&reference)
-                        .or(transactions::idempotency_key.eq(billing_key.clone().unwrap_or_else(|| reference.clone()))),
-                )
-                .select(transactions::id)
-                .first(&mut *state.conn().await?)
-                .await
-                .optional()
-                .map_err(ServiceError::from)?;
-            match pending {
-                Some(id) => {
-                    let outcome = if kind == "payment_intent.succeeded" {
-                        ChargeOutcome::Succeeded { reference: reference.clone(), card: None }
-                    } else {
-                        let error = &object["last_payment_error"];
-                        let code = error["decline_code"].as_str().or(error["code"].as_str()).unwrap_or("card_declined");
-                        ChargeOutcome::Declined {
-                            reference: reference.clone(),
-                            code: code.to_owned(),
-                            message: error["message"].as_str().unwrap_or_default().to_owned(),
-                            retryable: matches!(code, "insufficient_funds" | "processing_error"),
-                        }
-                    };
-                    crate::services::payments::settle_pending(&state, id, outcome).await?
-                }
-                None => false,
-            }
-        }
-        "refund.created" | "refund.updated" | "refund.failed" => {
-            match crate::services::refunds::pending_by_gateway(&state, &reference, billing_key.as_deref()).await? {
-                Some(refund) => {
-                    let outcome = match object["status"].as_str() {
-                        Some("succeeded") => Some(RefundOutcome::Succeeded { reference: reference.clone() }),
-                        Some("failed" | "canceled") => Some(RefundOutcome::Failed {
-                            code: object["failure_reason"].as_str().unwrap_or("refund_failed").to_owned(),
-                            message: "the gateway reported the refund failed".to_owned(),
-                        }),
-                        _ => None,
-                    };
-                    if let Some(outcome) = outcome {
-                        crate::services::refunds::settle(&state, refund, outcome).await?;
-                    }
-                    true
-                }
-                None => false,
-            }
-        }
-        _ => false,
+    let outcome = operations::apply_gateway_event(&state, &event.id, &event.kind, &event.data.object, &raw).await?;
+    let status = match outcome {
+        GatewayEventOutcome::Duplicate => "duplicate",
+        GatewayEventOutcome::Applied => "applied",
+        GatewayEventOutcome::Recorded => "recorded",
     };
-    let status = if applied { "applied" } else { "recorded" };
     Ok(ok(json!({"status": status}), "gateway event received"))
 }

@@ -159,17 +159,10 @@ pub struct RefundDto {
     pub created_at: String,
 }
 
-fn money_text(amount: rust_decimal::Decimal, currency: &str) -> String {
-    billing_domain::Currency::from_code(currency)
-        .and_then(|c| billing_domain::Money::from_decimal(amount, c).ok())
-        .map(billing_domain::Money::amount_string)
-        .unwrap_or_else(|| amount.to_string())
-}
-
 impl From<refunds::RefundRow> for RefundDto {
     fn from(r: refunds::RefundRow) -> Self {
         Self {
-            amount: money_text(r.amount, r.currency.trim()),
+            amount: r.currency.render(r.amount),
             id: r.id,
             status: r.status.as_str().to_owned(),
             reason: r.reason,
@@ -180,8 +173,8 @@ impl From<refunds::RefundRow> for RefundDto {
 
 impl From<TransactionRow> for TransactionDto {
     fn from(t: TransactionRow) -> Self {
-        let currency = t.currency.trim().to_owned();
-        let amount = money_text(t.amount, &currency);
+        let amount = t.currency.render(t.amount);
+        let currency = t.currency.to_string();
         Self {
             id: t.id,
             status: t.status.api_word().to_owned(),

@@ -3,5 +3,6 @@
 pub mod card;
 pub mod idempotency;
 pub mod methods;
+pub mod operations;
 pub mod payments;
 pub mod refunds;

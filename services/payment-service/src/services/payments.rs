@@ -5,14 +5,14 @@ use billing_contract::{PaymentEvent, PaymentEventDetail};
 use billing_domain::{AmountText, Currency, Money};
 use billing_queue::{NewJob, QueueName, outbox};
 use chrono::{DateTime, Utc};
-use diesel::prelude::*;
-use diesel_async::{AsyncConnection, RunQueryDsl};
-use rust_decimal::Decimal;
+use diesel_async::{AsyncConnection, AsyncPgConnection};
 use serde::Serialize;
 use uuid::Uuid;
 
+use crate::db;
 use crate::db::TransactionStatus;
-use crate::db::schema::{payment_methods, transactions};
+use crate::db::models::NewTransaction;
+pub use crate::db::models::TransactionRow;
 use crate::error::ServiceError;
 use crate::gateway::{CardDetails, ChargeOutcome, ChargeRequest, GatewayError, PaymentSource, SavedCard};
 use crate::state::AppState;
@@ -63,25 +63,6 @@ pub struct Paid {
 pub struct CardSummary {
     pub brand: String,
     pub last4: String,
-}
-
-/// A transaction as stored.
-#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
-#[diesel(table_name = transactions, check_for_backend(diesel::pg::Pg))]
-pub struct TransactionRow {
-    pub id: Uuid,
-    pub user_id: Uuid,
-    pub subscription_id: Option<Uuid>,
-    pub invoice_id: Uuid,
-    pub amount: Decimal,
-    pub currency: String,
-    pub status: TransactionStatus,
-    pub gateway_reference: Option<String>,
-    pub decline_code: Option<String>,
-    pub card_brand: Option<String>,
-    pub card_last4: Option<String>,
-    pub payment_method_id: Option<Uuid>,
-    pub created_at: DateTime<Utc>,
 }
 
 /// How many times an ambiguous gateway answer (timeout) is retried with the same key.
@@ -137,23 +118,12 @@ pub async fn pay(state: &AppState, request: PayRequest) -> Result<Paid, ServiceE
             (PaymentSource::Card(card.clone()), *save, card.brand().to_owned(), card.last4(), None)
         }
         Funding::Saved(id) => {
-            let (owner, token, brand, last4): (Uuid, String, String, String) = payment_methods::table
-                .find(id)
-                .filter(payment_methods::deleted_at.is_null())
-                .select((
-                    payment_methods::user_id,
-                    payment_methods::gateway_token,
-                    payment_methods::brand,
-                    payment_methods::last4,
-                ))
-                .first(&mut conn)
-                .await
-                .optional()?
+            let method = db::methods::chargeable(&mut conn, *id)
+                .await?
+                .filter(|m| m.user_id == request.user)
                 .ok_or_else(|| ServiceError::invalid("payment_method_id", "no such payment method"))?;
-            if owner != request.user {
-                return Err(ServiceError::invalid("payment_method_id", "no such payment method"));
-            }
-            (PaymentSource::Token(token), false, brand, last4.trim().to_owned(), Some(*id))
+            let last4 = method.last4.trim().to_owned();
+            (PaymentSource::Token(method.gateway_token), false, method.brand, last4, Some(*id))
         }
     };
     // The pending row first: if this process dies after charging, the row and the gateway key resolve it. The
@@ -195,14 +165,7 @@ pub async fn pay(state: &AppState, request: PayRequest) -> Result<Paid, ServiceE
                     if let Some(saved) = card.filter(|_| saved_method.is_none()) {
                         method_id = Some(crate::services::methods::insert(conn, user, &saved).await?);
                     }
-                    diesel::update(transactions::table.find(transaction_id))
-                        .set((
-                            transactions::status.eq(TransactionStatus::Succeeded),
-                            transactions::gateway_reference.eq(&reference_for_tx),
-                            transactions::payment_method_id.eq(method_id),
-                        ))
-                        .execute(conn)
-                        .await?;
+                    db::transactions::mark_succeeded(conn, transaction_id, &reference_for_tx, method_id).await?;
                     let settled = Settled::Succeeded { reference: &reference_for_tx, payment_method_id: method_id };
                     let job = payment_event(&facts, &settled, now);
                     let row = outbox::push(conn, QueueName::PaySubscriptionUpdate.as_str(), &job, None).await?;
@@ -230,14 +193,7 @@ pub async fn pay(state: &AppState, request: PayRequest) -> Result<Paid, ServiceE
                     if !lock_pending(conn, transaction_id).await? {
                         return Ok(None);
                     }
-                    diesel::update(transactions::table.find(transaction_id))
-                        .set((
-                            transactions::status.eq(TransactionStatus::Failed),
-                            transactions::gateway_reference.eq(&reference),
-                            transactions::decline_code.eq(&code_for_tx),
-                        ))
-                        .execute(conn)
-                        .await?;
+                    db::transactions::mark_failed(conn, transaction_id, &reference, &code_for_tx).await?;
                     let job = payment_event(&facts, &Settled::Declined { code: &code_for_tx, retryable }, now);
                     let row = outbox::push(conn, QueueName::PaySubscriptionUpdate.as_str(), &job, None).await?;
                     Ok(Some((row, job)))
@@ -265,24 +221,13 @@ pub async fn pay(state: &AppState, request: PayRequest) -> Result<Paid, ServiceE
 /// Closes a pending attempt the gateway never charged as failed (`gateway_unavailable`), freeing its invoice for
 /// another payment; how many rows it closed (0 when settled meanwhile).
 async fn close_uncharged(state: &AppState, transaction_id: Uuid) -> Result<usize, ServiceError> {
-    let pending = transactions::table.find(transaction_id).filter(transactions::status.eq(TransactionStatus::Pending));
-    Ok(diesel::update(pending)
-        .set((transactions::status.eq(TransactionStatus::Failed), transactions::decline_code.eq("gateway_unavailable")))
-        .execute(&mut *state.conn().await?)
-        .await?)
+    Ok(db::transactions::fail_if_pending(&mut *state.conn().await?, transaction_id, "gateway_unavailable").await?)
 }
 
 /// Locks the attempt's row; whether it is still pending (not settled meanwhile by the gateway's event or the
 /// reconciler).
-async fn lock_pending(conn: &mut diesel_async::AsyncPgConnection, transaction_id: Uuid) -> Result<bool, ServiceError> {
-    let status: Option<TransactionStatus> = transactions::table
-        .find(transaction_id)
-        .for_update()
-        .select(transactions::status)
-        .first(conn)
-        .await
-        .optional()?;
-    Ok(status == Some(TransactionStatus::Pending))
+async fn lock_pending(conn: &mut AsyncPgConnection, transaction_id: Uuid) -> Result<bool, ServiceError> {
+    Ok(db::transactions::lock_status(conn, transaction_id).await? == Some(TransactionStatus::Pending))
 }
 
 /// The card of a pending attempt whose customer asked to keep it, from the gateway (a gateway event does not carry
@@ -290,18 +235,14 @@ async fn lock_pending(conn: &mut diesel_async::AsyncPgConnection, transaction_id
 /// payment still settles; only the card is not kept.
 async fn card_to_keep(
     state: &AppState,
-    conn: &mut diesel_async::AsyncPgConnection,
+    conn: &mut AsyncPgConnection,
     transaction_id: Uuid,
 ) -> Result<Option<SavedCard>, ServiceError> {
-    let wanted: Option<(bool, Option<Uuid>, String)> = transactions::table
-        .find(transaction_id)
-        .filter(transactions::status.eq(TransactionStatus::Pending))
-        .select((transactions::save_card, transactions::payment_method_id, transactions::idempotency_key))
-        .first(conn)
-        .await
-        .optional()?;
-    let Some((true, None, key)) = wanted else { return Ok(None) };
-    match state.gateway.find_charge(key).await {
+    let wanted = db::transactions::find(conn, transaction_id)
+        .await?
+        .filter(|t| t.status == TransactionStatus::Pending && t.save_card && t.payment_method_id.is_none());
+    let Some(attempt) = wanted else { return Ok(None) };
+    match state.gateway.find_charge(attempt.idempotency_key).await {
         Ok(Some(ChargeOutcome::Succeeded { card, .. })) => Ok(card),
         Ok(_) => Ok(None),
         Err(err) => {
@@ -380,58 +321,32 @@ pub async fn settle_pending(
     }
     let pushed = conn
         .transaction::<_, ServiceError, _>(async move |conn| {
-            let Some(row) = transactions::table
-                .find(transaction_id)
-                .for_update()
-                .select(TransactionRow::as_select())
-                .first(conn)
-                .await
-                .optional()?
+            let Some(row) = db::transactions::find_for_update(conn, transaction_id)
+                .await?
                 .filter(|t| t.status == TransactionStatus::Pending)
             else {
                 return Ok(None);
             };
-            let (off_session, save_card): (bool, bool) = transactions::table
-                .find(transaction_id)
-                .select((transactions::off_session, transactions::save_card))
-                .first(conn)
-                .await?;
-            let currency = Currency::from_code(row.currency.trim())
-                .ok_or_else(|| ServiceError::Internal("bad currency".into()))?;
             let amount =
-                Money::from_decimal(row.amount, currency).map_err(|e| ServiceError::Internal(e.to_string()))?;
+                Money::from_decimal(row.amount, row.currency).map_err(|e| ServiceError::Internal(e.to_string()))?;
             let attempt = Attempt {
                 transaction_id,
                 subscription_id: row.subscription_id,
                 invoice_id: row.invoice_id,
                 amount,
-                off_session,
+                off_session: row.off_session,
             };
             let job = match &outcome {
                 ChargeOutcome::Succeeded { reference, card } => {
                     let mut method_id = row.payment_method_id;
-                    if let Some(card) = card.as_ref().filter(|_| save_card && method_id.is_none()) {
+                    if let Some(card) = card.as_ref().filter(|_| row.save_card && method_id.is_none()) {
                         method_id = Some(crate::services::methods::insert(conn, row.user_id, card).await?);
                     }
-                    diesel::update(transactions::table.find(transaction_id))
-                        .set((
-                            transactions::status.eq(TransactionStatus::Succeeded),
-                            transactions::gateway_reference.eq(reference),
-                            transactions::payment_method_id.eq(method_id),
-                        ))
-                        .execute(conn)
-                        .await?;
+                    db::transactions::mark_succeeded(conn, transaction_id, reference, method_id).await?;
                     payment_event(&attempt, &Settled::Succeeded { reference, payment_method_id: method_id }, now)
                 }
                 ChargeOutcome::Declined { reference, code, retryable, .. } => {
-                    diesel::update(transactions::table.find(transaction_id))
-                        .set((
-                            transactions::status.eq(TransactionStatus::Failed),
-                            transactions::gateway_reference.eq(reference),
-                            transactions::decline_code.eq(code),
-                        ))
-                        .execute(conn)
-                        .await?;
+                    db::transactions::mark_failed(conn, transaction_id, reference, code).await?;
                     payment_event(&attempt, &Settled::Declined { code, retryable: *retryable }, now)
                 }
             };
@@ -454,14 +369,7 @@ pub async fn settle_pending(
 /// closed so its invoice can be paid again. Returns how many were settled.
 pub async fn reconcile_pending(state: &AppState, older_than: chrono::Duration) -> Result<usize, ServiceError> {
     let cutoff = state.now() - older_than;
-    let stale: Vec<(Uuid, String)> = transactions::table
-        .filter(transactions::status.eq(TransactionStatus::Pending))
-        .filter(transactions::created_at.lt(cutoff))
-        .order(transactions::created_at)
-        .limit(100)
-        .select((transactions::id, transactions::idempotency_key))
-        .load(&mut *state.conn().await?)
-        .await?;
+    let stale = db::transactions::stale_pending(&mut *state.conn().await?, cutoff, 100).await?;
     let mut settled = 0;
     for (id, key) in stale {
         match state.gateway.find_charge(key).await {
@@ -480,57 +388,41 @@ pub async fn reconcile_pending(state: &AppState, older_than: chrono::Duration) -
 /// Records the attempt as the invoice's live charge: a new pending row, or the row of an earlier call with the same
 /// gateway key (a failed one is tried again). 409 when another key's charge of the invoice is pending or succeeded.
 async fn start_attempt(
-    conn: &mut diesel_async::AsyncPgConnection,
+    conn: &mut AsyncPgConnection,
     request: &PayRequest,
     due: &crate::clients::InvoiceDue,
     amount: Money,
     (brand, last4): (&str, &str),
     save_card: bool,
 ) -> Result<Uuid, ServiceError> {
-    let taken = |e: diesel::result::Error| match billing_infra::DbError::from(e) {
+    let taken = |e: billing_infra::DbError| match e {
         billing_infra::DbError::UniqueViolation { constraint } if constraint == "transactions_one_live_per_invoice" => {
             ServiceError::InvoiceNotPayable("another payment of this invoice is in progress or has succeeded".into())
         }
         other => other.into(),
     };
-    let existing: Option<(Uuid, TransactionStatus)> = transactions::table
-        .filter(transactions::idempotency_key.eq(&request.gateway_key))
-        .select((transactions::id, transactions::status))
-        .first(conn)
-        .await
-        .optional()?;
-    if let Some((id, status)) = existing {
+    if let Some((id, status)) = db::transactions::find_by_key(conn, &request.gateway_key).await? {
         if status == TransactionStatus::Failed {
-            diesel::update(transactions::table.find(id))
-                .set((
-                    transactions::status.eq(TransactionStatus::Pending),
-                    transactions::decline_code.eq(None::<String>),
-                ))
-                .execute(conn)
-                .await
-                .map_err(taken)?;
+            db::transactions::reopen(conn, id).await.map_err(taken)?;
         }
         return Ok(id);
     }
     let id = Uuid::now_v7();
-    diesel::insert_into(transactions::table)
-        .values((
-            transactions::id.eq(id),
-            transactions::user_id.eq(request.user),
-            transactions::subscription_id.eq(due.subscription_id),
-            transactions::invoice_id.eq(due.invoice_id),
-            transactions::amount.eq(amount.to_decimal()),
-            transactions::currency.eq(amount.currency().code()),
-            transactions::status.eq(TransactionStatus::Pending),
-            transactions::off_session.eq(request.off_session),
-            transactions::idempotency_key.eq(&request.gateway_key),
-            transactions::card_brand.eq(brand),
-            transactions::card_last4.eq(last4),
-            transactions::save_card.eq(save_card),
-        ))
-        .execute(conn)
-        .await
-        .map_err(taken)?;
+    let row = NewTransaction {
+        id,
+        user_id: request.user,
+        subscription_id: due.subscription_id,
+        invoice_id: due.invoice_id,
+        amount: amount.to_decimal(),
+        currency: amount.currency(),
+        status: TransactionStatus::Pending,
+        off_session: request.off_session,
+        idempotency_key: &request.gateway_key,
+        card_brand: brand,
+        card_last4: last4,
+        save_card,
+    };
+    db::transactions::insert(conn, &row).await.map_err(taken)?;
     Ok(id)
 }
 
@@ -543,13 +435,7 @@ fn send_webhook_now(state: &AppState, row: i64, job: NewJob) {
 
 /// One of the caller's transactions (or any, for an admin).
 pub async fn get(state: &AppState, user: Uuid, admin: bool, id: Uuid) -> Result<TransactionRow, ServiceError> {
-    let row = transactions::table
-        .find(id)
-        .select(TransactionRow::as_select())
-        .first(&mut *state.conn().await?)
-        .await
-        .optional()?
-        .ok_or(ServiceError::PaymentNotFound)?;
+    let row = db::transactions::find(&mut *state.conn().await?, id).await?.ok_or(ServiceError::PaymentNotFound)?;
     if row.user_id != user && !admin {
         return Err(ServiceError::PaymentNotFound);
     }
@@ -563,15 +449,5 @@ pub async fn history(
     limit: i64,
     cursor: Option<(DateTime<Utc>, Uuid)>,
 ) -> Result<Vec<TransactionRow>, ServiceError> {
-    let mut query = transactions::table.filter(transactions::user_id.eq(user)).into_boxed();
-    if let Some((at, id)) = cursor {
-        query = query
-            .filter(transactions::created_at.lt(at).or(transactions::created_at.eq(at).and(transactions::id.lt(id))));
-    }
-    Ok(query
-        .order((transactions::created_at.desc(), transactions::id.desc()))
-        .limit(limit)
-        .select(TransactionRow::as_select())
-        .load(&mut *state.conn().await?)
-        .await?)
+    Ok(db::transactions::history(&mut *state.conn().await?, user, limit, cursor).await?)
 }

@@ -1,42 +1,23 @@
 //! Refunds: requested against a successful payment, reserved under the payment's row lock so their sum never
 //! passes what was captured (even under concurrent requests), processed by `q:pay:refund_initiation`.
 
-use crate::db::{RefundStatus, TransactionStatus};
 use billing_contract::events::RefundSucceeded;
 use billing_contract::{PaymentEvent, PaymentEventDetail};
-use billing_domain::{AmountText, Currency, Money};
+use billing_domain::{AmountText, Money};
 use billing_queue::{NewJob, QueueName, outbox};
-use chrono::{DateTime, Utc};
-use diesel::prelude::*;
-use diesel_async::{AsyncConnection, RunQueryDsl};
-use rust_decimal::Decimal;
+use diesel_async::AsyncConnection;
 use serde::Serialize;
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::db::schema::{refunds, transactions};
+use crate::db;
+use crate::db::models::NewRefund;
+pub use crate::db::models::RefundRow;
+use crate::db::{RefundStatus, TransactionStatus};
 use crate::error::ServiceError;
 use crate::gateway::RefundOutcome;
 use crate::state::AppState;
 use billing_http::AuthUser;
-
-/// A refund as stored.
-#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
-#[diesel(table_name = refunds, check_for_backend(diesel::pg::Pg))]
-pub struct RefundRow {
-    pub id: Uuid,
-    pub transaction_id: Uuid,
-    pub user_id: Uuid,
-    pub amount: Decimal,
-    pub currency: String,
-    pub status: RefundStatus,
-    pub reason: Option<String>,
-    pub gateway_reference: Option<String>,
-    pub idempotency_key: String,
-    pub created_at: DateTime<Utc>,
-    /// End the subscription at once when the refund succeeds.
-    pub cancel_subscription: bool,
-}
 
 /// A refund accepted for processing.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -102,31 +83,17 @@ async fn reserve(
     let mut conn = state.conn().await?;
     conn.transaction::<_, ServiceError, _>(async move |conn| {
         // The row lock serialises refunds of one payment: each sees what the others reserved.
-        let (owner, status, total, refunded, currency): (Uuid, TransactionStatus, Decimal, Decimal, String) =
-            transactions::table
-                .find(id)
-                .for_update()
-                .select((
-                    transactions::user_id,
-                    transactions::status,
-                    transactions::amount,
-                    transactions::refunded_amount,
-                    transactions::currency,
-                ))
-                .first(conn)
-                .await
-                .optional()?
-                .ok_or(ServiceError::PaymentNotFound)?;
+        let payment = db::transactions::find_for_update(conn, id).await?.ok_or(ServiceError::PaymentNotFound)?;
+        let owner = payment.user_id;
         if let Some(caller) = caller.filter(|c| !c.is_admin()) {
             return Err(if owner == caller.id { ServiceError::RefundForbidden } else { ServiceError::PaymentNotFound });
         }
-        if status != TransactionStatus::Succeeded {
+        if payment.status != TransactionStatus::Succeeded {
             return Err(ServiceError::NotRefundable("only a successful payment can be refunded".to_owned()));
         }
-        let currency =
-            Currency::from_code(currency.trim()).ok_or_else(|| ServiceError::Internal("bad currency".into()))?;
-        let remaining =
-            Money::from_decimal(total - refunded, currency).map_err(|e| ServiceError::Internal(e.to_string()))?;
+        let currency = payment.currency;
+        let remaining = Money::from_decimal(payment.amount - payment.refunded_amount, currency)
+            .map_err(|e| ServiceError::Internal(e.to_string()))?;
         let amount = match amount {
             Some(text) => text.to_money(currency).map_err(|e| ServiceError::invalid("amount", e.to_string()))?,
             None => remaining,
@@ -145,25 +112,21 @@ async fn reserve(
                 currency.code()
             )));
         }
-        diesel::update(transactions::table.find(id))
-            .set(transactions::refunded_amount.eq(transactions::refunded_amount + amount.to_decimal()))
-            .execute(conn)
-            .await?;
+        db::transactions::add_refunded(conn, id, amount.to_decimal()).await?;
         let refund_id = Uuid::now_v7();
-        diesel::insert_into(refunds::table)
-            .values((
-                refunds::id.eq(refund_id),
-                refunds::transaction_id.eq(id),
-                refunds::user_id.eq(owner),
-                refunds::amount.eq(amount.to_decimal()),
-                refunds::currency.eq(currency.code()),
-                refunds::status.eq(RefundStatus::Pending),
-                refunds::reason.eq(&reason),
-                refunds::cancel_subscription.eq(cancel_subscription),
-                refunds::idempotency_key.eq(format!("refund:{refund_id}")),
-            ))
-            .execute(conn)
-            .await?;
+        let key = format!("refund:{refund_id}");
+        let row = NewRefund {
+            id: refund_id,
+            transaction_id: id,
+            user_id: owner,
+            amount: amount.to_decimal(),
+            currency,
+            status: RefundStatus::Pending,
+            reason: reason.as_deref(),
+            cancel_subscription,
+            idempotency_key: &key,
+        };
+        db::refunds::insert(conn, &row).await?;
         let job = NewJob::new("refund", format!("refund:{refund_id}"), json!({"refund_id": refund_id}))
             .correlated(id.to_string());
         outbox::push(conn, QueueName::PayRefundInitiation.as_str(), &job, None).await?;
@@ -182,29 +145,18 @@ pub async fn process(state: &AppState, refund_id: Uuid) -> Result<(), billing_qu
     use billing_queue::worker::JobError;
     let retry = |e: &dyn std::fmt::Display| JobError::Retry(e.to_string());
     let mut conn = state.conn().await.map_err(|e| retry(&e))?;
-    let Some(refund) = refunds::table
-        .find(refund_id)
-        .select(RefundRow::as_select())
-        .first(&mut conn)
-        .await
-        .optional()
-        .map_err(|e| retry(&e))?
-    else {
+    let Some(refund) = db::refunds::find(&mut conn, refund_id).await.map_err(|e| retry(&e))? else {
         return Err(JobError::Permanent(format!("refund {refund_id} does not exist")));
     };
     if refund.status != RefundStatus::Pending {
         return Ok(());
     }
-    let reference: Option<String> = transactions::table
-        .find(refund.transaction_id)
-        .select(transactions::gateway_reference)
-        .first(&mut conn)
+    let reference = db::transactions::find(&mut conn, refund.transaction_id)
         .await
-        .map_err(|e| retry(&e))?;
+        .map_err(|e| retry(&e))?
+        .and_then(|payment| payment.gateway_reference);
     drop(conn);
-    let currency =
-        Currency::from_code(refund.currency.trim()).ok_or_else(|| JobError::Permanent("bad currency".into()))?;
-    let amount = Money::from_decimal(refund.amount, currency).map_err(|e| JobError::Permanent(e.to_string()))?;
+    let amount = Money::from_decimal(refund.amount, refund.currency).map_err(|e| JobError::Permanent(e.to_string()))?;
     let outcome = state
         .gateway
         .refund(refund.idempotency_key.clone(), reference.unwrap_or_default(), amount)
@@ -220,30 +172,19 @@ pub async fn settle(state: &AppState, refund_id: Uuid, outcome: RefundOutcome) -
     let now = state.now();
     let mut conn = state.conn().await?;
     conn.transaction::<_, ServiceError, _>(async move |conn| {
-        let Some(refund) = refunds::table
-            .find(refund_id)
-            .for_update()
-            .select(RefundRow::as_select())
-            .first(conn)
-            .await
-            .optional()?
-            .filter(|r| r.status == RefundStatus::Pending)
+        let Some(refund) =
+            db::refunds::find_for_update(conn, refund_id).await?.filter(|r| r.status == RefundStatus::Pending)
         else {
             return Ok(());
         };
-        let (invoice, subscription): (Uuid, Option<Uuid>) = transactions::table
-            .find(refund.transaction_id)
-            .select((transactions::invoice_id, transactions::subscription_id))
-            .first(conn)
-            .await?;
+        let payment = db::transactions::find(conn, refund.transaction_id)
+            .await?
+            .ok_or_else(|| ServiceError::Internal("a refund of no payment".into()))?;
+        let (invoice, subscription) = (payment.invoice_id, payment.subscription_id);
         match outcome {
             RefundOutcome::Succeeded { reference } => {
-                diesel::update(refunds::table.find(refund.id))
-                    .set((refunds::status.eq(RefundStatus::Succeeded), refunds::gateway_reference.eq(&reference)))
-                    .execute(conn)
-                    .await?;
-                let currency = Currency::from_code(refund.currency.trim())
-                    .ok_or_else(|| ServiceError::Internal("bad currency".into()))?;
+                db::refunds::mark_succeeded(conn, refund.id, &reference).await?;
+                let currency = refund.currency;
                 let amount =
                     Money::from_decimal(refund.amount, currency).map_err(|e| ServiceError::Internal(e.to_string()))?;
                 let event = PaymentEvent {
@@ -264,14 +205,8 @@ pub async fn settle(state: &AppState, refund_id: Uuid, outcome: RefundOutcome) -
                 outbox::push(conn, QueueName::PaySubscriptionUpdate.as_str(), &job, None).await?;
             }
             RefundOutcome::Failed { message, .. } => {
-                diesel::update(refunds::table.find(refund.id))
-                    .set((refunds::status.eq(RefundStatus::Failed), refunds::failure_message.eq(&message)))
-                    .execute(conn)
-                    .await?;
-                diesel::update(transactions::table.find(refund.transaction_id))
-                    .set(transactions::refunded_amount.eq(transactions::refunded_amount - refund.amount))
-                    .execute(conn)
-                    .await?;
+                db::refunds::mark_failed(conn, refund.id, &message).await?;
+                db::transactions::add_refunded(conn, refund.transaction_id, -refund.amount).await?;
             }
         }
         Ok(())
@@ -285,20 +220,10 @@ pub async fn pending_by_gateway(
     reference: &str,
     billing_key: Option<&str>,
 ) -> Result<Option<Uuid>, ServiceError> {
-    let mut query = refunds::table.filter(refunds::status.eq(RefundStatus::Pending)).into_boxed();
-    query = match billing_key {
-        Some(key) => query.filter(refunds::gateway_reference.eq(reference).or(refunds::idempotency_key.eq(key))),
-        None => query.filter(refunds::gateway_reference.eq(reference)),
-    };
-    Ok(query.select(refunds::id).first(&mut *state.conn().await?).await.optional()?)
+    Ok(db::refunds::pending_by_gateway(&mut *state.conn().await?, reference, billing_key).await?)
 }
 
 /// The refunds of `payments`, newest first.
 pub async fn of_transactions(state: &AppState, payments: &[Uuid]) -> Result<Vec<RefundRow>, ServiceError> {
-    Ok(refunds::table
-        .filter(refunds::transaction_id.eq_any(payments))
-        .order((refunds::created_at.desc(), refunds::id.desc()))
-        .select(RefundRow::as_select())
-        .load(&mut *state.conn().await?)
-        .await?)
+    Ok(db::refunds::of_transactions(&mut *state.conn().await?, payments).await?)
 }

@@ -1,5 +1,6 @@
 //! Invoices, their lines, and the gapless monthly number sequence.
 
+use billing_domain::{InvoiceKind, InvoiceStatus};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::upsert::excluded;
@@ -50,8 +51,8 @@ pub async fn finalize(
     number: &str,
     at: DateTime<Utc>,
 ) -> Result<Option<InvoiceRow>, DbError> {
-    Ok(diesel::update(invoices::table.find(id).filter(invoices::status.eq("draft")))
-        .set((invoices::status.eq("open"), invoices::number.eq(number), invoices::finalized_at.eq(at)))
+    Ok(diesel::update(invoices::table.find(id).filter(invoices::status.eq(InvoiceStatus::Draft)))
+        .set((invoices::status.eq(InvoiceStatus::Open), invoices::number.eq(number), invoices::finalized_at.eq(at)))
         .returning(InvoiceRow::as_returning())
         .get_result(conn)
         .await
@@ -60,9 +61,9 @@ pub async fn finalize(
 
 /// Voids an open invoice.
 pub async fn void(conn: &mut AsyncPgConnection, id: Uuid, at: DateTime<Utc>) -> Result<(), DbError> {
-    diesel::update(invoices::table.find(id).filter(invoices::status.eq("open")))
+    diesel::update(invoices::table.find(id).filter(invoices::status.eq(InvoiceStatus::Open)))
         .set((
-            invoices::status.eq("void"),
+            invoices::status.eq(InvoiceStatus::Void),
             invoices::voided_at.eq(at),
             invoices::amount_due.eq(rust_decimal::Decimal::ZERO),
         ))
@@ -93,7 +94,7 @@ pub async fn open_for_subscription(
 ) -> Result<Vec<InvoiceRow>, DbError> {
     Ok(invoices::table
         .filter(invoices::subscription_id.eq(subscription))
-        .filter(invoices::status.eq("open"))
+        .filter(invoices::status.eq(InvoiceStatus::Open))
         .select(InvoiceRow::as_select())
         .load(conn)
         .await?)
@@ -107,7 +108,7 @@ pub async fn open_for_subscription_for_update(
 ) -> Result<Vec<InvoiceRow>, DbError> {
     Ok(invoices::table
         .filter(invoices::subscription_id.eq(subscription))
-        .filter(invoices::status.eq("open"))
+        .filter(invoices::status.eq(InvoiceStatus::Open))
         .order(invoices::id)
         .for_update()
         .select(InvoiceRow::as_select())
@@ -152,9 +153,9 @@ pub async fn mark_paid(
     transaction: Option<Uuid>,
     at: DateTime<Utc>,
 ) -> Result<InvoiceRow, DbError> {
-    Ok(diesel::update(invoices::table.find(id).filter(invoices::status.eq("open")))
+    Ok(diesel::update(invoices::table.find(id).filter(invoices::status.eq(InvoiceStatus::Open)))
         .set((
-            invoices::status.eq("paid"),
+            invoices::status.eq(InvoiceStatus::Paid),
             invoices::amount_paid.eq(amount),
             invoices::amount_due.eq(rust_decimal::Decimal::ZERO),
             invoices::paid_at.eq(at),
@@ -189,7 +190,7 @@ pub async fn set_period(
 
 /// Numbers the next charge attempt of an open invoice (clearing its retry time); the new attempt number.
 pub async fn start_attempt(conn: &mut AsyncPgConnection, id: Uuid) -> Result<i32, DbError> {
-    Ok(diesel::update(invoices::table.find(id).filter(invoices::status.eq("open")))
+    Ok(diesel::update(invoices::table.find(id).filter(invoices::status.eq(InvoiceStatus::Open)))
         .set((
             invoices::attempt_count.eq(invoices::attempt_count + 1),
             invoices::next_attempt_at.eq(None::<DateTime<Utc>>),
@@ -206,7 +207,7 @@ pub async fn schedule_retry(
     at: DateTime<Utc>,
     decline_code: &str,
 ) -> Result<(), DbError> {
-    diesel::update(invoices::table.find(id).filter(invoices::status.eq("open")))
+    diesel::update(invoices::table.find(id).filter(invoices::status.eq(InvoiceStatus::Open)))
         .set((invoices::next_attempt_at.eq(at), invoices::last_decline_code.eq(decline_code)))
         .execute(conn)
         .await?;
@@ -215,9 +216,9 @@ pub async fn schedule_retry(
 
 /// Dunning gave up: the invoice stays unpaid for good.
 pub async fn mark_uncollectible(conn: &mut AsyncPgConnection, id: Uuid, decline_code: &str) -> Result<(), DbError> {
-    diesel::update(invoices::table.find(id).filter(invoices::status.eq("open")))
+    diesel::update(invoices::table.find(id).filter(invoices::status.eq(InvoiceStatus::Open)))
         .set((
-            invoices::status.eq("uncollectible"),
+            invoices::status.eq(InvoiceStatus::Uncollectible),
             invoices::last_decline_code.eq(decline_code),
             invoices::next_attempt_at.eq(None::<DateTime<Utc>>),
         ))
@@ -229,7 +230,7 @@ pub async fn mark_uncollectible(conn: &mut AsyncPgConnection, id: Uuid, decline_
 /// Open invoices whose dunning retry is due at `now`, oldest first.
 pub async fn retries_due(conn: &mut AsyncPgConnection, now: DateTime<Utc>, limit: i64) -> Result<Vec<Uuid>, DbError> {
     Ok(invoices::table
-        .filter(invoices::status.eq("open"))
+        .filter(invoices::status.eq(InvoiceStatus::Open))
         .filter(invoices::next_attempt_at.le(now))
         .order(invoices::next_attempt_at.asc())
         .limit(limit)
@@ -245,8 +246,8 @@ pub async fn initial_overdue(
     limit: i64,
 ) -> Result<Vec<Uuid>, DbError> {
     Ok(invoices::table
-        .filter(invoices::status.eq("open"))
-        .filter(invoices::kind.eq("initial"))
+        .filter(invoices::status.eq(InvoiceStatus::Open))
+        .filter(invoices::kind.eq(InvoiceKind::Initial))
         .filter(invoices::due_at.le(now))
         .order(invoices::due_at.asc())
         .limit(limit)
@@ -259,14 +260,14 @@ pub async fn initial_overdue(
 pub async fn for_period(
     conn: &mut AsyncPgConnection,
     subscription: Uuid,
-    kind: &str,
+    kind: InvoiceKind,
     start: DateTime<Utc>,
 ) -> Result<Option<InvoiceRow>, DbError> {
     Ok(invoices::table
         .filter(invoices::subscription_id.eq(subscription))
         .filter(invoices::kind.eq(kind))
         .filter(invoices::period_start.eq(start))
-        .filter(invoices::status.ne("void"))
+        .filter(invoices::status.ne(InvoiceStatus::Void))
         .select(InvoiceRow::as_select())
         .first(conn)
         .await

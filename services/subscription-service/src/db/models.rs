@@ -1,5 +1,6 @@
 //! Rows as stored.
 
+use billing_domain::{BillingCycle, Currency, HistoryEntry, InvoiceKind, InvoiceStatus, LineKind, SubscriptionStatus};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use rust_decimal::Decimal;
@@ -61,8 +62,8 @@ pub struct PlanRow {
     pub name: String,
     pub description: String,
     pub price: Decimal,
-    pub currency: String,
-    pub billing_cycle: String,
+    pub currency: Currency,
+    pub billing_cycle: BillingCycle,
     pub trial_period_days: i32,
     pub is_trial_plan: bool,
     pub converts_to_plan_id: Option<i32>,
@@ -79,8 +80,8 @@ pub struct PlanChanges {
     pub name: Option<String>,
     pub description: Option<String>,
     pub price: Option<Decimal>,
-    pub currency: Option<String>,
-    pub billing_cycle: Option<String>,
+    pub currency: Option<Currency>,
+    pub billing_cycle: Option<BillingCycle>,
     pub trial_period_days: Option<i32>,
     pub is_trial_plan: Option<bool>,
     pub converts_to_plan_id: Option<Option<i32>>,
@@ -95,7 +96,7 @@ pub struct SubscriptionRow {
     pub user_id: Uuid,
     pub plan_id: i32,
     pub quantity: i32,
-    pub status: String,
+    pub status: SubscriptionStatus,
     pub is_trial: bool,
     pub billing_anchor: Option<DateTime<Utc>>,
     pub current_period_start: Option<DateTime<Utc>>,
@@ -121,7 +122,7 @@ pub struct NewSubscription {
     pub user_id: Uuid,
     pub plan_id: i32,
     pub quantity: i32,
-    pub status: String,
+    pub status: SubscriptionStatus,
     pub is_trial: bool,
     pub billing_anchor: Option<DateTime<Utc>>,
     pub current_period_start: Option<DateTime<Utc>>,
@@ -136,7 +137,7 @@ pub struct NewSubscription {
 pub struct SubscriptionChanges {
     pub plan_id: Option<i32>,
     pub quantity: Option<i32>,
-    pub status: Option<String>,
+    pub status: Option<SubscriptionStatus>,
     pub billing_anchor: Option<Option<DateTime<Utc>>>,
     pub current_period_start: Option<Option<DateTime<Utc>>>,
     pub current_period_end: Option<Option<DateTime<Utc>>>,
@@ -150,11 +151,11 @@ pub struct SubscriptionChanges {
 
 #[derive(Debug, Insertable)]
 #[diesel(table_name = subscription_events)]
-pub struct NewSubscriptionEvent<'a> {
+pub struct NewSubscriptionEvent {
     pub subscription_id: Uuid,
-    pub event_type: &'a str,
-    pub from_status: Option<&'a str>,
-    pub to_status: &'a str,
+    pub event_type: HistoryEntry,
+    pub from_status: Option<SubscriptionStatus>,
+    pub to_status: SubscriptionStatus,
     pub data: Value,
     pub occurred_at: DateTime<Utc>,
 }
@@ -164,9 +165,9 @@ pub struct NewSubscriptionEvent<'a> {
 pub struct SubscriptionEventRow {
     pub id: i64,
     pub subscription_id: Uuid,
-    pub event_type: String,
-    pub from_status: Option<String>,
-    pub to_status: String,
+    pub event_type: HistoryEntry,
+    pub from_status: Option<SubscriptionStatus>,
+    pub to_status: SubscriptionStatus,
     pub data: Value,
     pub occurred_at: DateTime<Utc>,
 }
@@ -178,9 +179,9 @@ pub struct InvoiceRow {
     pub user_id: Uuid,
     pub subscription_id: Option<Uuid>,
     pub number: Option<String>,
-    pub status: String,
-    pub kind: String,
-    pub currency: String,
+    pub status: InvoiceStatus,
+    pub kind: InvoiceKind,
+    pub currency: Currency,
     pub subtotal: Decimal,
     pub total: Decimal,
     pub amount_due: Decimal,
@@ -207,9 +208,9 @@ pub struct NewInvoice {
     pub id: Uuid,
     pub user_id: Uuid,
     pub subscription_id: Option<Uuid>,
-    pub status: String,
-    pub kind: String,
-    pub currency: String,
+    pub status: InvoiceStatus,
+    pub kind: InvoiceKind,
+    pub currency: Currency,
     pub subtotal: Decimal,
     pub total: Decimal,
     pub amount_due: Decimal,
@@ -228,7 +229,7 @@ pub struct CreditNoteRow {
     pub refund_id: Uuid,
     pub transaction_id: Uuid,
     pub amount: Decimal,
-    pub currency: String,
+    pub currency: Currency,
     pub reason: Option<String>,
     pub created_at: DateTime<Utc>,
 }
@@ -240,12 +241,12 @@ pub struct PendingItemRow {
     #[diesel(skip_insertion)]
     pub id: i64,
     pub subscription_id: Uuid,
-    pub kind: String,
+    pub kind: LineKind,
     pub description: String,
     pub quantity: i32,
     pub unit_amount: Decimal,
     pub amount: Decimal,
-    pub currency: String,
+    pub currency: Currency,
     pub period_start: Option<DateTime<Utc>>,
     pub period_end: Option<DateTime<Utc>>,
 }
@@ -255,7 +256,7 @@ pub struct PendingItemRow {
 pub struct InvoiceLineRow {
     pub invoice_id: Uuid,
     pub position: i32,
-    pub kind: String,
+    pub kind: LineKind,
     pub description: String,
     pub quantity: i32,
     pub unit_amount: Decimal,

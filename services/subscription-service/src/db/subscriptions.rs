@@ -1,5 +1,6 @@
 //! Subscriptions and their event log.
 
+use billing_domain::{InvoiceKind, InvoiceStatus, SubscriptionStatus};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
@@ -11,7 +12,8 @@ use super::models::{
 use super::schema::{subscription_events, subscriptions};
 use billing_infra::DbError;
 
-const CURRENT: [&str; 4] = ["pending", "trial", "active", "past_due"];
+const CURRENT: [SubscriptionStatus; 4] =
+    [SubscriptionStatus::Pending, SubscriptionStatus::Trial, SubscriptionStatus::Active, SubscriptionStatus::PastDue];
 
 /// Inserts a subscription; unique violations name the partial index that refused it.
 pub async fn insert(conn: &mut AsyncPgConnection, new: &NewSubscription) -> Result<SubscriptionRow, DbError> {
@@ -51,7 +53,11 @@ pub async fn current_for_user(conn: &mut AsyncPgConnection, user: Uuid) -> Resul
 pub async fn with_access(conn: &mut AsyncPgConnection, user: Uuid) -> Result<Option<SubscriptionRow>, DbError> {
     Ok(subscriptions::table
         .filter(subscriptions::user_id.eq(user))
-        .filter(subscriptions::status.eq_any(["trial", "active", "past_due"]))
+        .filter(subscriptions::status.eq_any([
+            SubscriptionStatus::Trial,
+            SubscriptionStatus::Active,
+            SubscriptionStatus::PastDue,
+        ]))
         .select(SubscriptionRow::as_select())
         .first(conn)
         .await
@@ -84,7 +90,7 @@ pub async fn update_versioned(
 }
 
 /// Appends to the event log.
-pub async fn insert_event(conn: &mut AsyncPgConnection, event: &NewSubscriptionEvent<'_>) -> Result<(), DbError> {
+pub async fn insert_event(conn: &mut AsyncPgConnection, event: &NewSubscriptionEvent) -> Result<(), DbError> {
     diesel::insert_into(subscription_events::table).values(event).execute(conn).await?;
     Ok(())
 }
@@ -140,11 +146,11 @@ pub async fn renewals_due(conn: &mut AsyncPgConnection, now: DateTime<Utc>, limi
     use super::schema::invoices;
     let invoiced = invoices::table
         .filter(invoices::subscription_id.eq(subscriptions::id.nullable()))
-        .filter(invoices::kind.eq("renewal"))
+        .filter(invoices::kind.eq(InvoiceKind::Renewal))
         .filter(invoices::period_start.eq(subscriptions::current_period_end))
-        .filter(invoices::status.ne("void"));
+        .filter(invoices::status.ne(InvoiceStatus::Void));
     Ok(subscriptions::table
-        .filter(subscriptions::status.eq("active"))
+        .filter(subscriptions::status.eq(SubscriptionStatus::Active))
         .filter(subscriptions::current_period_end.le(now))
         .filter(diesel::dsl::not(diesel::dsl::exists(invoiced)))
         .order(subscriptions::current_period_end.asc())
@@ -157,7 +163,7 @@ pub async fn renewals_due(conn: &mut AsyncPgConnection, now: DateTime<Utc>, limi
 /// Trials at or past their end.
 pub async fn trials_due(conn: &mut AsyncPgConnection, now: DateTime<Utc>, limit: i64) -> Result<Vec<Uuid>, DbError> {
     Ok(subscriptions::table
-        .filter(subscriptions::status.eq("trial"))
+        .filter(subscriptions::status.eq(SubscriptionStatus::Trial))
         .filter(subscriptions::trial_end.le(now))
         .order(subscriptions::trial_end.asc())
         .limit(limit)

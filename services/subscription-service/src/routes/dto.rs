@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use billing_domain::{AmountText, Currency, Money};
+use billing_domain::{AmountText, Currency, HistoryEntry, InvoiceKind, InvoiceStatus, LineKind, SubscriptionStatus};
 use billing_http::rfc3339;
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
@@ -11,21 +11,18 @@ use serde_json::Value;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::db::models::{InvoiceLineRow, InvoiceRow, SubscriptionEventRow, SubscriptionRow, UserRow};
-use crate::services::auth::Tokens;
-use crate::services::invoices::InvoiceView;
+use crate::services::auth::{Tokens, UserRow};
+use crate::services::invoices::{InvoiceLineRow, InvoiceRow, InvoiceView};
 use crate::services::plans::Plan;
+use crate::services::subscriptions::{SubscriptionEventRow, SubscriptionRow};
 
 fn ts(at: Option<DateTime<Utc>>) -> Option<String> {
     at.map(rfc3339)
 }
 
 /// Renders a stored amount with its currency's digits.
-pub fn amount(value: Decimal, currency: &str) -> String {
-    Currency::from_code(currency.trim())
-        .and_then(|c| Money::from_decimal(value, c).ok())
-        .map(Money::amount_string)
-        .unwrap_or_else(|| value.normalize().to_string())
+pub fn amount(value: Decimal, currency: Currency) -> String {
+    currency.render(value)
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -298,8 +295,8 @@ pub struct SubscriptionDto {
     pub plan_id: i32,
     pub plan: Option<PlanDto>,
     pub quantity: i32,
-    #[schema(example = "active")]
-    pub status: String,
+    #[schema(value_type = String, example = "active")]
+    pub status: SubscriptionStatus,
     pub is_trial: bool,
     pub current_period_start: Option<String>,
     pub current_period_end: Option<String>,
@@ -348,16 +345,16 @@ impl SubscriptionDto {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CreatedSubscriptionDto {
     pub id: Uuid,
-    #[schema(example = "pending")]
-    pub status: String,
+    #[schema(value_type = String, example = "pending")]
+    pub status: SubscriptionStatus,
     pub plan: PlanDto,
     pub quantity: i32,
     pub payment_required: bool,
     /// What the first invoice asks for.
     #[schema(example = "29.99")]
     pub amount: String,
-    #[schema(example = "USD")]
-    pub currency: String,
+    #[schema(value_type = String, example = "USD")]
+    pub currency: Currency,
     pub invoice_id: Uuid,
     #[schema(example = "INV-202611-0001")]
     pub invoice_number: Option<String>,
@@ -375,8 +372,8 @@ pub struct TrialDto {
     pub id: Uuid,
     pub user_id: Uuid,
     pub plan_id: i32,
-    #[schema(example = "trial")]
-    pub status: String,
+    #[schema(value_type = String, example = "trial")]
+    pub status: SubscriptionStatus,
     pub start_date: Option<String>,
     pub end_date: Option<String>,
     pub plan: TrialPlanDto,
@@ -412,8 +409,8 @@ pub struct ChangeDto {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct InvoiceLineDto {
-    #[schema(example = "subscription")]
-    pub kind: String,
+    #[schema(value_type = String, example = "subscription")]
+    pub kind: LineKind,
     pub description: String,
     pub quantity: i32,
     #[schema(example = "29.99")]
@@ -429,13 +426,13 @@ pub struct InvoiceDto {
     pub id: Uuid,
     #[schema(example = "INV-202611-0001")]
     pub number: Option<String>,
-    #[schema(example = "open")]
-    pub status: String,
-    #[schema(example = "initial")]
-    pub kind: String,
+    #[schema(value_type = String, example = "open")]
+    pub status: InvoiceStatus,
+    #[schema(value_type = String, example = "initial")]
+    pub kind: InvoiceKind,
     pub subscription_id: Option<Uuid>,
-    #[schema(example = "USD")]
-    pub currency: String,
+    #[schema(value_type = String, example = "USD")]
+    pub currency: Currency,
     #[schema(example = "29.99")]
     pub subtotal: String,
     #[schema(example = "29.99")]
@@ -478,7 +475,7 @@ pub struct CreditNoteDto {
     pub created_at: String,
 }
 
-fn line_dto(l: InvoiceLineRow, currency: &str) -> InvoiceLineDto {
+fn line_dto(l: InvoiceLineRow, currency: Currency) -> InvoiceLineDto {
     InvoiceLineDto {
         kind: l.kind,
         description: l.description,
@@ -493,20 +490,20 @@ fn line_dto(l: InvoiceLineRow, currency: &str) -> InvoiceLineDto {
 impl From<InvoiceView> for InvoiceDto {
     fn from(v: InvoiceView) -> Self {
         let i: InvoiceRow = v.invoice;
-        let c = i.currency.trim().to_owned();
+        let c = i.currency;
         Self {
             id: i.id,
             number: i.number,
             status: i.status,
             kind: i.kind,
             subscription_id: i.subscription_id,
-            subtotal: amount(i.subtotal, &c),
-            total: amount(i.total, &c),
-            amount_due: amount(i.amount_due, &c),
-            amount_paid: amount(i.amount_paid, &c),
+            subtotal: amount(i.subtotal, c),
+            total: amount(i.total, c),
+            amount_due: amount(i.amount_due, c),
+            amount_paid: amount(i.amount_paid, c),
             period_start: ts(i.period_start),
             period_end: ts(i.period_end),
-            lines: v.lines.into_iter().map(|l| line_dto(l, &c)).collect(),
+            lines: v.lines.into_iter().map(|l| line_dto(l, c)).collect(),
             created_at: rfc3339(i.created_at),
             finalized_at: ts(i.finalized_at),
             due_at: ts(i.due_at),
@@ -514,13 +511,13 @@ impl From<InvoiceView> for InvoiceDto {
             attempt_count: i.attempt_count,
             next_attempt_at: ts(i.next_attempt_at),
             last_decline_code: i.last_decline_code,
-            amount_credited: amount(v.credit_notes.iter().map(|n| n.amount).sum(), &c),
+            amount_credited: amount(v.credit_notes.iter().map(|n| n.amount).sum(), c),
             credit_notes: v
                 .credit_notes
                 .into_iter()
                 .map(|n| CreditNoteDto {
                     id: n.id,
-                    amount: amount(n.amount, &c),
+                    amount: amount(n.amount, c),
                     number: n.number,
                     reason: n.reason,
                     refund_id: n.refund_id,
@@ -536,10 +533,12 @@ impl From<InvoiceView> for InvoiceDto {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct EventDto {
     pub id: i64,
-    #[schema(example = "plan_changed")]
-    pub event_type: String,
-    pub from_status: Option<String>,
-    pub to_status: String,
+    #[schema(value_type = String, example = "plan_changed")]
+    pub event_type: HistoryEntry,
+    #[schema(value_type = Option<String>)]
+    pub from_status: Option<SubscriptionStatus>,
+    #[schema(value_type = String)]
+    pub to_status: SubscriptionStatus,
     #[schema(value_type = Object)]
     pub data: Value,
     pub occurred_at: String,

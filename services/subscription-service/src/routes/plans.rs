@@ -9,9 +9,9 @@ use billing_http::{AdminUser, ApiError, Json, created, ok};
 use serde_json::{Value, json};
 
 use super::dto::{PlanCreateBody, PlanDto, PlanUpdateBody};
-use crate::db::models::PlanChanges;
 use crate::error::ServiceError;
 use crate::services::plans;
+use crate::services::plans::PlanChanges;
 use crate::state::AppState;
 
 /// The active plans.
@@ -63,7 +63,7 @@ fn validate(body: PlanUpdateBody, existing_currency: Option<Currency>) -> Result
     let currency = match body.currency {
         Some(code) => match Currency::from_client_code(&code) {
             Some(c) => {
-                changes.currency = Some(c.code().to_owned());
+                changes.currency = Some(c);
                 Some(c)
             }
             None => {
@@ -100,7 +100,7 @@ fn validate(body: PlanUpdateBody, existing_currency: Option<Currency>) -> Result
         fields.insert("price".into(), "give the price again when changing the currency".into());
     }
     if let Some(cycle) = body.billing_cycle {
-        if BillingCycle::parse(&cycle).is_some() {
+        if let Some(cycle) = BillingCycle::parse(&cycle) {
             changes.billing_cycle = Some(cycle)
         } else {
             fields.insert("billing_cycle".into(), "monthly or yearly".into());

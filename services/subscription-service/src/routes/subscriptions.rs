@@ -8,9 +8,9 @@ use super::dto::{
     CancelQuery, ChangeDto, ChangeSubscriptionBody, CreateSubscriptionBody, CreatedSubscriptionDto, EventDto, PlanDto,
     ProrationDto, SubscriptionDto, TrialBody, TrialDto, TrialPlanDto, amount,
 };
-use crate::db::models::SubscriptionRow;
 use crate::error::ServiceError;
 use crate::services::subscriptions;
+use crate::services::subscriptions::SubscriptionRow;
 use crate::state::AppState;
 
 async fn dto(state: &AppState, row: SubscriptionRow) -> Result<SubscriptionDto, ServiceError> {
@@ -32,15 +32,14 @@ pub async fn create(
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let made = subscriptions::create_paid(&state, user.id, body.plan_id, body.quantity.unwrap_or(1)).await?;
-    let currency = made.invoice.currency.trim().to_owned();
     let dto = CreatedSubscriptionDto {
         id: made.subscription.id,
-        status: made.subscription.status.clone(),
+        status: made.subscription.status,
         plan: PlanDto::from(&made.plan),
         quantity: made.subscription.quantity,
         payment_required: true,
-        amount: amount(made.invoice.amount_due, &currency),
-        currency,
+        amount: amount(made.invoice.amount_due, made.invoice.currency),
+        currency: made.invoice.currency,
         invoice_id: made.invoice.id,
         invoice_number: made.invoice.number.clone(),
     };

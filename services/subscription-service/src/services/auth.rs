@@ -11,7 +11,8 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::db;
-use crate::db::models::{NewRefreshToken, NewUser, UserRow};
+pub use crate::db::models::UserRow;
+use crate::db::models::{NewRefreshToken, NewUser};
 use crate::error::ServiceError;
 use crate::state::AppState;
 

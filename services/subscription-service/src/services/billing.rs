@@ -10,7 +10,9 @@
 //! charge's answer or by webhook: whichever comes first applies, the other is a duplicate.
 
 use billing_domain::dunning::{AfterFailure, after_failure};
-use billing_domain::{Money, SubscriptionEvent, SubscriptionStatus};
+use billing_domain::{
+    HistoryEntry, InvoiceKind, InvoiceStatus, LineKind, Money, SubscriptionEvent, SubscriptionStatus,
+};
 use billing_queue::worker::JobError;
 use billing_queue::{Envelope, NewJob, Queue, QueueName, outbox};
 use chrono::{DateTime, Utc};
@@ -152,8 +154,8 @@ async fn renew_one(state: &AppState, id: Uuid) -> Result<bool, ServiceError> {
         .transaction::<_, ServiceError, _>(async move |conn| {
             let Some(sub) = db::subscriptions::find_for_update(conn, id).await? else { return Ok(None) };
             let Some(end) = sub.current_period_end.filter(|end| *end <= now) else { return Ok(None) };
-            if sub.status != SubscriptionStatus::Active.as_str()
-                || db::invoices::for_period(conn, sub.id, "renewal", end).await?.is_some()
+            if sub.status != SubscriptionStatus::Active
+                || db::invoices::for_period(conn, sub.id, InvoiceKind::Renewal, end).await?.is_some()
             {
                 return Ok(None);
             }
@@ -164,7 +166,7 @@ async fn renew_one(state: &AppState, id: Uuid) -> Result<bool, ServiceError> {
                     ..Default::default()
                 };
                 let data = json!({"at_period_end": true, "reason": sub.cancel_reason});
-                transition(conn, &sub, SubscriptionEvent::Cancel, "canceled", changes, data, now).await?;
+                transition(conn, &sub, SubscriptionEvent::Cancel, HistoryEntry::Canceled, changes, data, now).await?;
                 return Ok(Some(None));
             }
             let sub = match sub.pending_plan_id {
@@ -179,10 +181,10 @@ async fn renew_one(state: &AppState, id: Uuid) -> Result<bool, ServiceError> {
             let draft = InvoiceDraft {
                 user_id: sub.user_id,
                 subscription_id: Some(sub.id),
-                kind: "renewal",
+                kind: InvoiceKind::Renewal,
                 currency: plan.price.currency(),
                 lines: vec![LineDraft {
-                    kind: "subscription",
+                    kind: LineKind::Subscription,
                     description: format!("{} ({}) × {}", plan.name, plan.cycle.as_str(), sub.quantity),
                     quantity: sub.quantity,
                     unit_amount: plan.price,
@@ -198,7 +200,7 @@ async fn renew_one(state: &AppState, id: Uuid) -> Result<bool, ServiceError> {
             let invoice = invoices::finalize(conn, draft_row.id, now).await?;
             let due = Money::from_decimal(invoice.amount_due, plan.price.currency()).map_err(ServiceError::internal)?;
             let data = json!({"invoice_id": invoice.id, "period_start": period.0, "period_end": period.1, "amount": due.amount_string(), "currency": due.currency().code()});
-            log_event(conn, sub.id, "renewal_invoiced", Some(&sub.status), &sub.status, data.clone(), now).await?;
+            log_event(conn, sub.id, HistoryEntry::RenewalInvoiced, Some(sub.status), sub.status, data.clone(), now).await?;
             if due.is_zero() {
                 let paid = db::invoices::mark_paid(conn, invoice.id, rust_decimal::Decimal::ZERO, None, now).await?;
                 advance_period(conn, &sub, &paid, data, now).await?;
@@ -240,7 +242,7 @@ async fn apply_scheduled_change(
         changes.billing_anchor = Some(Some(end));
     }
     let data = json!({"scheduled": true, "from_plan_id": sub.plan_id, "to_plan_id": next, "from_quantity": sub.quantity, "to_quantity": quantity, "effective_at": end});
-    transition(conn, sub, SubscriptionEvent::ChangePlan, "plan_changed", changes, data, now).await
+    transition(conn, sub, SubscriptionEvent::ChangePlan, HistoryEntry::PlanChanged, changes, data, now).await
 }
 
 /// A paid renewal invoice moves the subscription into the period it paid for: `renewed`, or `recovered` when
@@ -257,10 +259,10 @@ pub async fn advance_period(
         current_period_end: Some(invoice.period_end),
         ..Default::default()
     };
-    let (event, name) = if sub.status == SubscriptionStatus::PastDue.as_str() {
-        (SubscriptionEvent::Recover, "recovered")
+    let (event, name) = if sub.status == SubscriptionStatus::PastDue {
+        (SubscriptionEvent::Recover, HistoryEntry::Recovered)
     } else {
-        (SubscriptionEvent::Renew, "renewed")
+        (SubscriptionEvent::Renew, HistoryEntry::Renewed)
     };
     let mut data = data;
     data["period_start"] = json!(invoice.period_start);
@@ -289,7 +291,7 @@ pub async fn convert_trial(
     let mut data = data;
     data["converted_from_trial"] = json!(true);
     data["plan_id"] = json!(target);
-    transition(conn, sub, SubscriptionEvent::Activate, "activated", changes, data, now).await
+    transition(conn, sub, SubscriptionEvent::Activate, HistoryEntry::Activated, changes, data, now).await
 }
 
 /// An off-session charge attempt of `invoice` (locked by the caller) failed. A renewal or proration goes into
@@ -303,7 +305,7 @@ pub async fn attempt_failed(
     now: DateTime<Utc>,
 ) -> Result<&'static str, ServiceError> {
     // Already handled: paid, given up, or this attempt's failure was applied and a retry is planned.
-    if invoice.status != "open" || invoice.next_attempt_at.is_some() || invoice.attempt_count == 0 {
+    if invoice.status != InvoiceStatus::Open || invoice.next_attempt_at.is_some() || invoice.attempt_count == 0 {
         return Ok("stale_attempt");
     }
     let sub = match invoice.subscription_id {
@@ -314,28 +316,23 @@ pub async fn attempt_failed(
         "invoice_id": invoice.id, "transaction_id": failure.transaction_id, "attempt": invoice.attempt_count,
         "decline_code": failure.code, "retryable": failure.retryable,
     });
-    match invoice.kind.as_str() {
-        "trial_conversion" => {
+    match invoice.kind {
+        InvoiceKind::TrialConversion => {
             db::invoices::void(conn, invoice.id, now).await?;
-            if let Some(sub) = sub.filter(|s| s.status == SubscriptionStatus::Trial.as_str()) {
+            if let Some(sub) = sub.filter(|s| s.status == SubscriptionStatus::Trial) {
                 let changes = SubscriptionChanges {
                     ended_at: Some(Some(now)),
                     cancel_reason: Some(Some("trial_conversion_failed".to_owned())),
                     ..Default::default()
                 };
-                transition(conn, &sub, SubscriptionEvent::Expire, "expired", changes, data, now).await?;
+                transition(conn, &sub, SubscriptionEvent::Expire, HistoryEntry::Expired, changes, data, now).await?;
             }
             Ok("trial_expired")
         }
-        "renewal" | "proration" => {
+        InvoiceKind::Renewal | InvoiceKind::Proration => {
             let attempt = u32::try_from(invoice.attempt_count).unwrap_or(u32::MAX);
             let due = invoice.due_at.unwrap_or(now);
-            let sub = sub.filter(|s| {
-                matches!(
-                    SubscriptionStatus::parse(&s.status),
-                    Some(SubscriptionStatus::Active | SubscriptionStatus::PastDue)
-                )
-            });
+            let sub = sub.filter(|s| matches!(s.status, SubscriptionStatus::Active | SubscriptionStatus::PastDue));
             match after_failure(offsets, due, attempt, failure.retryable) {
                 AfterFailure::RetryAt(at) => {
                     db::invoices::schedule_retry(conn, invoice.id, at, &failure.code).await?;
@@ -343,8 +340,16 @@ pub async fn attempt_failed(
                         let mut data = data;
                         data["next_attempt_at"] = json!(at);
                         let changes = SubscriptionChanges::default();
-                        transition(conn, &sub, SubscriptionEvent::PaymentFailed, "payment_failed", changes, data, now)
-                            .await?;
+                        transition(
+                            conn,
+                            &sub,
+                            SubscriptionEvent::PaymentFailed,
+                            HistoryEntry::PaymentFailed,
+                            changes,
+                            data,
+                            now,
+                        )
+                        .await?;
                     }
                     Ok("retry_scheduled")
                 }
@@ -360,7 +365,8 @@ pub async fn attempt_failed(
                         };
                         let mut data = data;
                         data["reason"] = json!(reason.as_str());
-                        transition(conn, &sub, SubscriptionEvent::Cancel, "canceled", changes, data, now).await?;
+                        transition(conn, &sub, SubscriptionEvent::Cancel, HistoryEntry::Canceled, changes, data, now)
+                            .await?;
                     }
                     Ok("dunning_ended")
                 }
@@ -382,20 +388,23 @@ async fn retry_one(state: &AppState, id: Uuid) -> Result<bool, ServiceError> {
         .await?
         .transaction::<_, ServiceError, _>(async move |conn| {
             let Some(invoice) = db::invoices::find_for_update(conn, id).await? else { return Ok(None) };
-            if invoice.status != "open" || invoice.next_attempt_at.is_none_or(|at| at > now) {
+            if invoice.status != InvoiceStatus::Open || invoice.next_attempt_at.is_none_or(|at| at > now) {
                 return Ok(None);
             }
             let attempt = db::invoices::start_attempt(conn, invoice.id).await?;
             let job = attempt_job(invoice.id, attempt);
             let row = outbox::push(conn, QueueName::SubPaymentInitiation.as_str(), &job, None).await?;
-            if let Some(sub) = invoice.subscription_id {
-                let status = db::subscriptions::find(conn, sub).await?.map(|s| s.status).unwrap_or_default();
+            let subscription = match invoice.subscription_id {
+                Some(id) => db::subscriptions::find(conn, id).await?,
+                None => None,
+            };
+            if let Some(sub) = subscription {
                 log_event(
                     conn,
-                    sub,
-                    "payment_retry",
-                    Some(&status),
-                    &status,
+                    sub.id,
+                    HistoryEntry::PaymentRetry,
+                    Some(sub.status),
+                    sub.status,
                     json!({"invoice_id": invoice.id, "attempt": attempt}),
                     now,
                 )
@@ -440,13 +449,13 @@ async fn expire_one(state: &AppState, id: Uuid) -> Result<bool, ServiceError> {
         .await?
         .transaction::<_, ServiceError, _>(async move |conn| {
             let Some(invoice) = db::invoices::find_for_update(conn, id).await? else { return Ok(false) };
-            if invoice.status != "open" || invoice.due_at.is_none_or(|due| due > now) {
+            if invoice.status != InvoiceStatus::Open || invoice.due_at.is_none_or(|due| due > now) {
                 return Ok(false);
             }
             db::invoices::void(conn, invoice.id, now).await?;
             if let Some(sub_id) = invoice.subscription_id
                 && let Some(sub) = db::subscriptions::find_for_update(conn, sub_id).await?
-                && sub.status == SubscriptionStatus::Pending.as_str()
+                && sub.status == SubscriptionStatus::Pending
             {
                 let changes = SubscriptionChanges {
                     ended_at: Some(Some(now)),
@@ -454,7 +463,7 @@ async fn expire_one(state: &AppState, id: Uuid) -> Result<bool, ServiceError> {
                     ..Default::default()
                 };
                 let data = json!({"invoice_id": invoice.id, "reason": "unpaid"});
-                transition(conn, &sub, SubscriptionEvent::Expire, "expired", changes, data, now).await?;
+                transition(conn, &sub, SubscriptionEvent::Expire, HistoryEntry::Expired, changes, data, now).await?;
             }
             Ok(true)
         })
@@ -500,8 +509,8 @@ async fn apply_outcome(state: &AppState, invoice: &InvoiceRow, outcome: &ChargeO
         transaction_id,
         subscription_id: invoice.subscription_id,
         invoice_id: invoice.id,
-        amount: crate::routes::dto::amount(invoice.amount_due, invoice.currency.trim()),
-        currency: invoice.currency.trim().to_owned(),
+        amount: invoice.currency.render(invoice.amount_due),
+        currency: invoice.currency.to_string(),
         occurred_at: state.now(),
         detail,
     };
@@ -562,11 +571,10 @@ async fn charge_attempt(state: &AppState, invoice_id: Uuid, attempt: i32, reques
         return Err(JobError::Permanent(format!("invoice {invoice_id} does not exist")));
     };
     // Paid, voided or given up meanwhile, or a later attempt exists: this one has nothing left to do.
-    if invoice.status != "open" || invoice.attempt_count != attempt || invoice.next_attempt_at.is_some() {
+    if invoice.status != InvoiceStatus::Open || invoice.attempt_count != attempt || invoice.next_attempt_at.is_some() {
         return Ok(());
     }
-    let currency = billing_domain::Currency::from_code(invoice.currency.trim())
-        .ok_or_else(|| JobError::Permanent("bad invoice currency".to_owned()))?;
+    let currency = invoice.currency;
     let amount = Money::from_decimal(invoice.amount_due, currency).map_err(|e| JobError::Permanent(e.to_string()))?;
     let request = ChargeRequest {
         invoice_id,
@@ -589,7 +597,7 @@ async fn charge_attempt(state: &AppState, invoice_id: Uuid, attempt: i32, reques
             let still_open = db::invoices::find(&mut *state.conn().await.map_err(retry)?, invoice_id)
                 .await
                 .map_err(retry)?
-                .is_some_and(|i| i.status == "open");
+                .is_some_and(|i| i.status == InvoiceStatus::Open);
             if still_open { Err(JobError::Retry(format!("the invoice is busy: {why}"))) } else { Ok(()) }
         }
         ChargeOutcome::Rejected(why) => {
@@ -607,7 +615,7 @@ pub async fn trial_payment(state: &AppState, envelope: Envelope) -> Result<(), J
         return Err(JobError::Permanent(format!("subscription {id} does not exist")));
     };
     let Some(trial_end) = sub.trial_end.filter(|end| *end <= now) else { return Ok(()) };
-    if sub.status != SubscriptionStatus::Trial.as_str() {
+    if sub.status != SubscriptionStatus::Trial {
         return Ok(());
     }
     let plans = state.plans.all(state).await.map_err(retry)?;
@@ -634,19 +642,19 @@ pub async fn trial_payment(state: &AppState, envelope: Envelope) -> Result<(), J
         .map_err(retry)?
         .transaction::<_, ServiceError, _>(async move |conn| {
             let Some(sub) = db::subscriptions::find_for_update(conn, id).await? else { return Ok(None) };
-            if sub.status != SubscriptionStatus::Trial.as_str() {
+            if sub.status != SubscriptionStatus::Trial {
                 return Ok(None);
             }
-            if let Some(existing) = db::invoices::for_period(conn, id, "trial_conversion", trial_end).await? {
+            if let Some(existing) = db::invoices::for_period(conn, id, InvoiceKind::TrialConversion, trial_end).await? {
                 return Ok(Some(existing));
             }
             let draft = InvoiceDraft {
                 user_id: sub.user_id,
                 subscription_id: Some(sub.id),
-                kind: "trial_conversion",
+                kind: InvoiceKind::TrialConversion,
                 currency: total.currency(),
                 lines: vec![LineDraft {
-                    kind: "subscription",
+                    kind: LineKind::Subscription,
                     description: format!("{} ({}) × 1", plan.name, plan.cycle.as_str()),
                     quantity: 1,
                     unit_amount: total,
@@ -662,9 +670,9 @@ pub async fn trial_payment(state: &AppState, envelope: Envelope) -> Result<(), J
             log_event(
                 conn,
                 sub.id,
-                "conversion_invoiced",
-                Some(&sub.status),
-                &sub.status,
+                HistoryEntry::ConversionInvoiced,
+                Some(sub.status),
+                sub.status,
                 json!({"invoice_id": invoice.id, "plan_id": plan.id}),
                 now,
             )
@@ -674,7 +682,7 @@ pub async fn trial_payment(state: &AppState, envelope: Envelope) -> Result<(), J
         .await
         .map_err(retry)?;
     match invoice {
-        Some(invoice) if invoice.status == "open" => {
+        Some(invoice) if invoice.status == InvoiceStatus::Open => {
             charge_attempt(state, invoice.id, invoice.attempt_count, &request_id).await
         }
         _ => Ok(()),
@@ -689,7 +697,7 @@ async fn expire_trial(state: &AppState, id: Uuid, reason: &'static str) -> Resul
         .map_err(retry)?
         .transaction::<_, ServiceError, _>(async move |conn| {
             let Some(sub) = db::subscriptions::find_for_update(conn, id).await? else { return Ok(()) };
-            if sub.status != SubscriptionStatus::Trial.as_str() {
+            if sub.status != SubscriptionStatus::Trial {
                 return Ok(());
             }
             let changes = SubscriptionChanges {
@@ -697,8 +705,16 @@ async fn expire_trial(state: &AppState, id: Uuid, reason: &'static str) -> Resul
                 cancel_reason: Some(Some(reason.to_owned())),
                 ..Default::default()
             };
-            transition(conn, &sub, SubscriptionEvent::Expire, "expired", changes, json!({"reason": reason}), now)
-                .await?;
+            transition(
+                conn,
+                &sub,
+                SubscriptionEvent::Expire,
+                HistoryEntry::Expired,
+                changes,
+                json!({"reason": reason}),
+                now,
+            )
+            .await?;
             Ok(())
         })
         .await
@@ -716,7 +732,7 @@ pub async fn plan_change(state: &AppState, envelope: Envelope) -> Result<(), Job
         .map_err(retry)?
         .transaction::<_, ServiceError, _>(async move |conn| {
             let Some(invoice) = db::invoices::find_for_update(conn, id).await? else { return Ok(None) };
-            if invoice.status != "open" || invoice.attempt_count > 0 {
+            if invoice.status != InvoiceStatus::Open || invoice.attempt_count > 0 {
                 return Ok(None);
             }
             if invoice.amount_due.is_zero() {

@@ -1,7 +1,8 @@
 //! Invoices: built from lines, finalized with a gapless number, read by their owner.
 
+use billing_contract::internal::InvoiceDue;
 use billing_domain::invoice::{invoice_number, sequence_month};
-use billing_domain::{Currency, Money};
+use billing_domain::{Currency, InvoiceKind, InvoiceStatus, LineKind, Money};
 use billing_http::AuthUser;
 use chrono::{DateTime, Utc};
 use diesel_async::AsyncConnection;
@@ -9,14 +10,15 @@ use diesel_async::AsyncPgConnection;
 use uuid::Uuid;
 
 use crate::db;
-use crate::db::models::{CreditNoteRow, InvoiceLineRow, InvoiceRow, NewInvoice, PendingItemRow};
+pub use crate::db::models::{CreditNoteRow, InvoiceLineRow, InvoiceRow};
+use crate::db::models::{NewInvoice, PendingItemRow};
 use crate::error::ServiceError;
 use crate::state::AppState;
 
 /// A line to put on an invoice.
 #[derive(Debug, Clone)]
 pub struct LineDraft {
-    pub kind: &'static str,
+    pub kind: LineKind,
     pub description: String,
     pub quantity: i32,
     pub unit_amount: Money,
@@ -29,7 +31,7 @@ pub struct LineDraft {
 pub struct InvoiceDraft {
     pub user_id: Uuid,
     pub subscription_id: Option<Uuid>,
-    pub kind: &'static str,
+    pub kind: InvoiceKind,
     pub currency: Currency,
     pub lines: Vec<LineDraft>,
     pub period: Option<(DateTime<Utc>, DateTime<Utc>)>,
@@ -74,12 +76,12 @@ pub async fn carry_forward(
         .map(|line| PendingItemRow {
             id: 0,
             subscription_id: subscription,
-            kind: line.kind.to_owned(),
+            kind: line.kind,
             description: line.description.clone(),
             quantity: line.quantity,
             unit_amount: line.unit_amount.to_decimal(),
             amount: line.amount.to_decimal(),
-            currency: line.amount.currency().code().to_owned(),
+            currency: line.amount.currency(),
             period_start: line.period.map(|p| p.0),
             period_end: line.period.map(|p| p.1),
         })
@@ -97,15 +99,10 @@ pub async fn unbilled(
     let rows = db::invoices::unbilled_for_update(conn, subscription).await?;
     let money = |value| Money::from_decimal(value, currency).map_err(ServiceError::internal);
     rows.into_iter()
-        .filter(|row| row.currency.trim() == currency.code())
+        .filter(|row| row.currency == currency)
         .map(|row| {
-            let kind = match row.kind.as_str() {
-                "proration_credit" => "proration_credit",
-                "proration_charge" => "proration_charge",
-                other => return Err(ServiceError::Internal(format!("pending invoice item of kind {other}"))),
-            };
             let line = LineDraft {
-                kind,
+                kind: row.kind,
                 description: row.description,
                 quantity: row.quantity,
                 unit_amount: money(row.unit_amount)?,
@@ -126,9 +123,9 @@ async fn insert_lines(conn: &mut AsyncPgConnection, draft: &InvoiceDraft) -> Res
         id,
         user_id: draft.user_id,
         subscription_id: draft.subscription_id,
-        status: "draft".to_owned(),
-        kind: draft.kind.to_owned(),
-        currency: draft.currency.code().to_owned(),
+        status: InvoiceStatus::Draft,
+        kind: draft.kind,
+        currency: draft.currency,
         subtotal: total.to_decimal(),
         total: total.to_decimal(),
         amount_due: amount_due.to_decimal(),
@@ -143,7 +140,7 @@ async fn insert_lines(conn: &mut AsyncPgConnection, draft: &InvoiceDraft) -> Res
         .map(|(i, line)| InvoiceLineRow {
             invoice_id: id,
             position: i32::try_from(i + 1).unwrap_or(i32::MAX),
-            kind: line.kind.to_owned(),
+            kind: line.kind,
             description: line.description.clone(),
             quantity: line.quantity,
             unit_amount: line.unit_amount.to_decimal(),
@@ -202,4 +199,44 @@ pub async fn get(state: &AppState, caller: AuthUser, id: Uuid) -> Result<Invoice
     let lines = db::invoices::lines(&mut conn, &[id]).await?;
     let credit_notes = db::invoices::credit_notes(&mut conn, &[id]).await?;
     Ok(InvoiceView { invoice, lines, credit_notes })
+}
+
+/// What is due on invoice `id`, for the payment service (asked before every charge).
+pub async fn due(state: &AppState, id: Uuid) -> Result<InvoiceDue, ServiceError> {
+    let invoice = db::invoices::find(&mut *state.conn().await?, id).await?.ok_or(ServiceError::InvoiceNotFound)?;
+    due_of(state, invoice).await
+}
+
+/// The subscription's open invoice; with none open, its newest invoice (not payable, so paying an active
+/// subscription is a 409 naming the invoice's status, not a 404).
+pub async fn subscription_due(state: &AppState, id: Uuid) -> Result<InvoiceDue, ServiceError> {
+    let mut conn = state.conn().await?;
+    if db::subscriptions::find(&mut conn, id).await?.is_none() {
+        return Err(ServiceError::SubscriptionNotFound);
+    }
+    let open = db::invoices::open_for_subscription(&mut conn, id).await?;
+    let invoice = match open.into_iter().max_by_key(|i| i.created_at) {
+        Some(open) => open,
+        None => db::invoices::latest_for_subscription(&mut conn, id).await?.ok_or(ServiceError::InvoiceNotFound)?,
+    };
+    drop(conn);
+    due_of(state, invoice).await
+}
+
+async fn due_of(state: &AppState, invoice: InvoiceRow) -> Result<InvoiceDue, ServiceError> {
+    let payment_method_id = match invoice.subscription_id {
+        Some(id) => db::subscriptions::find(&mut *state.conn().await?, id).await?.and_then(|s| s.payment_method_id),
+        None => None,
+    };
+    Ok(InvoiceDue {
+        payable: invoice.status == InvoiceStatus::Open && !invoice.amount_due.is_zero(),
+        amount_due: invoice.currency.render(invoice.amount_due),
+        invoice_id: invoice.id,
+        user_id: invoice.user_id,
+        subscription_id: invoice.subscription_id,
+        number: invoice.number,
+        status: invoice.status.to_string(),
+        currency: invoice.currency.to_string(),
+        payment_method_id,
+    })
 }

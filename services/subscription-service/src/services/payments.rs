@@ -3,7 +3,9 @@
 use billing_contract::PaymentEventDetail;
 use billing_contract::events::{PaymentFailed, PaymentSucceeded, RefundSucceeded};
 use billing_domain::AmountText;
-use billing_domain::{Currency, Money, SubscriptionEvent, SubscriptionStatus};
+use billing_domain::{
+    Currency, HistoryEntry, InvoiceKind, InvoiceStatus, Money, SubscriptionEvent, SubscriptionStatus,
+};
 use chrono::{DateTime, Utc};
 use diesel_async::{AsyncConnection, AsyncPgConnection};
 use serde_json::{Value, json};
@@ -144,10 +146,7 @@ async fn cancel_for_refund(
     }) else {
         return Ok(());
     };
-    let ended = matches!(
-        SubscriptionStatus::parse(&row.status),
-        Some(SubscriptionStatus::Canceled | SubscriptionStatus::Expired)
-    );
+    let ended = matches!(row.status, SubscriptionStatus::Canceled | SubscriptionStatus::Expired);
     if !ended {
         let data = json!({"immediately": true, "refund_id": refund.refund_id});
         end_now(conn, &row, "refunded", data, now).await?;
@@ -168,10 +167,10 @@ async fn credit_refund(
     let Some(invoice) = db::invoices::find_for_update(conn, event.invoice_id).await? else {
         return Ok(Err(NotApplicable::new("unknown invoice".to_owned())));
     };
-    if invoice.status != "paid" || invoice.paid_by_transaction_id != Some(event.transaction_id) {
+    if invoice.status != InvoiceStatus::Paid || invoice.paid_by_transaction_id != Some(event.transaction_id) {
         return Ok(Ok("refund_noted"));
     }
-    let Some(currency) = Currency::from_code(&event.currency).filter(|c| c.code() == invoice.currency.trim()) else {
+    let Some(currency) = Currency::from_code(&event.currency).filter(|c| *c == invoice.currency) else {
         return Ok(Err(NotApplicable::new("the refund's currency is not the invoice's".to_owned())));
     };
     let Ok(amount) = AmountText(event.amount.clone()).to_money(currency) else {
@@ -193,7 +192,7 @@ async fn credit_refund(
         refund_id,
         transaction_id: event.transaction_id,
         amount: amount.to_decimal(),
-        currency: currency.code().to_owned(),
+        currency,
         reason: refund.reason.clone(),
         created_at: now,
     };
@@ -216,19 +215,18 @@ async fn succeeded(
     if event.subscription_id.is_some() && invoice.subscription_id != event.subscription_id {
         return Ok(Err(NotApplicable::new("the invoice belongs to another subscription".to_owned())));
     }
-    if invoice.status == "paid" {
+    if invoice.status == InvoiceStatus::Paid {
         return Ok(if invoice.paid_by_transaction_id == Some(event.transaction_id) {
             Ok("already_paid")
         } else {
             Err(NotApplicable::refund("the invoice was paid by another transaction"))
         });
     }
-    if invoice.status != "open" {
+    if invoice.status != InvoiceStatus::Open {
         tracing::warn!(invoice_id = %invoice.id, status = %invoice.status, "a payment arrived for an invoice that is not open; it is to be refunded");
         return Ok(Err(NotApplicable::refund(format!("the invoice is {}", invoice.status))));
     }
-    let currency = Currency::from_code(invoice.currency.trim())
-        .ok_or_else(|| ServiceError::Internal("bad invoice currency".into()))?;
+    let currency = invoice.currency;
     let due = Money::from_decimal(invoice.amount_due, currency).map_err(ServiceError::internal)?;
     let paid =
         (event.currency == currency.code()).then(|| AmountText(event.amount.clone()).to_money(currency).ok()).flatten();
@@ -237,11 +235,11 @@ async fn succeeded(
     }
     // A first invoice pays for the period its payment starts (the one `activate` sets below): it and its line say
     // so, written before the invoice is paid and frozen.
-    if invoice.kind == "initial"
+    if invoice.kind == InvoiceKind::Initial
         && invoice.period_start.is_none()
         && let Some(id) = invoice.subscription_id
         && let Some(sub) = db::subscriptions::find_for_update(conn, id).await?
-        && sub.status == SubscriptionStatus::Pending.as_str()
+        && sub.status == SubscriptionStatus::Pending
         && let Some(plan) = plans.iter().find(|p| p.id == sub.plan_id)
     {
         db::invoices::set_period(conn, invoice.id, now, plan.cycle.period_end(now, 0)).await?;
@@ -256,26 +254,34 @@ async fn succeeded(
         db::subscriptions::set_payment_method(conn, sub.id, pm).await?;
     }
     let data = json!({"invoice_id": invoice.id, "transaction_id": event.transaction_id, "kind": invoice.kind});
-    let status = SubscriptionStatus::parse(&sub.status);
-    let outcome = match (invoice.kind.as_str(), status) {
-        ("initial", Some(SubscriptionStatus::Pending)) => activate(conn, &sub, plans, now, event).await?,
-        ("renewal", Some(SubscriptionStatus::Active | SubscriptionStatus::PastDue))
+    let status = Some(sub.status);
+    let outcome = match (invoice.kind, status) {
+        (InvoiceKind::Initial, Some(SubscriptionStatus::Pending)) => activate(conn, &sub, plans, now, event).await?,
+        (InvoiceKind::Renewal, Some(SubscriptionStatus::Active | SubscriptionStatus::PastDue))
             if invoice.period_start.is_some() && invoice.period_start == sub.current_period_end =>
         {
             billing::advance_period(conn, &sub, &invoice, data, now).await?;
             "subscription_renewed"
         }
-        ("proration", Some(SubscriptionStatus::PastDue)) => {
-            transition(conn, &sub, SubscriptionEvent::Recover, "recovered", SubscriptionChanges::default(), data, now)
-                .await?;
+        (InvoiceKind::Proration, Some(SubscriptionStatus::PastDue)) => {
+            transition(
+                conn,
+                &sub,
+                SubscriptionEvent::Recover,
+                HistoryEntry::Recovered,
+                SubscriptionChanges::default(),
+                data,
+                now,
+            )
+            .await?;
             "subscription_recovered"
         }
-        ("trial_conversion", Some(SubscriptionStatus::Trial)) => {
+        (InvoiceKind::TrialConversion, Some(SubscriptionStatus::Trial)) => {
             billing::convert_trial(conn, &sub, &invoice, plans, data, now).await?;
             "trial_converted"
         }
         _ => {
-            log_event(conn, sub.id, "invoice_paid", Some(&sub.status), &sub.status, data, now).await?;
+            log_event(conn, sub.id, HistoryEntry::InvoicePaid, Some(sub.status), sub.status, data, now).await?;
             "invoice_paid"
         }
     };
@@ -292,7 +298,7 @@ async fn activate(
 ) -> Result<&'static str, ServiceError> {
     // A trial being replaced ends first: a user never has a trial and an active subscription at once.
     for other in db::subscriptions::current_for_user(conn, sub.user_id).await? {
-        if other.status == SubscriptionStatus::Trial.as_str() {
+        if other.status == SubscriptionStatus::Trial {
             let changes = SubscriptionChanges {
                 ended_at: Some(Some(now)),
                 canceled_at: Some(Some(now)),
@@ -303,7 +309,7 @@ async fn activate(
                 conn,
                 &other,
                 SubscriptionEvent::ReplaceTrial,
-                "trial_replaced",
+                HistoryEntry::TrialReplaced,
                 changes,
                 json!({"replaced_by": sub.id}),
                 now,
@@ -320,7 +326,7 @@ async fn activate(
         ..Default::default()
     };
     let data = json!({"invoice_id": event.invoice_id, "transaction_id": event.transaction_id, "period_end": end});
-    transition(conn, sub, SubscriptionEvent::Activate, "activated", changes, data, now).await?;
+    transition(conn, sub, SubscriptionEvent::Activate, HistoryEntry::Activated, changes, data, now).await?;
     Ok("subscription_activated")
 }
 
@@ -346,7 +352,7 @@ async fn failed(
         && let Some(row) = db::subscriptions::find(conn, sub).await?
     {
         let data = json!({"invoice_id": invoice.id, "transaction_id": event.transaction_id, "decline_code": code, "off_session": false});
-        log_event(conn, row.id, "payment_failed", Some(&row.status), &row.status, data, now).await?;
+        log_event(conn, row.id, HistoryEntry::PaymentFailed, Some(row.status), row.status, data, now).await?;
     }
     Ok(Ok("payment_failure_recorded"))
 }

@@ -3,12 +3,13 @@
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use billing_domain::{BillingCycle, Currency, Money, PlanFeatures};
+use billing_domain::{BillingCycle, Money, PlanFeatures};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use crate::db;
-use crate::db::models::{PlanChanges, PlanRow};
+pub use crate::db::models::PlanChanges;
+use crate::db::models::PlanRow;
 use crate::error::ServiceError;
 use crate::state::AppState;
 
@@ -36,11 +37,11 @@ impl TryFrom<PlanRow> for Plan {
 
     fn try_from(row: PlanRow) -> Result<Self, Self::Error> {
         let bad = |what: &str| ServiceError::Internal(format!("plan {} has an invalid {what}", row.id));
-        let currency = Currency::from_code(row.currency.trim()).ok_or_else(|| bad("currency"))?;
+        let currency = row.currency;
         Ok(Plan {
             id: row.id,
             price: Money::from_decimal(row.price, currency).map_err(|_| bad("price"))?,
-            cycle: BillingCycle::parse(&row.billing_cycle).ok_or_else(|| bad("billing cycle"))?,
+            cycle: row.billing_cycle,
             trial_period_days: u32::try_from(row.trial_period_days).map_err(|_| bad("trial length"))?,
             features: PlanFeatures::parse(&row.features).map_err(|_| bad("features"))?,
             code: row.code,

@@ -1,6 +1,7 @@
 //! The development seed: the plan catalog of API.md and an admin account. Idempotent.
 
 use billing_auth::Role;
+use billing_domain::{BillingCycle, Currency};
 use diesel_async::AsyncConnection;
 use rust_decimal::Decimal;
 use serde_json::json;
@@ -20,7 +21,7 @@ fn plan(
     name: &str,
     description: &str,
     price: Decimal,
-    cycle: &str,
+    cycle: BillingCycle,
     features: serde_json::Value,
 ) -> PlanChanges {
     PlanChanges {
@@ -28,8 +29,8 @@ fn plan(
         name: Some(name.to_owned()),
         description: Some(description.to_owned()),
         price: Some(price),
-        currency: Some("USD".to_owned()),
-        billing_cycle: Some(cycle.to_owned()),
+        currency: Currency::from_code("USD"),
+        billing_cycle: Some(cycle),
         trial_period_days: Some(0),
         is_trial_plan: Some(false),
         converts_to_plan_id: Some(None),
@@ -45,7 +46,7 @@ pub async fn seed_catalog(conn: &mut diesel_async::AsyncPgConnection) -> Result<
         "Basic Trial",
         "30 days of Basic, free, no card needed",
         Decimal::ZERO,
-        "monthly",
+        BillingCycle::Monthly,
         json!({"api_calls": {"limit": 1000}, "storage": {"limit": "1GB"}}),
     );
     trial.trial_period_days = Some(30);
@@ -57,7 +58,7 @@ pub async fn seed_catalog(conn: &mut diesel_async::AsyncPgConnection) -> Result<
             "Basic",
             "For individuals",
             Decimal::new(2999, 2),
-            "monthly",
+            BillingCycle::Monthly,
             json!({"api_calls": {"limit": 10000}, "storage": {"limit": "10GB"}}),
         ),
         plan(
@@ -65,7 +66,7 @@ pub async fn seed_catalog(conn: &mut diesel_async::AsyncPgConnection) -> Result<
             "Pro",
             "For growing teams",
             Decimal::new(9900, 2),
-            "monthly",
+            BillingCycle::Monthly,
             json!({"api_calls": {"limit": 100000}, "storage": {"limit": "100GB"}, "priority_support": true}),
         ),
         plan(
@@ -73,7 +74,7 @@ pub async fn seed_catalog(conn: &mut diesel_async::AsyncPgConnection) -> Result<
             "Enterprise",
             "For organisations",
             Decimal::new(29900, 2),
-            "monthly",
+            BillingCycle::Monthly,
             json!({"api_calls": {"limit": 1000000}, "storage": {"limit": "1TB"}, "priority_support": true, "sso": true}),
         ),
         plan(
@@ -81,7 +82,7 @@ pub async fn seed_catalog(conn: &mut diesel_async::AsyncPgConnection) -> Result<
             "Pro Annual",
             "Pro, billed yearly",
             Decimal::new(99900, 2),
-            "yearly",
+            BillingCycle::Yearly,
             json!({"api_calls": {"limit": 100000}, "storage": {"limit": "100GB"}, "priority_support": true}),
         ),
     ];

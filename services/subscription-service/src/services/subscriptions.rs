@@ -3,7 +3,7 @@
 //! `subscription_events` row in the same transaction.
 
 use billing_domain::proration::{Price, Proration, prorate};
-use billing_domain::{Money, SubscriptionEvent, SubscriptionStatus};
+use billing_domain::{HistoryEntry, InvoiceKind, LineKind, Money, SubscriptionEvent, SubscriptionStatus};
 use billing_http::AuthUser;
 use billing_queue::{NewJob, Queue, QueueName, outbox};
 use chrono::{DateTime, Duration, Utc};
@@ -13,9 +13,8 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::db;
-use crate::db::models::{
-    InvoiceRow, NewSubscription, NewSubscriptionEvent, SubscriptionChanges, SubscriptionEventRow, SubscriptionRow,
-};
+use crate::db::models::{InvoiceRow, NewSubscription, NewSubscriptionEvent, SubscriptionChanges};
+pub use crate::db::models::{SubscriptionEventRow, SubscriptionRow};
 use crate::error::ServiceError;
 use crate::services::invoices::{self, InvoiceDraft, LineDraft};
 use crate::services::plans::{self, Plan};
@@ -49,10 +48,6 @@ pub struct Changed {
     pub carried: bool,
 }
 
-fn status_of(row: &SubscriptionRow) -> Result<SubscriptionStatus, ServiceError> {
-    SubscriptionStatus::parse(&row.status).ok_or_else(|| ServiceError::Internal(format!("bad status {}", row.status)))
-}
-
 fn check_quantity(quantity: i32) -> Result<(), ServiceError> {
     if (1..=MAX_QUANTITY).contains(&quantity) {
         Ok(())
@@ -71,14 +66,14 @@ pub async fn transition(
     conn: &mut AsyncPgConnection,
     row: &SubscriptionRow,
     event: SubscriptionEvent,
-    event_type: &str,
+    entry: HistoryEntry,
     mut changes: SubscriptionChanges,
     data: Value,
     now: DateTime<Utc>,
 ) -> Result<SubscriptionRow, ServiceError> {
-    let from = status_of(row)?;
+    let from = row.status;
     let to = from.apply(event)?;
-    changes.status = Some(to.as_str().to_owned());
+    changes.status = Some(to);
     let updated = db::subscriptions::update_versioned(conn, row.id, row.version, &changes)
         .await?
         .ok_or(ServiceError::ConcurrentUpdate)?;
@@ -86,9 +81,9 @@ pub async fn transition(
         conn,
         &NewSubscriptionEvent {
             subscription_id: row.id,
-            event_type,
-            from_status: Some(from.as_str()),
-            to_status: to.as_str(),
+            event_type: entry,
+            from_status: Some(from),
+            to_status: to,
             data,
             occurred_at: now,
         },
@@ -101,9 +96,9 @@ pub async fn transition(
 pub async fn log_event(
     conn: &mut AsyncPgConnection,
     id: Uuid,
-    event_type: &str,
-    from: Option<&str>,
-    to: &str,
+    entry: HistoryEntry,
+    from: Option<SubscriptionStatus>,
+    to: SubscriptionStatus,
     data: Value,
     now: DateTime<Utc>,
 ) -> Result<(), ServiceError> {
@@ -111,7 +106,7 @@ pub async fn log_event(
         conn,
         &NewSubscriptionEvent {
             subscription_id: id,
-            event_type,
+            event_type: entry,
             from_status: from,
             to_status: to,
             data,
@@ -149,7 +144,7 @@ pub async fn create_paid(state: &AppState, user: Uuid, plan_id: i32, quantity: i
         .await?
         .transaction::<_, ServiceError, _>(async move |conn| {
             let current = db::subscriptions::current_for_user(conn, user).await?;
-            if current.iter().any(|s| s.status != "trial") {
+            if current.iter().any(|s| s.status != SubscriptionStatus::Trial) {
                 return Err(ServiceError::AlreadySubscribed);
             }
             let row = db::subscriptions::insert(
@@ -159,7 +154,7 @@ pub async fn create_paid(state: &AppState, user: Uuid, plan_id: i32, quantity: i
                     user_id: user,
                     plan_id: plan_for_tx.id,
                     quantity,
-                    status: SubscriptionStatus::Pending.as_str().to_owned(),
+                    status: SubscriptionStatus::Pending.to_owned(),
                     is_trial: false,
                     billing_anchor: None,
                     current_period_start: None,
@@ -173,10 +168,10 @@ pub async fn create_paid(state: &AppState, user: Uuid, plan_id: i32, quantity: i
             let draft = InvoiceDraft {
                 user_id: user,
                 subscription_id: Some(row.id),
-                kind: "initial",
+                kind: InvoiceKind::Initial,
                 currency: plan_for_tx.price.currency(),
                 lines: vec![LineDraft {
-                    kind: "subscription",
+                    kind: LineKind::Subscription,
                     description: format!("{} ({}) × {quantity}", plan_for_tx.name, plan_for_tx.cycle.as_str()),
                     quantity,
                     unit_amount: plan_for_tx.price,
@@ -191,9 +186,9 @@ pub async fn create_paid(state: &AppState, user: Uuid, plan_id: i32, quantity: i
             log_event(
                 conn,
                 row.id,
-                "created",
+                HistoryEntry::Created,
                 None,
-                &row.status,
+                row.status,
                 json!({"plan_id": plan_for_tx.id, "quantity": quantity, "invoice_id": invoice.id}),
                 now,
             )
@@ -233,7 +228,7 @@ pub async fn create_trial(state: &AppState, user: Uuid, plan_id: i32) -> Result<
                     user_id: user,
                     plan_id,
                     quantity: 1,
-                    status: SubscriptionStatus::Trial.as_str().to_owned(),
+                    status: SubscriptionStatus::Trial.to_owned(),
                     is_trial: true,
                     billing_anchor: Some(now),
                     current_period_start: Some(now),
@@ -247,9 +242,9 @@ pub async fn create_trial(state: &AppState, user: Uuid, plan_id: i32) -> Result<
             log_event(
                 conn,
                 row.id,
-                "trial_started",
+                HistoryEntry::TrialStarted,
                 None,
-                &row.status,
+                row.status,
                 json!({"plan_id": plan_id, "trial_end": end}),
                 now,
             )
@@ -304,7 +299,7 @@ pub async fn change(
     if expected_version.is_some_and(|v| v != row.version) {
         return Err(ServiceError::ConcurrentUpdate);
     }
-    if status_of(&row)? != SubscriptionStatus::Active {
+    if row.status != SubscriptionStatus::Active {
         return Err(ServiceError::InvalidState(format!("a {} subscription cannot change plan", row.status)));
     }
     let old_plan = state.plans.get(state, row.plan_id).await?.ok_or(ServiceError::PlanNotFound)?;
@@ -338,7 +333,7 @@ pub async fn change(
                     ..Default::default()
                 };
                 let event = SubscriptionEvent::SchedulePlanChange;
-                transition(conn, &row, event, "plan_change_unscheduled", changes, data, now).await
+                transition(conn, &row, event, HistoryEntry::PlanChangeUnscheduled, changes, data, now).await
             })
             .await?;
         return Ok(Changed { subscription, proration: None, invoice: None, scheduled: false, carried: false });
@@ -374,7 +369,7 @@ pub async fn change(
                         conn,
                         &row,
                         SubscriptionEvent::SchedulePlanChange,
-                        "plan_change_scheduled",
+                        HistoryEntry::PlanChangeScheduled,
                         changes,
                         data,
                         now,
@@ -422,7 +417,7 @@ pub async fn change(
     let period = new_period.unwrap_or((now, end));
     let lines = vec![
         LineDraft {
-            kind: "proration_credit",
+            kind: LineKind::ProrationCredit,
             description: format!("Unused time on {} × {}", old_plan.name, row.quantity),
             quantity: row.quantity,
             unit_amount: old_plan.price,
@@ -432,7 +427,7 @@ pub async fn change(
             period: Some((now, end)),
         },
         LineDraft {
-            kind: "proration_charge",
+            kind: LineKind::ProrationCharge,
             description: format!("Remaining time on {} × {quantity}", new_plan.name),
             quantity,
             unit_amount: new_plan.price,
@@ -474,8 +469,16 @@ pub async fn change(
                     changes.current_period_start = Some(Some(s));
                     changes.current_period_end = Some(Some(e));
                 }
-                let subscription =
-                    transition(conn, &row, SubscriptionEvent::ChangePlan, "plan_changed", changes, data, now).await?;
+                let subscription = transition(
+                    conn,
+                    &row,
+                    SubscriptionEvent::ChangePlan,
+                    HistoryEntry::PlanChanged,
+                    changes,
+                    data,
+                    now,
+                )
+                .await?;
                 if carry {
                     invoices::carry_forward(conn, row.id, &lines).await?;
                     return Ok((subscription, None));
@@ -483,7 +486,7 @@ pub async fn change(
                 let draft = InvoiceDraft {
                     user_id,
                     subscription_id: Some(row.id),
-                    kind: "proration",
+                    kind: InvoiceKind::Proration,
                     currency,
                     lines,
                     period: Some(period),
@@ -533,7 +536,7 @@ pub async fn end_now(
     };
     // Invoices first, then the subscription: the order a payment being applied takes them in.
     let open = db::invoices::open_for_subscription_for_update(conn, row.id).await?;
-    let updated = transition(conn, row, SubscriptionEvent::Cancel, "canceled", changes, data, now).await?;
+    let updated = transition(conn, row, SubscriptionEvent::Cancel, HistoryEntry::Canceled, changes, data, now).await?;
     for invoice in open {
         db::invoices::void(conn, invoice.id, now).await?;
     }
@@ -547,7 +550,7 @@ pub async fn cancel(
     immediately: bool,
 ) -> Result<SubscriptionRow, ServiceError> {
     let row = get(state, caller, id).await?;
-    let status = status_of(&row)?;
+    let status = row.status;
     let now = state.now();
     let at_period_end = matches!(status, SubscriptionStatus::Active | SubscriptionStatus::PastDue) && !immediately;
     if at_period_end && row.cancel_at_period_end {
@@ -569,7 +572,7 @@ pub async fn cancel(
                     conn,
                     &row,
                     SubscriptionEvent::ScheduleCancel,
-                    "cancel_scheduled",
+                    HistoryEntry::CancelScheduled,
                     changes,
                     data,
                     now,
@@ -598,7 +601,8 @@ pub async fn reactivate(state: &AppState, caller: AuthUser, id: Uuid) -> Result<
                 cancel_reason: Some(None),
                 ..Default::default()
             };
-            transition(conn, &row, SubscriptionEvent::Reactivate, "reactivated", changes, json!({}), now).await
+            transition(conn, &row, SubscriptionEvent::Reactivate, HistoryEntry::Reactivated, changes, json!({}), now)
+                .await
         })
         .await
 }

@@ -24,10 +24,10 @@ async fn concurrent_finalizations_in_one_month_get_gapless_numbers() {
         let draft = InvoiceDraft {
             user_id: user,
             subscription_id: None,
-            kind: "proration",
+            kind: billing_domain::InvoiceKind::Proration,
             currency: usd,
             lines: vec![LineDraft {
-                kind: "subscription",
+                kind: billing_domain::LineKind::Subscription,
                 description: format!("line {i}"),
                 quantity: 1,
                 unit_amount: price,
@@ -53,7 +53,7 @@ async fn concurrent_finalizations_in_one_month_get_gapless_numbers() {
         let number = invoice.number.unwrap_or_default();
         let (prefix, seq) = number.rsplit_once('-').unwrap_or_default();
         assert_eq!(prefix, format!("INV-{month}"));
-        assert_eq!(invoice.status, "open");
+        assert_eq!(invoice.status, billing_domain::InvoiceStatus::Open);
         numbers.insert(seq.parse::<u32>().unwrap_or(0));
     }
     assert_eq!(numbers, (1..=200).collect::<BTreeSet<u32>>(), "numbers 1..200, no gap, no duplicate");

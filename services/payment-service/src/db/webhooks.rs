@@ -1,0 +1,39 @@
+//! Webhook deliveries we made (`webhook_deliveries`) and gateway events we received (`gateway_events`).
+
+use billing_infra::DbError;
+use diesel::prelude::*;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use serde_json::Value;
+
+use super::models::{DeliveryRow, NewDelivery};
+use super::schema::{gateway_events as g, webhook_deliveries as d};
+
+pub async fn record_delivery(conn: &mut AsyncPgConnection, row: &NewDelivery<'_>) -> Result<(), DbError> {
+    diesel::insert_into(d::table).values(row).execute(conn).await?;
+    Ok(())
+}
+
+/// The latest `limit` delivery attempts, newest first.
+pub async fn recent_deliveries(conn: &mut AsyncPgConnection, limit: i64) -> Result<Vec<DeliveryRow>, DbError> {
+    Ok(d::table.order(d::id.desc()).limit(limit).select(DeliveryRow::as_select()).load(conn).await?)
+}
+
+/// The event id and the event a delivery sent.
+pub async fn delivered_event(conn: &mut AsyncPgConnection, id: i64) -> Result<Option<(String, Value)>, DbError> {
+    Ok(d::table.find(id).select((d::event_id, d::payload)).first(conn).await.optional()?)
+}
+
+/// Records a gateway event; false when its id was recorded before (a duplicate).
+pub async fn record_gateway_event(
+    conn: &mut AsyncPgConnection,
+    event_id: &str,
+    event_type: &str,
+    payload: &Value,
+) -> Result<bool, DbError> {
+    let inserted = diesel::insert_into(g::table)
+        .values((g::event_id.eq(event_id), g::event_type.eq(event_type), g::payload.eq(payload)))
+        .on_conflict_do_nothing()
+        .execute(conn)
+        .await?;
+    Ok(inserted == 1)
+}
