@@ -70,6 +70,38 @@ pub fn sequence_month(finalized_at: DateTime<Utc>) -> i32 {
     finalized_at.year() * 100 + i32::try_from(finalized_at.month()).unwrap_or(1)
 }
 
+/// One line of an invoice (or a line waiting for the subscription's next invoice).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Line {
+    pub kind: LineKind,
+    pub description: String,
+    pub quantity: i32,
+    pub unit_amount: Money,
+    /// `unit_amount × quantity` for a period line; a proration's share of it otherwise.
+    pub amount: Money,
+    pub period: Option<(DateTime<Utc>, DateTime<Utc>)>,
+}
+
+impl Line {
+    /// A period of `plan` for `quantity` seats: `Pro (monthly) × 3` (a first invoice's period is set once paid).
+    pub fn subscription(
+        plan: &str,
+        cycle: crate::BillingCycle,
+        quantity: i32,
+        unit_amount: Money,
+        period: Option<(DateTime<Utc>, DateTime<Utc>)>,
+    ) -> Result<Line, MoneyError> {
+        Ok(Line {
+            kind: LineKind::Subscription,
+            description: format!("{plan} ({}) × {quantity}", cycle.as_str()),
+            quantity,
+            unit_amount,
+            amount: unit_amount.checked_mul(i64::from(quantity))?,
+            period,
+        })
+    }
+}
+
 /// The sum of `amounts`, all in `currency`'s units.
 pub fn total(amounts: impl IntoIterator<Item = Money>, zero: Money) -> Result<Money, MoneyError> {
     amounts.into_iter().try_fold(zero, Money::checked_add)

@@ -7,6 +7,7 @@ pub mod invoice;
 pub mod money;
 pub mod payment;
 pub mod period;
+pub mod plan_change;
 pub mod proration;
 #[cfg(feature = "diesel")]
 mod sql;

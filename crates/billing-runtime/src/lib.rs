@@ -64,8 +64,14 @@ pub trait Service: 'static {
     /// A one-paragraph description for the OpenAPI document.
     fn description() -> &'static str;
 
-    /// Builds the service's state and returns the function that registers its routes.
-    fn routes(infra: &Infra) -> anyhow::Result<Routes>;
+    /// What the service's handlers and jobs share, built once per process on top of [`Infra`].
+    type State: Clone + Send + Sync + 'static;
+
+    /// Builds the state (once per process: by the server before it serves, by the worker before it consumes).
+    fn state(infra: &Infra) -> anyhow::Result<Self::State>;
+
+    /// The function that registers the service's routes.
+    fn routes(state: &Self::State) -> Routes;
 
     /// The queues this service's worker consumes (and whose stats it reports).
     const QUEUES: &'static [QueueName];
@@ -75,19 +81,20 @@ pub trait Service: 'static {
         Vec::new()
     }
 
-    /// The handler of each of [`Service::QUEUES`].
-    fn consumers(infra: &Infra) -> anyhow::Result<Vec<Consumer>>;
+    /// The consumer of each of [`Service::QUEUES`].
+    fn consumers(infra: &Infra, state: &Self::State) -> anyhow::Result<Vec<Consumer>>;
 
     /// Periodic work of this service's scheduler, beyond queue maintenance and the outbox relay.
-    fn ticks(_infra: &Infra) -> anyhow::Result<Vec<Tick>> {
-        Ok(Vec::new())
+    fn ticks(_infra: &Infra, _state: &Self::State) -> Vec<Tick> {
+        Vec::new()
     }
 
     /// Runs the queue consumers and the scheduler until `shutdown` resolves.
     fn worker(infra: Infra, shutdown: ShutdownSignal) -> impl Future<Output = anyhow::Result<()>> + Send {
         async move {
-            let consumers = Self::consumers(&infra)?;
-            let mut ticks = Self::ticks(&infra)?;
+            let state = Self::state(&infra)?;
+            let consumers = Self::consumers(&infra, &state)?;
+            let mut ticks = Self::ticks(&infra, &state);
             run_worker(&infra, consumers, &mut ticks, shutdown).await
         }
     }
@@ -108,6 +115,17 @@ pub trait Service: 'static {
             Ok(())
         }
     }
+}
+
+/// Routes registered by `configure`, with `state` as their shared app data (what [`Service::routes`] usually is).
+pub fn routes_with<T: Clone + Send + Sync + 'static>(
+    state: &T,
+    configure: fn(&mut actix_web::web::ServiceConfig),
+) -> Routes {
+    let state = actix_web::web::Data::new(state.clone());
+    Arc::new(move |cfg: &mut actix_web::web::ServiceConfig| {
+        cfg.app_data(state.clone()).configure(configure);
+    })
 }
 
 /// Resolves when the process is asked to stop (SIGINT or SIGTERM).
@@ -323,7 +341,7 @@ pub fn start_server<S: Service>(infra: Infra, listener: TcpListener) -> anyhow::
         openapi: Arc::new(billing_http::openapi::document(S::openapi(), S::KIND.name(), S::description())),
         metrics: billing_http::metrics::install(),
     };
-    let service_routes = S::routes(&infra)?;
+    let service_routes = S::routes(&S::state(&infra)?);
     // Both services verify access tokens (the public key only) and expose their queues to administrators.
     let verifier = actix_web::web::Data::new(billing_http::auth::Authenticator {
         verifier: billing_auth::JwtVerifier::from_settings(&settings.jwt).map_err(|e| anyhow::anyhow!("{e}"))?,

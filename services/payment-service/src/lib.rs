@@ -6,7 +6,6 @@
 pub mod clients;
 pub mod db;
 pub mod error;
-pub mod gateway;
 pub mod jobs;
 pub mod routes;
 pub mod services;
@@ -14,16 +13,14 @@ pub mod state;
 
 use std::sync::Arc;
 
-use actix_web::web;
-
 use crate::clients::SubscriptionClient;
-use crate::gateway::http::HttpGateway;
+use crate::clients::gateway::http::HttpGateway;
 use crate::state::AppState;
 
 use billing_config::ServiceKind;
 use billing_http::server::Routes;
-use billing_queue::worker::{self, Consumer};
-use billing_queue::{Queue, QueueName};
+use billing_queue::worker::Consumer;
+use billing_queue::{QueueName, consumer};
 use billing_runtime::{Infra, Service};
 use diesel_migrations::{EmbeddedMigrations, embed_migrations};
 use utoipa::OpenApi;
@@ -57,6 +54,13 @@ pub fn build_state(infra: &Infra) -> anyhow::Result<AppState> {
             infra.settings.gateway.as_ref().ok_or_else(|| anyhow::anyhow!("the payment service needs GATEWAY_URL"))?,
         )?),
         subscriptions: SubscriptionClient::from_settings(&infra.settings, infra.clock.clone())?,
+        // Events are signed with the first webhook secret; an answer later than 10 s is retried.
+        events: billing_http::signed::SignedClient::new(
+            &infra.settings.services.subscription_url,
+            billing_http::signed::Keys::new(&infra.settings.signing.webhook),
+            infra.clock.clone(),
+            std::time::Duration::from_secs(10),
+        )?,
     })
 }
 
@@ -77,7 +81,7 @@ impl Service for PaymentService {
 
     fn extra_health_checks(infra: &Infra) -> Vec<Arc<dyn billing_http::health::HealthCheck>> {
         match infra.settings.gateway.as_ref().map(HttpGateway::from_settings) {
-            Some(Ok(gateway)) => vec![Arc::new(gateway::http::GatewayCheck(gateway))],
+            Some(Ok(gateway)) => vec![Arc::new(clients::gateway::http::GatewayCheck(gateway))],
             _ => Vec::new(),
         }
     }
@@ -87,16 +91,19 @@ impl Service for PaymentService {
          CVV are never stored, logged, queued or sent anywhere but the gateway."
     }
 
-    fn routes(infra: &Infra) -> anyhow::Result<Routes> {
-        let state = web::Data::new(build_state(infra)?);
-        Ok(Arc::new(move |cfg: &mut web::ServiceConfig| {
-            cfg.app_data(state.clone()).configure(routes::configure);
-        }))
+    type State = AppState;
+
+    fn state(infra: &Infra) -> anyhow::Result<AppState> {
+        build_state(infra)
     }
 
-    fn ticks(infra: &Infra) -> anyhow::Result<Vec<billing_queue::scheduler::Tick>> {
-        let state = build_state(infra)?;
-        Ok(vec![billing_queue::scheduler::Tick {
+    fn routes(state: &AppState) -> Routes {
+        billing_runtime::routes_with(state, routes::configure)
+    }
+
+    fn ticks(_infra: &Infra, state: &AppState) -> Vec<billing_queue::scheduler::Tick> {
+        let state = state.clone();
+        vec![billing_queue::scheduler::Tick {
             name: "payments:reconcile",
             every: std::time::Duration::from_secs(30),
             lease: std::time::Duration::from_secs(120),
@@ -112,37 +119,13 @@ impl Service for PaymentService {
                     Ok(())
                 })
             }),
-        }])
+        }]
     }
 
-    fn consumers(infra: &Infra) -> anyhow::Result<Vec<Consumer>> {
-        let queue = |name| Queue::new(infra.redis.clone(), name);
-        let state = build_state(infra)?;
-        // Events are signed with the first webhook secret; an answer later than 10 s is retried.
-        let events = billing_http::signed::SignedClient::new(
-            &infra.settings.services.subscription_url,
-            billing_http::signed::Keys::new(&infra.settings.signing.webhook),
-            infra.clock.clone(),
-            std::time::Duration::from_secs(10),
-        )?;
-        let refund_state = state.clone();
-        let refund_processing: worker::Handler = Arc::new(move |envelope| {
-            let state = refund_state.clone();
-            Box::pin(async move {
-                let id = envelope.payload["refund_id"].as_str().and_then(|s| s.parse().ok());
-                match id {
-                    Some(id) => services::refunds::process(&state, id).await,
-                    None => Err(worker::JobError::Permanent("the job names no refund".to_owned())),
-                }
-            })
-        });
-        let webhook_delivery: worker::Handler = Arc::new(move |envelope| {
-            let (state, events) = (state.clone(), events.clone());
-            Box::pin(async move { jobs::webhooks::deliver(&state, &events, envelope).await })
-        });
+    fn consumers(infra: &Infra, state: &AppState) -> anyhow::Result<Vec<Consumer>> {
         Ok(vec![
-            Consumer { queue: queue(QueueName::PaySubscriptionUpdate), handler: webhook_delivery, concurrency: 8 },
-            Consumer { queue: queue(QueueName::PayRefundInitiation), handler: refund_processing, concurrency: 4 },
+            consumer::<jobs::webhooks::DeliverEvent>(&infra.redis, state.clone()),
+            consumer::<jobs::refunds::ProcessRefund>(&infra.redis, state.clone()),
         ])
     }
 }

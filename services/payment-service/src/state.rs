@@ -6,7 +6,7 @@ use billing_config::Settings;
 use billing_infra::{DbPool, Redis, SharedClock};
 
 use crate::clients::SubscriptionClient;
-use crate::gateway::PaymentGateway;
+use crate::clients::gateway::PaymentGateway;
 
 /// The payment service's state, built once per process.
 #[derive(Clone)]
@@ -17,6 +17,8 @@ pub struct AppState {
     pub clock: SharedClock,
     pub gateway: Arc<dyn PaymentGateway>,
     pub subscriptions: SubscriptionClient,
+    /// Signs and posts payment events to the subscription service.
+    pub events: billing_http::signed::SignedClient,
 }
 
 impl std::fmt::Debug for AppState {

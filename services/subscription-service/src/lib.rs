@@ -6,6 +6,7 @@
 pub mod clients;
 pub mod db;
 pub mod error;
+pub mod jobs;
 pub mod routes;
 pub mod services;
 pub mod state;
@@ -13,21 +14,20 @@ pub mod state;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::web;
 use anyhow::Context as _;
 use billing_auth::JwtIssuer;
 use billing_config::{AppEnv, ServiceKind};
 use billing_http::ratelimit::RateLimiter;
 use billing_http::server::Routes;
 use billing_queue::scheduler::Tick;
-use billing_queue::worker::{self, Consumer};
-use billing_queue::{NewJob, Queue, QueueName};
+use billing_queue::worker::Consumer;
+use billing_queue::{NewJob, Payload, Queue, QueueName, consumer};
 use billing_runtime::{Infra, Service};
 use diesel_migrations::{EmbeddedMigrations, embed_migrations};
 use utoipa::OpenApi;
 
-use crate::services::plans::PlanCache;
-use crate::services::usage::UsageMeter;
+use crate::services::catalog::PlanCache;
+use crate::services::usage::UsageFold;
 use crate::state::AppState;
 
 /// Migrations of the `billing_subscription` database, compiled into the binary.
@@ -73,7 +73,6 @@ pub fn build_state(infra: &Infra) -> anyhow::Result<AppState> {
         limiter: RateLimiter::new(infra.redis.clone()),
         revocations: billing_http::auth::Revocations::new(infra.redis.clone()),
         plans: PlanCache::default(),
-        usage: UsageMeter::new(infra.redis.clone()),
         payments: clients::PaymentClient::from_settings(&settings, infra.clock.clone())?,
         settings,
     })
@@ -107,56 +106,28 @@ impl Service for SubscriptionService {
          a 404."
     }
 
-    fn routes(infra: &Infra) -> anyhow::Result<Routes> {
-        let state = web::Data::new(build_state(infra)?);
-        Ok(Arc::new(move |cfg: &mut web::ServiceConfig| {
-            cfg.app_data(state.clone()).configure(routes::configure);
-        }))
+    type State = AppState;
+
+    fn state(infra: &Infra) -> anyhow::Result<AppState> {
+        build_state(infra)
     }
 
-    fn consumers(infra: &Infra) -> anyhow::Result<Vec<Consumer>> {
-        let state = build_state(infra)?;
-        let queue = |name| Queue::new(infra.redis.clone(), name);
-        let usage_state = state.clone();
-        let usage_sync: worker::Handler = Arc::new(move |_envelope| {
-            let state = usage_state.clone();
-            Box::pin(async move {
-                services::usage::sync(&state).await.map(|_| ()).map_err(|e| worker::JobError::Retry(e.to_string()))
-            })
-        });
-        let handler = |run: fn(AppState, billing_queue::Envelope) -> worker::HandlerFuture| -> worker::Handler {
-            let state = state.clone();
-            Arc::new(move |envelope| run(state.clone(), envelope))
-        };
+    fn routes(state: &AppState) -> Routes {
+        billing_runtime::routes_with(state, routes::configure)
+    }
+
+    fn consumers(infra: &Infra, state: &AppState) -> anyhow::Result<Vec<Consumer>> {
         Ok(vec![
-            Consumer { queue: queue(QueueName::SubUsageSync), handler: usage_sync, concurrency: 1 },
-            Consumer {
-                queue: queue(QueueName::SubPaymentInitiation),
-                handler: handler(|state, job| {
-                    Box::pin(async move { services::billing::payment_initiation(&state, job).await })
-                }),
-                concurrency: 4,
-            },
-            Consumer {
-                queue: queue(QueueName::SubTrialPayment),
-                handler: handler(|state, job| {
-                    Box::pin(async move { services::billing::trial_payment(&state, job).await })
-                }),
-                concurrency: 4,
-            },
-            Consumer {
-                queue: queue(QueueName::SubPlanChange),
-                handler: handler(|state, job| {
-                    Box::pin(async move { services::billing::plan_change(&state, job).await })
-                }),
-                concurrency: 4,
-            },
+            consumer::<jobs::usage::UsageSync>(&infra.redis, state.clone()),
+            consumer::<jobs::charges::Charge>(&infra.redis, state.clone()),
+            consumer::<jobs::trials::TrialPayment>(&infra.redis, state.clone()),
+            consumer::<jobs::plan_change::PlanChange>(&infra.redis, state.clone()),
         ])
     }
 
-    fn ticks(infra: &Infra) -> anyhow::Result<Vec<Tick>> {
+    fn ticks(infra: &Infra, state: &AppState) -> Vec<Tick> {
         let queue = Queue::new(infra.redis.clone(), QueueName::SubUsageSync);
-        let state = build_state(infra)?;
+        let state = state.clone();
         let billing = Tick {
             name: "billing:cycle",
             every: infra.settings.billing.tick_every,
@@ -172,7 +143,7 @@ impl Service for SubscriptionService {
                 })
             }),
         };
-        Ok(vec![
+        vec![
             billing,
             Tick {
                 name: "usage:sync",
@@ -185,13 +156,13 @@ impl Service for SubscriptionService {
                         let second = u128::try_from(chrono::Utc::now().timestamp()).unwrap_or(0);
                         let job = NewJob {
                             id: uuid::Uuid::from_u128(0x5553_4147_0000_0000_0000_0000_0000_0000 | second),
-                            ..NewJob::new("fold", format!("usage-sync-{second}"), serde_json::json!({}))
+                            ..UsageFold {}.job(format!("usage-sync-{second}"))
                         };
                         queue.enqueue(job, None).await.map(|_| ()).map_err(|e| e.to_string())
                     })
                 }),
             },
-        ])
+        ]
     }
 
     async fn seed(infra: Infra) -> anyhow::Result<()> {

@@ -9,8 +9,7 @@ use billing_http::ratelimit::RateLimiter;
 use billing_infra::{DbPool, Redis, SharedClock};
 
 use crate::clients::PaymentClient;
-use crate::services::plans::PlanCache;
-use crate::services::usage::UsageMeter;
+use crate::services::catalog::PlanCache;
 
 /// The subscription service's state, built once per process.
 #[derive(Clone)]
@@ -24,7 +23,6 @@ pub struct AppState {
     /// Voids a user's access tokens in every process (refresh-token reuse, a role change).
     pub revocations: Revocations,
     pub plans: PlanCache,
-    pub usage: UsageMeter,
     pub payments: PaymentClient,
 }
 

@@ -5,18 +5,30 @@
 use std::time::Instant;
 
 use billing_contract::PaymentEvent;
-use billing_http::signed::SignedClient;
-use billing_queue::Envelope;
 use billing_queue::worker::JobError;
+use billing_queue::{Envelope, Job};
 
 use crate::db;
 use crate::db::models::NewDelivery;
+use crate::services::payments::EventDelivery;
 use crate::state::AppState;
 
-/// Posts `envelope.payload` (the event) to the subscription service, signed by `events`.
-pub async fn deliver(state: &AppState, events: &SignedClient, envelope: Envelope) -> Result<(), JobError> {
-    let event: PaymentEvent = serde_json::from_value(envelope.payload)
-        .map_err(|e| JobError::Permanent(format!("the job holds no payment event: {e}")))?;
+#[derive(Debug)]
+pub struct DeliverEvent;
+
+impl Job for DeliverEvent {
+    type Payload = EventDelivery;
+    type State = AppState;
+    const CONCURRENCY: usize = 8;
+
+    async fn run(state: &AppState, job: EventDelivery, envelope: &Envelope) -> Result<(), JobError> {
+        deliver(state, job.0, envelope).await
+    }
+}
+
+/// Posts the event to the subscription service, signed, and records the attempt.
+async fn deliver(state: &AppState, event: PaymentEvent, envelope: &Envelope) -> Result<(), JobError> {
+    let events = &state.events;
     let (event_id, event_type) = (event.event_id.clone(), event.event_type().to_owned());
     let body = serde_json::to_vec(&event).map_err(|e| JobError::Permanent(format!("unserialisable event: {e}")))?;
     let request_id = envelope.correlation_id.as_deref().unwrap_or(&event_id);

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Datelike, Utc};
 
-use crate::gateway::CardDetails;
+use crate::clients::gateway::CardDetails;
 
 pub use billing_domain::card::luhn_valid;
 

@@ -6,11 +6,11 @@
 use diesel_async::{AsyncConnection, AsyncPgConnection};
 use uuid::Uuid;
 
+use crate::clients::gateway::{CardDetails, SavedCard};
 use crate::db;
 pub use crate::db::models::MethodRow;
 use crate::db::models::NewMethod;
 use crate::error::ServiceError;
-use crate::gateway::{CardDetails, SavedCard};
 use crate::state::AppState;
 
 /// Saves `card` for `user` without charging it; it becomes their default.

@@ -1,12 +1,13 @@
 //! Operations on the event traffic: the record of webhook deliveries (and sending one again), and events from the
 //! payment gateway, which settle charges and refunds still pending here after an answer that was lost.
 
-use billing_queue::{NewJob, Queue, QueueName};
+use billing_queue::{Payload, Queue, QueueName};
 use serde_json::Value;
 
 use crate::db;
 pub use crate::db::models::DeliveryRow;
 use crate::error::ServiceError;
+use crate::services::payments::EventDelivery;
 use crate::state::AppState;
 
 /// What became of a gateway event.
@@ -30,10 +31,11 @@ pub async fn redeliver(state: &AppState, id: i64) -> Result<Option<String>, Serv
     let Some((event_id, payload)) = db::webhooks::delivered_event(&mut *state.conn().await?, id).await? else {
         return Ok(None);
     };
+    let event: EventDelivery = serde_json::from_value(payload)
+        .map_err(|e| ServiceError::Internal(format!("delivery {id} recorded no payment event: {e}")))?;
     let queue = Queue::new(state.redis.clone(), QueueName::PaySubscriptionUpdate);
-    let action = payload["event_type"].as_str().unwrap_or("redelivery").to_owned();
     queue
-        .enqueue(NewJob::new(action, format!("webhook:{event_id}"), payload), None)
+        .enqueue(event.job(format!("webhook:{event_id}")), None)
         .await
         .map_err(|e| ServiceError::Unavailable(e.to_string()))?;
     Ok(Some(event_id))
@@ -58,7 +60,7 @@ pub async fn apply_gateway_event(
             let key = billing_key.unwrap_or_else(|| reference.clone());
             match db::transactions::pending_by_gateway(&mut *state.conn().await?, &reference, &key).await? {
                 Some(id) => {
-                    let outcome = crate::gateway::http::charge_event_outcome(kind, object);
+                    let outcome = crate::clients::gateway::http::charge_event_outcome(kind, object);
                     crate::services::payments::settle_pending(state, id, outcome).await?
                 }
                 None => false,
@@ -67,7 +69,7 @@ pub async fn apply_gateway_event(
         "refund.created" | "refund.updated" | "refund.failed" => {
             match crate::services::refunds::pending_by_gateway(state, &reference, billing_key.as_deref()).await? {
                 Some(refund) => {
-                    if let Some(outcome) = crate::gateway::http::refund_event_outcome(object) {
+                    if let Some(outcome) = crate::clients::gateway::http::refund_event_outcome(object) {
                         crate::services::refunds::settle(state, refund, outcome).await?;
                     }
                     true

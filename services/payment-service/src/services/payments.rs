@@ -3,18 +3,18 @@
 
 use billing_contract::{PaymentEvent, PaymentEventDetail};
 use billing_domain::{AmountText, Currency, Money};
-use billing_queue::{NewJob, QueueName, outbox};
+use billing_queue::{NewJob, Payload, QueueName, outbox};
 use chrono::{DateTime, Utc};
 use diesel_async::{AsyncConnection, AsyncPgConnection};
 use serde::Serialize;
 use uuid::Uuid;
 
+use crate::clients::gateway::{CardDetails, ChargeOutcome, ChargeRequest, GatewayError, PaymentSource, SavedCard};
 use crate::db;
 use crate::db::TransactionStatus;
 use crate::db::models::NewTransaction;
 pub use crate::db::models::TransactionRow;
 use crate::error::ServiceError;
-use crate::gateway::{CardDetails, ChargeOutcome, ChargeRequest, GatewayError, PaymentSource, SavedCard};
 use crate::state::AppState;
 
 /// What pays: a card typed now, or a saved payment method of the user.
@@ -297,13 +297,24 @@ fn payment_event(attempt: &Attempt, settled: &Settled<'_>, now: DateTime<Utc>) -
     event_job(&event).correlated(id.to_string())
 }
 
+/// `q:pay:subscription_update`: a payment event to deliver to the subscription service, as it goes on the wire.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct EventDelivery(pub PaymentEvent);
+
+impl Payload for EventDelivery {
+    const QUEUE: QueueName = QueueName::PaySubscriptionUpdate;
+    const ACTION: &'static str = "payment_event";
+
+    /// The event's type (`payment.succeeded` …), so the queue's lists say what each job is.
+    fn action(&self) -> String {
+        self.0.event_type().to_owned()
+    }
+}
+
 /// The outbox job that delivers `event` (one job key per event id).
 pub fn event_job(event: &PaymentEvent) -> NewJob {
-    NewJob::new(
-        event.event_type(),
-        format!("webhook:{}", event.event_id),
-        serde_json::to_value(event).unwrap_or_default(),
-    )
+    EventDelivery(event.clone()).job(format!("webhook:{}", event.event_id))
 }
 
 /// Settles an attempt left `pending` (its answer was lost: a timeout, a crash) with what the gateway says now, from
@@ -390,7 +401,7 @@ pub async fn reconcile_pending(state: &AppState, older_than: chrono::Duration) -
 async fn start_attempt(
     conn: &mut AsyncPgConnection,
     request: &PayRequest,
-    due: &crate::clients::InvoiceDue,
+    due: &crate::clients::subscriptions::InvoiceDue,
     amount: Money,
     (brand, last4): (&str, &str),
     save_card: bool,

@@ -4,20 +4,30 @@
 use billing_contract::events::RefundSucceeded;
 use billing_contract::{PaymentEvent, PaymentEventDetail};
 use billing_domain::{AmountText, Money};
-use billing_queue::{NewJob, QueueName, outbox};
+use billing_queue::{Payload, QueueName, outbox};
 use diesel_async::AsyncConnection;
 use serde::Serialize;
-use serde_json::json;
 use uuid::Uuid;
 
+use crate::clients::gateway::RefundOutcome;
 use crate::db;
 use crate::db::models::NewRefund;
 pub use crate::db::models::RefundRow;
 use crate::db::{RefundStatus, TransactionStatus};
 use crate::error::ServiceError;
-use crate::gateway::RefundOutcome;
 use crate::state::AppState;
 use billing_http::AuthUser;
+
+/// `q:pay:refund_initiation`: a reserved refund, to be asked of the gateway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct RefundRequested {
+    pub refund_id: Uuid,
+}
+
+impl Payload for RefundRequested {
+    const QUEUE: QueueName = QueueName::PayRefundInitiation;
+    const ACTION: &'static str = "refund";
+}
 
 /// A refund accepted for processing.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -127,8 +137,7 @@ async fn reserve(
             idempotency_key: &key,
         };
         db::refunds::insert(conn, &row).await?;
-        let job = NewJob::new("refund", format!("refund:{refund_id}"), json!({"refund_id": refund_id}))
-            .correlated(id.to_string());
+        let job = RefundRequested { refund_id }.job(format!("refund:{refund_id}")).correlated(id.to_string());
         outbox::push(conn, QueueName::PayRefundInitiation.as_str(), &job, None).await?;
         Ok(RefundAccepted {
             refund_id,

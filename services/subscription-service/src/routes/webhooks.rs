@@ -6,7 +6,7 @@ use billing_http::signed::{PaymentEvents, Signed};
 use billing_http::{ApiError, ok};
 use serde_json::json;
 
-use crate::services::payments::{self, Applied, PaymentEvent};
+use crate::services::settlement::{self, Applied, PaymentEvent};
 use crate::state::AppState;
 
 /// The signed event body (documentation: the handler verifies the raw bytes before reading them).
@@ -51,7 +51,7 @@ pub async fn payment(
     let raw: serde_json::Value = billing_http::extract::parse_json(&signed.raw)?;
     let event = signed.body;
     let event_id = event.event_id.clone();
-    match payments::apply(&state, event, raw).await? {
+    match settlement::apply(&state, event, raw).await? {
         Ok(Applied::Duplicate) => {
             Ok(ok(json!({"status": "duplicate", "event_id": event_id}), "event already processed"))
         }
@@ -63,10 +63,10 @@ pub async fn payment(
             tracing::warn!(event_id = %event_id, reason = %not_applicable, "payment webhook cannot apply");
             Err(match not_applicable.unapplied {
                 // The sender took money this service cannot apply: it refunds it.
-                payments::Unapplied::Refund => {
+                settlement::Unapplied::Refund => {
                     ApiError::new(StatusCode::CONFLICT, "payment_not_applied", not_applicable.reason)
                 }
-                payments::Unapplied::Ignore => {
+                settlement::Unapplied::Ignore => {
                     ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "event_not_applicable", not_applicable.reason)
                 }
             })

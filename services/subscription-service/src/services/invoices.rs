@@ -1,8 +1,8 @@
 //! Invoices: built from lines, finalized with a gapless number, read by their owner.
 
 use billing_contract::internal::InvoiceDue;
-use billing_domain::invoice::{invoice_number, sequence_month};
-use billing_domain::{Currency, InvoiceKind, InvoiceStatus, LineKind, Money};
+use billing_domain::invoice::{Line, invoice_number, sequence_month};
+use billing_domain::{Currency, InvoiceKind, InvoiceStatus, Money};
 use billing_http::AuthUser;
 use chrono::{DateTime, Utc};
 use diesel_async::AsyncConnection;
@@ -15,17 +15,6 @@ use crate::db::models::{NewInvoice, PendingItemRow};
 use crate::error::ServiceError;
 use crate::state::AppState;
 
-/// A line to put on an invoice.
-#[derive(Debug, Clone)]
-pub struct LineDraft {
-    pub kind: LineKind,
-    pub description: String,
-    pub quantity: i32,
-    pub unit_amount: Money,
-    pub amount: Money,
-    pub period: Option<(DateTime<Utc>, DateTime<Utc>)>,
-}
-
 /// An invoice to create.
 #[derive(Debug, Clone)]
 pub struct InvoiceDraft {
@@ -33,7 +22,7 @@ pub struct InvoiceDraft {
     pub subscription_id: Option<Uuid>,
     pub kind: InvoiceKind,
     pub currency: Currency,
-    pub lines: Vec<LineDraft>,
+    pub lines: Vec<Line>,
     pub period: Option<(DateTime<Utc>, DateTime<Utc>)>,
     pub due_at: Option<DateTime<Utc>>,
 }
@@ -69,7 +58,7 @@ pub async fn insert_draft(conn: &mut AsyncPgConnection, draft: &InvoiceDraft) ->
 pub async fn carry_forward(
     conn: &mut AsyncPgConnection,
     subscription: Uuid,
-    lines: &[LineDraft],
+    lines: &[Line],
 ) -> Result<(), ServiceError> {
     let items: Vec<PendingItemRow> = lines
         .iter()
@@ -95,13 +84,13 @@ pub async fn unbilled(
     conn: &mut AsyncPgConnection,
     subscription: Uuid,
     currency: Currency,
-) -> Result<Vec<(i64, LineDraft)>, ServiceError> {
+) -> Result<Vec<(i64, Line)>, ServiceError> {
     let rows = db::invoices::unbilled_for_update(conn, subscription).await?;
     let money = |value| Money::from_decimal(value, currency).map_err(ServiceError::internal);
     rows.into_iter()
         .filter(|row| row.currency == currency)
         .map(|row| {
-            let line = LineDraft {
+            let line = Line {
                 kind: row.kind,
                 description: row.description,
                 quantity: row.quantity,

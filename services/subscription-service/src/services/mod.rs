@@ -2,10 +2,11 @@
 
 pub mod auth;
 pub mod billing;
+pub mod catalog;
 pub mod invoices;
-pub mod payments;
 pub mod plans;
 pub mod seed;
+pub mod settlement;
 pub mod subscriptions;
 pub mod usage;
 

@@ -2,10 +2,11 @@
 //! through the domain state machine, bumps the row version (a concurrent change gets 409) and appends one
 //! `subscription_events` row in the same transaction.
 
-use billing_domain::proration::{Price, Proration, prorate};
-use billing_domain::{HistoryEntry, InvoiceKind, LineKind, Money, SubscriptionEvent, SubscriptionStatus};
+use billing_domain::plan_change::{self, Seats, Upgrade};
+use billing_domain::proration::Proration;
+use billing_domain::{HistoryEntry, InvoiceKind, Money, SubscriptionEvent, SubscriptionStatus};
 use billing_http::AuthUser;
-use billing_queue::{NewJob, Queue, QueueName, outbox};
+use billing_queue::{Payload, Queue, QueueName, outbox};
 use chrono::{DateTime, Duration, Utc};
 use diesel_async::AsyncConnection;
 use diesel_async::AsyncPgConnection;
@@ -16,9 +17,10 @@ use crate::db;
 use crate::db::models::{InvoiceRow, NewSubscription, NewSubscriptionEvent, SubscriptionChanges};
 pub use crate::db::models::{SubscriptionEventRow, SubscriptionRow};
 use crate::error::ServiceError;
-use crate::services::invoices::{self, InvoiceDraft, LineDraft};
+use crate::services::invoices::{self, InvoiceDraft};
 use crate::services::plans::{self, Plan};
 use crate::state::AppState;
+use billing_domain::invoice::Line;
 
 /// How long a pending subscription waits for its first payment.
 pub const PENDING_TTL: Duration = Duration::hours(24);
@@ -136,7 +138,7 @@ pub async fn create_paid(state: &AppState, user: Uuid, plan_id: i32, quantity: i
             "no such paid plan: this is a trial plan; start it with POST /v1/subscriptions/trial",
         ));
     }
-    let total = seat_total(&plan, quantity)?;
+    seat_total(&plan, quantity)?;
     let now = state.now();
     let plan_for_tx = plan.clone();
     let (subscription, invoice) = state
@@ -170,14 +172,10 @@ pub async fn create_paid(state: &AppState, user: Uuid, plan_id: i32, quantity: i
                 subscription_id: Some(row.id),
                 kind: InvoiceKind::Initial,
                 currency: plan_for_tx.price.currency(),
-                lines: vec![LineDraft {
-                    kind: LineKind::Subscription,
-                    description: format!("{} ({}) × {quantity}", plan_for_tx.name, plan_for_tx.cycle.as_str()),
-                    quantity,
-                    unit_amount: plan_for_tx.price,
-                    amount: total,
-                    period: None,
-                }],
+                lines: vec![
+                    Line::subscription(&plan_for_tx.name, plan_for_tx.cycle, quantity, plan_for_tx.price, None)
+                        .map_err(ServiceError::internal)?,
+                ],
                 period: None,
                 due_at: Some(now + PENDING_TTL),
             };
@@ -277,6 +275,17 @@ pub async fn events(state: &AppState, caller: AuthUser, id: Uuid) -> Result<Vec<
     Ok(db::subscriptions::events(&mut *state.conn().await?, id).await?)
 }
 
+/// `q:sub:plan_change`: an upgrade's proration invoice, to be charged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ProrationDue {
+    pub invoice_id: Uuid,
+}
+
+impl Payload for ProrationDue {
+    const QUEUE: QueueName = QueueName::SubPlanChange;
+    const ACTION: &'static str = "proration";
+}
+
 /// Changes the plan and/or seats of an active subscription. A higher price per period applies now, with a
 /// proration invoice; a lower one is scheduled for the period end and nothing is refunded. With
 /// `expected_version` (the `If-Match` header) the change applies only to that version of the subscription.
@@ -302,7 +311,7 @@ pub async fn change(
     if row.status != SubscriptionStatus::Active {
         return Err(ServiceError::InvalidState(format!("a {} subscription cannot change plan", row.status)));
     }
-    let old_plan = state.plans.get(state, row.plan_id).await?.ok_or(ServiceError::PlanNotFound)?;
+    let old_plan = state.plans.get(&state.db, row.plan_id).await?.ok_or(ServiceError::PlanNotFound)?;
     let new_plan = match new_plan_id {
         Some(pid) => plans::active_plan(state, pid).await?,
         None => old_plan.clone(),
@@ -338,103 +347,39 @@ pub async fn change(
             .await?;
         return Ok(Changed { subscription, proration: None, invoice: None, scheduled: false, carried: false });
     }
-    let old_total = seat_total(&old_plan, row.quantity)?;
-    let new_total = seat_total(&new_plan, quantity)?;
+    seat_total(&new_plan, quantity)?;
     let (Some(start), Some(end)) = (row.current_period_start, row.current_period_end) else {
         return Err(ServiceError::Internal("an active subscription without a period".to_owned()));
     };
     let now = state.now();
-    let same_cycle = new_plan.cycle == old_plan.cycle;
-    let upgrade = if same_cycle {
-        new_total.minor() > old_total.minor()
-    } else {
-        new_plan.cycle == billing_domain::BillingCycle::Yearly
-    };
+    let old_seats = Seats { plan: &old_plan.name, unit: old_plan.price, cycle: old_plan.cycle, quantity: row.quantity };
+    let new_seats = Seats { plan: &new_plan.name, unit: new_plan.price, cycle: new_plan.cycle, quantity };
+    let applies_now = plan_change::applies_now(&old_seats, &new_seats).map_err(ServiceError::internal)?;
 
-    if !upgrade {
+    if !applies_now {
         // Scheduled for the period end: the customer keeps what they paid for until then.
         let data = json!({"from_plan_id": row.plan_id, "to_plan_id": new_plan.id, "from_quantity": row.quantity, "to_quantity": quantity, "effective_at": end});
+        let changes = SubscriptionChanges {
+            pending_plan_id: Some(Some(new_plan.id)),
+            pending_quantity: Some(Some(quantity)),
+            ..Default::default()
+        };
         let subscription = state
             .conn()
             .await?
             .transaction::<_, ServiceError, _>(async move |conn| {
-                let row = row.clone();
-                {
-                    let changes = SubscriptionChanges {
-                        pending_plan_id: Some(Some(new_plan.id)),
-                        pending_quantity: Some(Some(quantity)),
-                        ..Default::default()
-                    };
-                    transition(
-                        conn,
-                        &row,
-                        SubscriptionEvent::SchedulePlanChange,
-                        HistoryEntry::PlanChangeScheduled,
-                        changes,
-                        data,
-                        now,
-                    )
-                    .await
-                }
+                let event = SubscriptionEvent::SchedulePlanChange;
+                transition(conn, &row, event, HistoryEntry::PlanChangeScheduled, changes, data, now).await
             })
             .await?;
         return Ok(Changed { subscription, proration: None, invoice: None, scheduled: true, carried: false });
     }
 
-    // Same cycle: prorate to the second. A move to a longer cycle restarts the period now, at the full new price,
-    // with the unused part of the old period credited.
-    let (proration, new_period) = if same_cycle {
-        let p = prorate(
-            Price { unit: old_plan.price, quantity: i64::from(row.quantity) },
-            Price { unit: new_plan.price, quantity: i64::from(quantity) },
-            start,
-            end,
-            now,
-        )
-        .map_err(|e| ServiceError::InvalidState(e.to_string()))?;
-        (p, None)
-    } else {
-        let credit = prorate(
-            Price { unit: old_plan.price, quantity: i64::from(row.quantity) },
-            Price { unit: old_plan.price, quantity: i64::from(row.quantity) },
-            start,
-            end,
-            now,
-        )
-        .map_err(|e| ServiceError::InvalidState(e.to_string()))?
-        .credit;
-        let period_end = new_plan.cycle.period_end(now, 0);
-        let net = new_total.checked_sub(credit).map_err(ServiceError::internal)?;
-        let p = Proration {
-            credit,
-            charge: new_total,
-            net,
-            remaining_seconds: (period_end - now).num_seconds(),
-            period_seconds: (period_end - now).num_seconds(),
-        };
-        (p, Some((now, period_end)))
-    };
-    let period = new_period.unwrap_or((now, end));
-    let lines = vec![
-        LineDraft {
-            kind: LineKind::ProrationCredit,
-            description: format!("Unused time on {} × {}", old_plan.name, row.quantity),
-            quantity: row.quantity,
-            unit_amount: old_plan.price,
-            amount: Money::zero(proration.credit.currency())
-                .checked_sub(proration.credit)
-                .map_err(ServiceError::internal)?,
-            period: Some((now, end)),
-        },
-        LineDraft {
-            kind: LineKind::ProrationCharge,
-            description: format!("Remaining time on {} × {quantity}", new_plan.name),
-            quantity,
-            unit_amount: new_plan.price,
-            amount: proration.charge,
-            period: Some(period),
-        },
-    ];
+    let Upgrade { proration, period, restarts_period, lines } =
+        plan_change::upgrade(&old_seats, &new_seats, (start, end), now)
+            .map_err(|e| ServiceError::InvalidState(e.to_string()))?;
+    let lines = lines.to_vec();
+    let new_period = restarts_period.then_some(period);
     let mut data = json!({
         "from_plan_id": row.plan_id, "to_plan_id": new_plan.id, "from_quantity": row.quantity, "to_quantity": quantity,
         "credit": proration.credit.amount_string(), "charge": proration.charge.amount_string(), "net": proration.net.amount_string(),
@@ -495,9 +440,9 @@ pub async fn change(
                 let draft_row = invoices::insert_draft(conn, &draft).await?;
                 let invoice = invoices::finalize(conn, draft_row.id, now).await?;
                 // Charged through q:sub:plan_change → q:sub:payment_initiation, committed with the change.
-                let job =
-                    NewJob::new("proration", format!("plan-change:{}", invoice.id), json!({"invoice_id": invoice.id}))
-                        .correlated(row.id.to_string());
+                let job = ProrationDue { invoice_id: invoice.id }
+                    .job(format!("plan-change:{}", invoice.id))
+                    .correlated(row.id.to_string());
                 let outbox_row = outbox::push(conn, QueueName::SubPlanChange.as_str(), &job, None).await?;
                 Ok((subscription, Some((invoice, outbox_row, job))))
             }

@@ -40,10 +40,10 @@ if ARGV[3] == '1' then redis.call('SET', KEYS[2], tostring(new), 'PX', ARGV[4]) 
 return {'ok', tostring(new)}
 ";
 
-/// Keeps the usage scripts and key names of one process.
-#[derive(Debug, Clone)]
-pub struct UsageMeter {
-    redis: Redis,
+/// The usage keys on one Redis.
+#[derive(Debug, Clone, Copy)]
+struct UsageMeter<'a> {
+    redis: &'a Redis,
 }
 
 /// The answer to a use.
@@ -78,10 +78,9 @@ const COUNTER_GRACE: Duration = Duration::days(7);
 /// Events folded per batch.
 const FOLD_BATCH: usize = 500;
 
-impl UsageMeter {
-    /// A meter on `redis`.
-    pub fn new(redis: Redis) -> Self {
-        Self { redis }
+impl<'a> UsageMeter<'a> {
+    fn of(state: &'a AppState) -> Self {
+        Self { redis: &state.redis }
     }
 
     // Every usage key shares the `{usage}` hash tag, so the script's keys live in one Redis Cluster slot.
@@ -109,7 +108,7 @@ async fn access(state: &AppState, user: Uuid) -> Result<(SubscriptionRow, Plan),
     let sub = db::subscriptions::with_access(&mut *state.conn().await?, user)
         .await?
         .ok_or(ServiceError::NoActiveSubscription)?;
-    let plan = state.plans.get(state, sub.plan_id).await?.ok_or(ServiceError::PlanNotFound)?;
+    let plan = state.plans.get(&state.db, sub.plan_id).await?.ok_or(ServiceError::PlanNotFound)?;
     Ok((sub, plan))
 }
 
@@ -133,7 +132,7 @@ pub async fn use_feature(
         .ok_or_else(|| ServiceError::FeatureNotInPlan(feature.to_owned()))?;
     let limit = limit_of(spec);
     let (period_start, period_end) = period_of(&sub)?;
-    let meter = &state.usage;
+    let meter = UsageMeter::of(state);
     let counter = meter.counter_key(sub.id, feature, period_start);
     let idem =
         idempotency_key.map(|k| meter.idempotency_key(sub.id, k)).unwrap_or_else(|| meter.redis.key("{usage}:i:none"));
@@ -198,7 +197,7 @@ async fn rebuild_counter(
 ) -> Result<(), ServiceError> {
     sync(state).await?;
     let used = db::usage::used(&mut *state.conn().await?, sub, feature, period).await?;
-    let mut conn = state.usage.redis.conn();
+    let mut conn = state.redis.conn();
     // NX: if another request rebuilt it meanwhile, its value (which may already include new uses) wins.
     redis::cmd("SET").arg(counter).arg(used).arg("NX").arg("PX").arg(ttl_ms).exec_async(&mut conn).await?;
     Ok(())
@@ -212,8 +211,8 @@ pub async fn current(state: &AppState, user: Uuid) -> Result<PeriodUsage, Servic
     let ttl_ms = ((reset_at - now).max(Duration::zero()) + COUNTER_GRACE).num_milliseconds().max(1);
     let mut features = Vec::new();
     for (name, spec) in plan.features.counted() {
-        let key = state.usage.counter_key(sub.id, name, period_start);
-        let mut conn = state.usage.redis.conn();
+        let key = UsageMeter::of(state).counter_key(sub.id, name, period_start);
+        let mut conn = state.redis.conn();
         let mut value: Option<i64> = redis::cmd("GET").arg(&key).query_async(&mut conn).await?;
         if value.is_none() {
             rebuild_counter(state, sub.id, name, period_start, &key, ttl_ms).await?;
@@ -224,13 +223,22 @@ pub async fn current(state: &AppState, user: Uuid) -> Result<PeriodUsage, Servic
     Ok(PeriodUsage { subscription_id: sub.id, plan_id: plan.id, period_start, reset_at, features })
 }
 
+/// `q:sub:usage_sync`: fold what Redis counted into PostgreSQL.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct UsageFold {}
+
+impl billing_queue::Payload for UsageFold {
+    const QUEUE: billing_queue::QueueName = billing_queue::QueueName::SubUsageSync;
+    const ACTION: &'static str = "fold";
+}
+
 /// Folds every event waiting in the Redis stream into PostgreSQL; returns the units added. Safe to run
 /// concurrently and repeatedly: an event is counted once however often it is folded.
 pub async fn sync(state: &AppState) -> Result<i64, ServiceError> {
-    let stream = state.usage.stream_key();
+    let stream = UsageMeter::of(state).stream_key();
     let mut added = 0;
     loop {
-        let mut conn = state.usage.redis.conn();
+        let mut conn = state.redis.conn();
         let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
             .arg(&stream)
             .arg("-")

@@ -4,11 +4,12 @@ use crate::common;
 
 use std::collections::BTreeSet;
 
+use billing_domain::invoice::Line;
 use chrono::Utc;
 use common::Ctx;
 use diesel_async::{AsyncConnection, AsyncPgConnection};
 use futures_util::future::join_all;
-use subscription_service::services::invoices::{InvoiceDraft, LineDraft, finalize_draft, insert_draft};
+use subscription_service::services::invoices::{InvoiceDraft, finalize_draft, insert_draft};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_finalizations_in_one_month_get_gapless_numbers() {
@@ -26,7 +27,7 @@ async fn concurrent_finalizations_in_one_month_get_gapless_numbers() {
             subscription_id: None,
             kind: billing_domain::InvoiceKind::Proration,
             currency: usd,
-            lines: vec![LineDraft {
+            lines: vec![Line {
                 kind: billing_domain::LineKind::Subscription,
                 description: format!("line {i}"),
                 quantity: 1,

@@ -1,8 +1,12 @@
-//! Payment outcomes reported by the payment service's signed webhooks, applied exactly once per event.
+//! Settlement: payment outcomes applied to invoices and subscriptions, exactly once per event, whoever brings them
+//! (the payment service's signed webhook, or the charge job with the answer to its own charge). A paid invoice
+//! activates, renews, recovers or converts its subscription; a failed off-session attempt enters dunning; a refund
+//! gets its credit note.
 
 use billing_contract::PaymentEventDetail;
 use billing_contract::events::{PaymentFailed, PaymentSucceeded, RefundSucceeded};
 use billing_domain::AmountText;
+use billing_domain::dunning::{AfterFailure, after_failure};
 use billing_domain::{
     Currency, HistoryEntry, InvoiceKind, InvoiceStatus, Money, SubscriptionEvent, SubscriptionStatus,
 };
@@ -12,9 +16,9 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::db;
-use crate::db::models::SubscriptionChanges;
+use crate::db::models::{InvoiceRow, SubscriptionChanges, SubscriptionRow};
 use crate::error::ServiceError;
-use crate::services::billing;
+use crate::services::plans::Plan;
 use crate::services::subscriptions::{end_now, log_event, transition};
 use crate::state::AppState;
 
@@ -83,7 +87,7 @@ pub async fn apply(
     raw: Value,
 ) -> Result<Result<Applied, NotApplicable>, ServiceError> {
     let now = state.now();
-    let plans = state.plans.all(state).await?;
+    let plans = state.plans.all(&state.db).await?;
     let offsets = state.settings.billing.dunning_offsets.clone();
     let mut conn = state.conn().await?;
     let result = conn
@@ -260,7 +264,7 @@ async fn succeeded(
         (InvoiceKind::Renewal, Some(SubscriptionStatus::Active | SubscriptionStatus::PastDue))
             if invoice.period_start.is_some() && invoice.period_start == sub.current_period_end =>
         {
-            billing::advance_period(conn, &sub, &invoice, data, now).await?;
+            advance_period(conn, &sub, &invoice, data, now).await?;
             "subscription_renewed"
         }
         (InvoiceKind::Proration, Some(SubscriptionStatus::PastDue)) => {
@@ -277,7 +281,7 @@ async fn succeeded(
             "subscription_recovered"
         }
         (InvoiceKind::TrialConversion, Some(SubscriptionStatus::Trial)) => {
-            billing::convert_trial(conn, &sub, &invoice, plans, data, now).await?;
+            convert_trial(conn, &sub, &invoice, plans, data, now).await?;
             "trial_converted"
         }
         _ => {
@@ -345,8 +349,8 @@ async fn failed(
     let code = failure.decline_code.clone();
     if failure.off_session {
         let retryable = billing_domain::dunning::is_retryable(failure.retryable, &code);
-        let failure = billing::Failure { code, retryable, transaction_id: Some(event.transaction_id) };
-        return Ok(Ok(billing::attempt_failed(conn, invoice, &failure, offsets, now).await?));
+        let failure = Failure { code, retryable, transaction_id: Some(event.transaction_id) };
+        return Ok(Ok(attempt_failed(conn, invoice, &failure, offsets, now).await?));
     }
     if let Some(sub) = invoice.subscription_id
         && let Some(row) = db::subscriptions::find(conn, sub).await?
@@ -355,4 +359,144 @@ async fn failed(
         log_event(conn, row.id, HistoryEntry::PaymentFailed, Some(row.status), row.status, data, now).await?;
     }
     Ok(Ok("payment_failure_recorded"))
+}
+
+/// A failed charge attempt.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    pub code: String,
+    /// False for a hard decline: never retried.
+    pub retryable: bool,
+    pub transaction_id: Option<Uuid>,
+}
+
+/// A paid renewal invoice moves the subscription into the period it paid for: `renewed`, or `recovered` when
+/// dunning was running.
+pub async fn advance_period(
+    conn: &mut AsyncPgConnection,
+    sub: &SubscriptionRow,
+    invoice: &InvoiceRow,
+    data: Value,
+    now: DateTime<Utc>,
+) -> Result<SubscriptionRow, ServiceError> {
+    let changes = SubscriptionChanges {
+        current_period_start: Some(invoice.period_start),
+        current_period_end: Some(invoice.period_end),
+        ..Default::default()
+    };
+    let (event, name) = if sub.status == SubscriptionStatus::PastDue {
+        (SubscriptionEvent::Recover, HistoryEntry::Recovered)
+    } else {
+        (SubscriptionEvent::Renew, HistoryEntry::Renewed)
+    };
+    let mut data = data;
+    data["period_start"] = json!(invoice.period_start);
+    data["period_end"] = json!(invoice.period_end);
+    transition(conn, sub, event, name, changes, data, now).await
+}
+
+/// A paid conversion invoice turns the trial into the plan it converts to, from the trial's end.
+pub async fn convert_trial(
+    conn: &mut AsyncPgConnection,
+    sub: &SubscriptionRow,
+    invoice: &InvoiceRow,
+    plans: &[Plan],
+    data: Value,
+    now: DateTime<Utc>,
+) -> Result<SubscriptionRow, ServiceError> {
+    let trial_plan = plans.iter().find(|p| p.id == sub.plan_id).ok_or(ServiceError::PlanNotFound)?;
+    let target = trial_plan.converts_to_plan_id.ok_or(ServiceError::PlanNotFound)?;
+    let changes = SubscriptionChanges {
+        plan_id: Some(target),
+        billing_anchor: Some(invoice.period_start),
+        current_period_start: Some(invoice.period_start),
+        current_period_end: Some(invoice.period_end),
+        ..Default::default()
+    };
+    let mut data = data;
+    data["converted_from_trial"] = json!(true);
+    data["plan_id"] = json!(target);
+    transition(conn, sub, SubscriptionEvent::Activate, HistoryEntry::Activated, changes, data, now).await
+}
+
+/// An off-session charge attempt of `invoice` (locked by the caller) failed. A renewal or proration goes into
+/// dunning: `past_due` with a retry planned, or `canceled` when the decline was hard or the retries are used up
+/// (the invoice then uncollectible). A trial conversion that fails ends the trial (`expired`, invoice void).
+pub async fn attempt_failed(
+    conn: &mut AsyncPgConnection,
+    invoice: InvoiceRow,
+    failure: &Failure,
+    offsets: &[chrono::Duration],
+    now: DateTime<Utc>,
+) -> Result<&'static str, ServiceError> {
+    // Already handled: paid, given up, or this attempt's failure was applied and a retry is planned.
+    if invoice.status != InvoiceStatus::Open || invoice.next_attempt_at.is_some() || invoice.attempt_count == 0 {
+        return Ok("stale_attempt");
+    }
+    let sub = match invoice.subscription_id {
+        Some(id) => db::subscriptions::find_for_update(conn, id).await?,
+        None => None,
+    };
+    let data = json!({
+        "invoice_id": invoice.id, "transaction_id": failure.transaction_id, "attempt": invoice.attempt_count,
+        "decline_code": failure.code, "retryable": failure.retryable,
+    });
+    match invoice.kind {
+        InvoiceKind::TrialConversion => {
+            db::invoices::void(conn, invoice.id, now).await?;
+            if let Some(sub) = sub.filter(|s| s.status == SubscriptionStatus::Trial) {
+                let changes = SubscriptionChanges {
+                    ended_at: Some(Some(now)),
+                    cancel_reason: Some(Some("trial_conversion_failed".to_owned())),
+                    ..Default::default()
+                };
+                transition(conn, &sub, SubscriptionEvent::Expire, HistoryEntry::Expired, changes, data, now).await?;
+            }
+            Ok("trial_expired")
+        }
+        InvoiceKind::Renewal | InvoiceKind::Proration => {
+            let attempt = u32::try_from(invoice.attempt_count).unwrap_or(u32::MAX);
+            let due = invoice.due_at.unwrap_or(now);
+            let sub = sub.filter(|s| matches!(s.status, SubscriptionStatus::Active | SubscriptionStatus::PastDue));
+            match after_failure(offsets, due, attempt, failure.retryable) {
+                AfterFailure::RetryAt(at) => {
+                    db::invoices::schedule_retry(conn, invoice.id, at, &failure.code).await?;
+                    if let Some(sub) = sub {
+                        let mut data = data;
+                        data["next_attempt_at"] = json!(at);
+                        let changes = SubscriptionChanges::default();
+                        transition(
+                            conn,
+                            &sub,
+                            SubscriptionEvent::PaymentFailed,
+                            HistoryEntry::PaymentFailed,
+                            changes,
+                            data,
+                            now,
+                        )
+                        .await?;
+                    }
+                    Ok("retry_scheduled")
+                }
+                AfterFailure::GiveUp(reason) => {
+                    db::invoices::mark_uncollectible(conn, invoice.id, &failure.code).await?;
+                    if let Some(sub) = sub {
+                        let changes = SubscriptionChanges {
+                            canceled_at: Some(Some(now)),
+                            ended_at: Some(Some(now)),
+                            cancel_reason: Some(Some(reason.as_str().to_owned())),
+                            cancel_at_period_end: Some(false),
+                            ..Default::default()
+                        };
+                        let mut data = data;
+                        data["reason"] = json!(reason.as_str());
+                        transition(conn, &sub, SubscriptionEvent::Cancel, HistoryEntry::Canceled, changes, data, now)
+                            .await?;
+                    }
+                    Ok("dunning_ended")
+                }
+            }
+        }
+        _ => Ok("payment_failure_recorded"),
+    }
 }

@@ -1,0 +1,5 @@
+//! What the subscription service calls: the payment service's internal API.
+
+pub mod payments;
+
+pub use payments::{ChargeOutcome, ChargeRequest, PaymentClient};
