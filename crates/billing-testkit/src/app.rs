@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use actix_web::dev::ServerHandle;
 use billing_config::{ServiceKind, Settings};
+use billing_queue::{Queue, QueueName};
 use billing_runtime::{Infra, Service};
 
 use crate::{MigrationSet, TestDb, TestRedis};
@@ -18,6 +19,9 @@ pub struct TestApp {
     pub db: TestDb,
     pub redis: TestRedis,
     handle: ServerHandle,
+    /// The queues the service's worker consumes: none may hold a failed job when the test ends.
+    queues: &'static [QueueName],
+    failed_jobs_expected: bool,
 }
 
 impl std::fmt::Debug for TestApp {
@@ -73,7 +77,37 @@ impl TestApp {
             db,
             redis,
             handle,
+            queues: S::QUEUES,
+            failed_jobs_expected: false,
         }
+    }
+
+    /// The test means some job of this service to fail: the drop check is off.
+    pub fn expect_failed_jobs(&mut self) {
+        self.failed_jobs_expected = true;
+    }
+
+    /// The failed jobs on this service's queues, as `queue: action (last error)`, read on a connection and runtime
+    /// of their own (the test's runtime may be the thread that is dropping the app).
+    pub fn failed_jobs(&self) -> Vec<String> {
+        let (url, prefix, queues) =
+            (self.settings.redis.url.expose().clone(), self.settings.redis.key_prefix.clone(), self.queues);
+        let read = move || -> Option<Vec<String>> {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+            runtime.block_on(async move {
+                let timeout = std::time::Duration::from_secs(2);
+                let redis = billing_infra::Redis::connect_lazy_to(&url, &prefix, timeout, timeout).ok()?;
+                let mut found = Vec::new();
+                for name in queues {
+                    for job in Queue::new(redis.clone(), *name).failed_page(0, 20).await.ok()? {
+                        let action = job.envelope.map(|e| e.action).unwrap_or_default();
+                        found.push(format!("{}: {action} ({})", name.as_str(), job.last_error.unwrap_or_default()));
+                    }
+                }
+                Some(found)
+            })
+        };
+        std::thread::spawn(read).join().ok().flatten().unwrap_or_default()
     }
 
     /// The absolute URL of `path`.
@@ -94,6 +128,11 @@ impl TestApp {
 
 impl Drop for TestApp {
     fn drop(&mut self) {
+        // A job that failed for good is work lost: no test may end with one it did not mean.
+        if !self.failed_jobs_expected && !std::thread::panicking() {
+            let failed = self.failed_jobs();
+            assert!(failed.is_empty(), "failed jobs left behind: {failed:#?}");
+        }
         let handle = self.handle.clone();
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(async move { handle.stop(false).await });

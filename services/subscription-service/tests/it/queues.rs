@@ -144,3 +144,16 @@ async fn the_worker_folds_usage_through_the_usage_sync_queue() {
     let finished = tokio::time::timeout(Duration::from_secs(35), worker).await;
     assert!(matches!(finished, Ok(Ok(Ok(())))), "the worker stops cleanly on shutdown: {finished:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_test_that_leaves_a_failed_job_behind_fails_when_its_app_is_dropped() {
+    let ctx = Ctx::new().await;
+    let queue = Queue::new(ctx.app.infra.redis.clone(), QueueName::SubPlanChange);
+    queue.enqueue(NewJob::new("proration", "lost", json!({"invoice_id": "none"})), None).await.unwrap_or_default();
+    let claimed = queue.claim().await.ok().flatten().unwrap_or_else(|| panic!("no job"));
+    queue.nack(&claimed, "gave up", true).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(ctx.app.failed_jobs(), ["q:sub:plan_change: proration (gave up)"]);
+    let dropped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(ctx)));
+    let message = dropped.err().and_then(|p| p.downcast::<String>().ok()).map(|m| *m).unwrap_or_default();
+    assert!(message.contains("failed jobs left behind"), "the drop check said: {message:?}");
+}
