@@ -90,24 +90,12 @@ impl TestApp {
     /// The failed jobs on this service's queues, as `queue: action (last error)`, read on a connection and runtime
     /// of their own (the test's runtime may be the thread that is dropping the app).
     pub fn failed_jobs(&self) -> Vec<String> {
-        let (url, prefix, queues) =
-            (self.settings.redis.url.expose().clone(), self.settings.redis.key_prefix.clone(), self.queues);
-        let read = move || -> Option<Vec<String>> {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
-            runtime.block_on(async move {
-                let timeout = std::time::Duration::from_secs(2);
-                let redis = billing_infra::Redis::connect_lazy_to(&url, &prefix, timeout, timeout).ok()?;
-                let mut found = Vec::new();
-                for name in queues {
-                    for job in Queue::new(redis.clone(), *name).failed_page(0, 20).await.ok()? {
-                        let action = job.envelope.map(|e| e.action).unwrap_or_default();
-                        found.push(format!("{}: {action} ({})", name.as_str(), job.last_error.unwrap_or_default()));
-                    }
-                }
-                Some(found)
-            })
-        };
-        std::thread::spawn(read).join().ok().flatten().unwrap_or_default()
+        failed_jobs(self.settings.redis.url.expose(), &self.settings.redis.key_prefix, self.queues)
+    }
+
+    /// The service's API, called with this app's client.
+    pub fn api(&self) -> crate::Api {
+        crate::Api::new(self.client.clone(), self.base_url.clone())
     }
 
     /// The absolute URL of `path`.
@@ -124,6 +112,28 @@ impl TestApp {
     pub async fn post_json(&self, path: &str, body: &serde_json::Value) -> reqwest::Response {
         self.client.post(self.url(path)).json(body).send().await.expect("POST failed")
     }
+}
+
+/// The failed jobs on `queues` under `prefix`, as `queue: action (last error)`, read on a connection and runtime of
+/// their own: safe from a `Drop`, even on the thread of a test's current-thread runtime.
+pub fn failed_jobs(url: &str, prefix: &str, queues: &'static [QueueName]) -> Vec<String> {
+    let (url, prefix) = (url.to_owned(), prefix.to_owned());
+    let read = move || -> Option<Vec<String>> {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+        runtime.block_on(async move {
+            let timeout = std::time::Duration::from_secs(2);
+            let redis = billing_infra::Redis::connect_lazy_to(&url, &prefix, timeout, timeout).ok()?;
+            let mut found = Vec::new();
+            for name in queues {
+                for job in Queue::new(redis.clone(), *name).failed_page(0, 20).await.ok()? {
+                    let action = job.envelope.map(|e| e.action).unwrap_or_default();
+                    found.push(format!("{}: {action} ({})", name.as_str(), job.last_error.unwrap_or_default()));
+                }
+            }
+            Some(found)
+        })
+    };
+    std::thread::spawn(read).join().ok().flatten().unwrap_or_default()
 }
 
 impl Drop for TestApp {

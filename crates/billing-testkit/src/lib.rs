@@ -1,9 +1,11 @@
 #![doc = include_str!("../README.md")]
 #![expect(clippy::expect_used, reason = "a harness that cannot set up must stop the test loudly")]
 
+mod api;
 mod app;
 mod conformance;
 mod db;
+mod gateway;
 pub mod process;
 mod redis_server;
 
@@ -12,11 +14,13 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-pub use app::TestApp;
+pub use api::{Answer, Api, Call};
+pub use app::{TestApp, failed_jobs};
 pub use conformance::{
     assert_health_follows_its_dependencies, assert_migrations_round_trip, assert_openapi_is_consistent,
 };
 pub use db::{MigrationSet, TestDb};
+pub use gateway::Gateway;
 pub use redis_server::RedisServer;
 
 use billing_config::{AppEnv, Loader, ServiceKind, Settings};

@@ -13,13 +13,13 @@ async fn migrations_run_up_down_and_up_again() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn detailed_health_follows_postgres_and_redis() {
-    let gateway = crate::common::Gateway::start();
+    let gateway = billing_testkit::Gateway::start();
     billing_testkit::assert_health_follows_its_dependencies::<PaymentService>(SET, &[gateway.setting()]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn detailed_health_reports_the_gateway_and_turns_503_while_it_is_down() {
-    let gateway = crate::common::Gateway::start();
+    let gateway = billing_testkit::Gateway::start();
     let app = billing_testkit::TestApp::spawn_with::<PaymentService>(SET, &[gateway.setting()]).await;
     let detailed = || async {
         let res = app.get("/v1/health/detailed").await;

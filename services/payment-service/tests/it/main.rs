@@ -1,10 +1,5 @@
-//! The payment-service's integration tests, in one test binary: one link of the service and its dependencies
-//! instead of one per file, which keeps a clean build's disk use and link time down.
+//! The payment-service's own integration tests, in one test binary. Tests that need the subscription service too
+//! (payments of its invoices, the billing cycle, the simulation) live in the workspace's end-to-end package.
 
-mod common;
-
-mod billing_cycle;
 mod foundation;
-mod payments;
 mod security;
-mod simulation;

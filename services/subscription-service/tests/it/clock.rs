@@ -27,13 +27,7 @@ async fn admin_token(app: &TestApp) -> String {
 }
 
 async fn call(app: &TestApp, method: reqwest::Method, path: &str, token: &str, body: Option<Value>) -> (u16, Value) {
-    let mut req = app.client.request(method, app.url(path)).bearer_auth(token);
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let res = req.send().await.unwrap_or_else(|e| panic!("{e}"));
-    let status = res.status().as_u16();
-    (status, res.json().await.unwrap_or_default())
+    app.api().send(method, path, Some(token), body).await.pair()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,7 +7,8 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use billing_testkit::{TestDb, TestRedis, poll_until, repo_root};
+use billing_queue::QueueName;
+use billing_testkit::{Api, TestDb, TestRedis, poll_until, repo_root};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -158,16 +159,7 @@ impl System {
         token: Option<&str>,
         body: Option<Value>,
     ) -> (u16, Value) {
-        let mut req = self.http.request(method, format!("{base}{path}"));
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let res = req.send().await.unwrap_or_else(|e| panic!("{path}: {e}"));
-        let status = res.status().as_u16();
-        (status, res.json().await.unwrap_or_default())
+        Api::new(self.http.clone(), base).send(method, path, token, body).await.pair()
     }
 
     /// register → trial → use a feature → create the paid subscription: (token, trial id, subscription id, invoice id).
@@ -306,6 +298,11 @@ impl Drop for System {
     fn drop(&mut self) {
         for name in PROCESSES {
             self.stop(name);
+        }
+        // A job that failed for good is work lost: no journey may end with one.
+        if !std::thread::panicking() {
+            let failed = billing_testkit::failed_jobs(self._redis.url(), &self._redis.prefix, &QueueName::ALL);
+            assert!(failed.is_empty(), "failed jobs left behind: {failed:#?}");
         }
     }
 }

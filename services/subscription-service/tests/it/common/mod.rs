@@ -2,6 +2,7 @@
 #![allow(dead_code, reason = "each test binary uses a different part of the harness")]
 
 use billing_config::ServiceKind;
+pub use billing_testkit::Answer;
 use billing_testkit::{MigrationSet, TestApp};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use reqwest::{Method, Response};
@@ -14,21 +15,6 @@ pub const SET: MigrationSet = MigrationSet { service: ServiceKind::Subscription,
 pub struct Ctx {
     pub app: TestApp,
     pub admin: String,
-}
-
-pub struct Answer {
-    pub status: u16,
-    pub body: Value,
-    pub headers: reqwest::header::HeaderMap,
-}
-
-impl Answer {
-    pub fn data(&self) -> &Value {
-        &self.body["data"]
-    }
-    pub fn code(&self) -> &str {
-        self.body["code"].as_str().unwrap_or("")
-    }
 }
 
 impl Ctx {
@@ -58,13 +44,7 @@ impl Ctx {
     }
 
     pub async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> Answer {
-        let res = self.send(method, path, token, body).await;
-        let status = res.status().as_u16();
-        let headers = res.headers().clone();
-        let text = res.text().await.unwrap_or_default();
-        let body =
-            serde_json::from_str(&text).unwrap_or_else(|_| panic!("{path} answered non-JSON ({status}): {text}"));
-        Answer { status, body, headers }
+        self.app.api().send(method, path, token, body).await
     }
 
     /// `POST /v1/auth/register`.

@@ -34,7 +34,7 @@ pub struct Clocked {
     pub pay: TestApp,
     pub state: AppState,
     pub admin: String,
-    pub gateway: crate::common::Gateway,
+    pub gateway: billing_testkit::Gateway,
     stops: Vec<tokio::sync::oneshot::Sender<()>>,
 }
 
@@ -65,7 +65,7 @@ impl Clocked {
         let sub_url = format!("http://{}", sub_listener.local_addr().unwrap_or_else(|e| panic!("address: {e:?}")));
         let pay_url = format!("http://{}", pay_listener.local_addr().unwrap_or_else(|e| panic!("address: {e:?}")));
         let prefix = format!("t:{}:", uuid::Uuid::new_v4().simple());
-        let gateway = crate::common::Gateway::start();
+        let gateway = billing_testkit::Gateway::start();
         gateway.send_events_to(&pay_url);
         let mut common = vec![
             gateway.setting(),
@@ -103,16 +103,7 @@ impl Clocked {
         token: Option<&str>,
         body: Option<Value>,
     ) -> (u16, Value) {
-        let mut req = app.client.request(method, app.url(path));
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let res = req.send().await.unwrap_or_else(|e| panic!("{path}: {e}"));
-        let status = res.status().as_u16();
-        (status, res.json().await.unwrap_or_default())
+        app.api().send(method, path, token, body).await.pair()
     }
 
     pub async fn sub_call(&self, method: Method, path: &str, token: &str, body: Option<Value>) -> (u16, Value) {

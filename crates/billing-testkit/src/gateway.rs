@@ -1,16 +1,9 @@
-//! Shared set-up for the payment service's tests that run both services.
+//! The gateway simulator in process, on a port of its own, for tests that pay.
 
 use billing_config::ServiceKind;
-use billing_testkit::MigrationSet;
 
-pub const SUB: MigrationSet =
-    MigrationSet { service: ServiceKind::Subscription, embedded: || subscription_service::MIGRATIONS };
-pub const PAY: MigrationSet = MigrationSet { service: ServiceKind::Payment, embedded: || payment_service::MIGRATIONS };
-
-pub mod clocked;
-
-/// The gateway simulator on a port of its own, with a journal in a temporary directory, configured with the test
-/// environment's API key and event secret. Its events go nowhere until [`Gateway::send_events_to`].
+/// The gateway simulator with a journal in a temporary directory, configured with the test environment's API key
+/// and event secret. Its events go nowhere until [`Gateway::send_events_to`].
 pub struct Gateway {
     pub running: gateway_simulator::Running,
     _dir: tempfile::TempDir,
@@ -18,8 +11,8 @@ pub struct Gateway {
 
 impl Gateway {
     pub fn start() -> Self {
-        let settings = billing_testkit::test_settings(ServiceKind::Payment, &[]);
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let settings = crate::test_settings(ServiceKind::Payment, &[]);
+        let dir = tempfile::tempdir().expect("a temporary directory for the gateway's journal");
         let config = gateway_simulator::Config {
             host: "127.0.0.1".into(),
             port: 0,
@@ -30,8 +23,8 @@ impl Gateway {
             latency: std::time::Duration::ZERO,
             failure_rate: 0.0,
         };
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
-        let running = gateway_simulator::start(config, listener).unwrap_or_else(|e| panic!("{e}"));
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port for the gateway");
+        let running = gateway_simulator::start(config, listener).expect("starting the gateway simulator");
         Self { running, _dir: dir }
     }
 

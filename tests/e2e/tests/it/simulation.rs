@@ -10,7 +10,7 @@
 //! declined at the first payment) and actions (upgrades, downgrades, cancellations at the period end or at once,
 //! reactivations, card changes during dunning, refunds, usage), drawn from a fixed seed so a failure replays.
 
-use crate::common::clocked;
+use crate::clocked;
 
 use std::collections::{BTreeMap, HashMap};
 

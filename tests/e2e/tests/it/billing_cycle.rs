@@ -2,7 +2,7 @@
 //! cancellations, pending expiry and usage periods. Both services and both workers run for real; only the gateway
 //! is the mock, and the clock moves only when a test moves it.
 
-use crate::common::clocked;
+use crate::clocked;
 
 use billing_domain::{Currency, Money, Price, prorate};
 use chrono::{DateTime, Duration, Utc};

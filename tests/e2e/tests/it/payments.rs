@@ -11,14 +11,12 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use subscription_service::SubscriptionService;
 
-use crate::common;
-
-use common::{PAY, SUB};
+use crate::common::{PAY, SUB};
 
 struct World {
     sub: TestApp,
     pay: TestApp,
-    gateway: crate::common::Gateway,
+    gateway: billing_testkit::Gateway,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
@@ -29,7 +27,7 @@ impl World {
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         subscription_service::services::seed::seed_catalog(&mut conn).await.unwrap_or_else(|e| panic!("{e}"));
-        let gateway = crate::common::Gateway::start();
+        let gateway = billing_testkit::Gateway::start();
         let pay = TestApp::spawn_with::<PaymentService>(
             PAY,
             &[("SUBSCRIPTION_SERVICE_URL", sub.base_url.clone()), gateway.setting()],
@@ -55,19 +53,8 @@ impl World {
         body: Option<Value>,
         key: Option<&str>,
     ) -> (u16, Value, reqwest::header::HeaderMap) {
-        let mut req = app.client.request(method, app.url(path));
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        if let Some(k) = key {
-            req = req.header("Idempotency-Key", k);
-        }
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let res = req.send().await.unwrap_or_else(|e| panic!("{path}: {e}"));
-        let (status, headers) = (res.status().as_u16(), res.headers().clone());
-        (status, res.json().await.unwrap_or_default(), headers)
+        let answer = app.api().call(method, path).token(token).header("Idempotency-Key", key).json(body).send().await;
+        (answer.status, answer.body, answer.headers)
     }
 
     /// A user on a trial with a pending Basic subscription: (token, trial id, subscription id, invoice id).
