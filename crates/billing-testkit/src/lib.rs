@@ -8,6 +8,7 @@ mod db;
 mod gateway;
 pub mod process;
 mod redis_server;
+pub mod snapshot;
 
 use std::collections::HashMap;
 use std::future::Future;

@@ -10,4 +10,5 @@ mod clocked;
 mod journeys;
 mod payments;
 mod simulation;
+mod snapshots;
 mod system;
