@@ -178,7 +178,7 @@ pub async fn pay(state: &AppState, request: PayRequest) -> Result<Paid, ServiceE
             tracing::info!(transaction_id = %transaction_id, invoice_id = %due.invoice_id, "payment succeeded");
             Ok(Paid {
                 transaction_id,
-                status: "success",
+                status: TransactionStatus::Succeeded.api_word(),
                 amount: amount.amount_string(),
                 currency: currency.code().to_owned(),
                 gateway_reference: reference,

@@ -1,5 +1,6 @@
 //! Users and refresh tokens.
 
+use billing_auth::Role;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
@@ -26,7 +27,7 @@ pub async fn find(conn: &mut AsyncPgConnection, id: Uuid) -> Result<Option<UserR
 
 /// Makes an existing user an administrator; returns false when there is no such user.
 pub async fn promote_to_admin(conn: &mut AsyncPgConnection, id: Uuid) -> Result<bool, DbError> {
-    let n = diesel::update(users::table.find(id)).set(users::role.eq("admin")).execute(conn).await?;
+    let n = diesel::update(users::table.find(id)).set(users::role.eq(Role::Admin.as_str())).execute(conn).await?;
     Ok(n == 1)
 }
 

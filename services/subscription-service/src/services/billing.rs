@@ -310,8 +310,13 @@ pub async fn trials_due(state: &AppState) -> Result<usize, ServiceError> {
 /// Step 4: a pending subscription whose first invoice is unpaid 24 hours after it was issued expires, and the
 /// invoice is voided.
 pub async fn expire_pending(state: &AppState) -> Result<usize, ServiceError> {
-    each_due(state, "pending", async |conn, now| db::invoices::initial_overdue(conn, now, BATCH).await, expire_one)
-        .await
+    each_due(
+        state,
+        "pending expiry",
+        async |conn, now| db::invoices::initial_overdue(conn, now, BATCH).await,
+        expire_one,
+    )
+    .await
 }
 
 async fn expire_one(state: &AppState, id: Uuid) -> Result<bool, ServiceError> {
