@@ -1,5 +1,7 @@
 //! Periodic ticks under a Redis lease: any number of worker replicas may run the scheduler, and a tick runs in
-//! at most one of them at a time.
+//! at most one of them at a time. A lease belongs to a scope (the service): both services' workers share one
+//! Redis and have ticks of the same name over different work (each maintains its own queues, relays its own
+//! outbox), so one service's ticks must never wait on the other's.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -34,9 +36,9 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 ";
 
-/// Runs one tick under its lease; returns false when another process holds it.
-pub async fn run_once(redis: &Redis, owner: &str, tick: &Tick) -> Result<bool, redis::RedisError> {
-    let key = redis.key(&format!("lease:{}", tick.name));
+/// Runs one tick under its lease in `scope`; returns false when another process holds it.
+pub async fn run_once(redis: &Redis, scope: &str, owner: &str, tick: &Tick) -> Result<bool, redis::RedisError> {
+    let key = redis.key(&format!("lease:{scope}:{}", tick.name));
     let mut conn = redis.conn();
     let acquired: Option<String> = redis::cmd("SET")
         .arg(&key)
@@ -56,8 +58,8 @@ pub async fn run_once(redis: &Redis, owner: &str, tick: &Tick) -> Result<bool, r
     Ok(true)
 }
 
-/// Runs every tick on its period until `shutdown` resolves.
-pub async fn run(redis: Redis, ticks: Vec<Tick>, shutdown: impl Future<Output = ()> + Send) {
+/// Runs every tick on its period, under leases of `scope` (the service's name), until `shutdown` resolves.
+pub async fn run(redis: Redis, scope: &str, ticks: Vec<Tick>, shutdown: impl Future<Output = ()> + Send) {
     let owner = uuid::Uuid::new_v4().to_string();
     let loops = ticks.into_iter().map(|tick| {
         let (redis, owner) = (redis.clone(), owner.clone());
@@ -66,7 +68,7 @@ pub async fn run(redis: Redis, ticks: Vec<Tick>, shutdown: impl Future<Output = 
             interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 interval.tick().await;
-                if let Err(err) = run_once(&redis, &owner, &tick).await {
+                if let Err(err) = run_once(&redis, scope, &owner, &tick).await {
                     tracing::warn!(tick = tick.name, error = %err, "scheduler cannot reach Redis; will retry");
                 }
             }

@@ -293,7 +293,11 @@ pub async fn run_worker(
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;
     };
-    let scheduler = tokio::spawn(scheduler::run(infra.redis.clone(), std::mem::take(ticks), stopped(stop_rx.clone())));
+    let scheduler = {
+        let (redis, scope, ticks) = (infra.redis.clone(), infra.settings.service.name(), std::mem::take(ticks));
+        let stop = stopped(stop_rx.clone());
+        tokio::spawn(async move { scheduler::run(redis, scope, ticks, stop).await })
+    };
     billing_queue::worker::run(consumers, stopped(stop_rx)).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     let _ = scheduler.await;
     tracing::info!("worker stopped");

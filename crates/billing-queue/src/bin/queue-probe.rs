@@ -80,7 +80,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
     };
-    let sched = tokio::spawn(scheduler::run(redis, ticks, std::future::pending::<()>()));
+    let sched = tokio::spawn(scheduler::run(redis, "queue-probe", ticks, std::future::pending::<()>()));
     eprintln!("queue-probe ready");
     worker::run(vec![consumer], shutdown).await?;
     sched.abort();

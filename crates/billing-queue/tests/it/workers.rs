@@ -188,15 +188,53 @@ async fn two_schedulers_never_run_the_same_tick_at_once() {
     };
     let a = tokio::spawn(scheduler::run(
         redis(test.url(), &test.prefix),
+        "a-service",
         vec![tick.clone()],
         tokio::time::sleep(Duration::from_secs(2)),
     ));
     let b = tokio::spawn(scheduler::run(
         redis(test.url(), &test.prefix),
+        "a-service",
         vec![tick],
         tokio::time::sleep(Duration::from_secs(2)),
     ));
     let _ = tokio::join!(a, b);
     assert!(runs.load(Ordering::SeqCst) >= 20, "the tick ran {} times", runs.load(Ordering::SeqCst));
     assert_eq!(overlaps.load(Ordering::SeqCst), 0, "two schedulers ran the tick at the same time");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_services_run_their_ticks_of_the_same_name_side_by_side() {
+    // Both services' workers have a `queues:maintain` tick over their own queues, on one Redis: a lease shared
+    // across services lets one starve the other (the subscription worker's delayed jobs were never promoted while
+    // the payment worker held the lease).
+    let test = TestRedis::new();
+    let counting = |runs: Arc<AtomicUsize>| Tick {
+        name: "queues:maintain",
+        every: Duration::from_millis(20),
+        lease: Duration::from_secs(10),
+        run: Arc::new(move || {
+            let runs = runs.clone();
+            Box::pin(async move {
+                tokio::time::sleep(Duration::from_millis(60)).await;
+                runs.fetch_add(1, Ordering::SeqCst);
+                Ok(())
+            })
+        }),
+    };
+    let (sub_runs, pay_runs) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let stop = || tokio::time::sleep(Duration::from_millis(1500));
+    let sub = scheduler::run(
+        redis(test.url(), &test.prefix),
+        "subscription-service",
+        vec![counting(sub_runs.clone())],
+        stop(),
+    );
+    let pay =
+        scheduler::run(redis(test.url(), &test.prefix), "payment-service", vec![counting(pay_runs.clone())], stop());
+    tokio::join!(sub, pay);
+    let (sub_runs, pay_runs) = (sub_runs.load(Ordering::SeqCst), pay_runs.load(Ordering::SeqCst));
+    // Each tick takes 60 ms: alone, a scheduler runs it about 20 times in 1.5 s; sharing one lease, the two would
+    // split those 20 runs between them.
+    assert!(sub_runs >= 15 && pay_runs >= 15, "subscription ran {sub_runs}, payment ran {pay_runs}");
 }
