@@ -5,10 +5,10 @@
 //! occurred_at, metadata}`, where `metadata`'s shape follows `event_type`. Here `event_type`, `status` and
 //! `metadata` are one typed [`PaymentEventDetail`].
 
+use billing_domain::{InvoiceId, RefundId, SubscriptionId, TransactionId};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use uuid::Uuid;
 
 /// A payment or refund outcome, applied once per `event_id`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -16,9 +16,9 @@ use uuid::Uuid;
 pub struct PaymentEvent {
     /// `evt_<transaction or refund id>`: the receiver applies each once.
     pub event_id: String,
-    pub transaction_id: Uuid,
-    pub subscription_id: Option<Uuid>,
-    pub invoice_id: Uuid,
+    pub transaction_id: TransactionId,
+    pub subscription_id: Option<SubscriptionId>,
+    pub invoice_id: InvoiceId,
     /// Decimal text with the currency's digits (`"29.99"`).
     pub amount: String,
     /// ISO 4217, upper case.
@@ -75,7 +75,7 @@ fn declined() -> String {
 pub struct RefundSucceeded {
     /// Always sent; absent only in a malformed event, which the receiver refuses to apply.
     #[serde(default)]
-    pub refund_id: Option<Uuid>,
+    pub refund_id: Option<RefundId>,
     #[serde(default)]
     pub reason: Option<String>,
     /// The merchant asked for the subscription to end with the refund.
@@ -117,9 +117,9 @@ struct WireEvent {
     event_id: String,
     event_type: String,
     status: String,
-    transaction_id: Uuid,
-    subscription_id: Option<Uuid>,
-    invoice_id: Uuid,
+    transaction_id: TransactionId,
+    subscription_id: Option<SubscriptionId>,
+    invoice_id: InvoiceId,
     amount: String,
     currency: String,
     #[serde(serialize_with = "seconds")]
@@ -192,13 +192,14 @@ impl From<PaymentEvent> for WireEvent {
 mod tests {
     use super::*;
     use serde_json::json;
+    use uuid::Uuid;
 
     fn event(detail: PaymentEventDetail) -> PaymentEvent {
         PaymentEvent {
             event_id: "evt_1".into(),
-            transaction_id: Uuid::nil(),
+            transaction_id: Uuid::nil().into(),
             subscription_id: None,
-            invoice_id: Uuid::max(),
+            invoice_id: Uuid::max().into(),
             amount: "29.99".into(),
             currency: "USD".into(),
             occurred_at: DateTime::from_timestamp(1_795_000_000, 500_000_000).unwrap_or_default(),
@@ -232,7 +233,7 @@ mod tests {
         let wire = serde_json::to_value(&failed).unwrap_or_default();
         assert_eq!((wire["event_type"].as_str(), wire["status"].as_str()), (Some("payment.failed"), Some("failed")));
         let refunded = event(PaymentEventDetail::RefundSucceeded(RefundSucceeded {
-            refund_id: Some(Uuid::max()),
+            refund_id: Some(Uuid::max().into()),
             reason: None,
             cancel_subscription: true,
         }));

@@ -6,15 +6,15 @@
 //! 201 [`Charged`] or 402 with [`DeclineDetails`]; `GET /v1/internal/users/{id}/default-payment-method` answers
 //! [`DefaultPaymentMethod`] or 404.
 
+use billing_domain::{InvoiceId, PaymentMethodId, SubscriptionId, TransactionId, UserId};
 use serde::{Deserialize, Serialize};
-use uuid::Uuid;
 
 /// What is due on an invoice, and whose it is: asked before every charge.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InvoiceDue {
-    pub invoice_id: Uuid,
-    pub user_id: Uuid,
-    pub subscription_id: Option<Uuid>,
+    pub invoice_id: InvoiceId,
+    pub user_id: UserId,
+    pub subscription_id: Option<SubscriptionId>,
     /// `INV-YYYYMM-NNNN` once finalized.
     pub number: Option<String>,
     pub status: String,
@@ -32,14 +32,14 @@ pub struct InvoiceDue {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ChargeRequest {
-    pub invoice_id: Uuid,
-    pub user_id: Uuid,
+    pub invoice_id: InvoiceId,
+    pub user_id: UserId,
     /// Exactly what is due: decimal text with the currency's digits.
     pub amount: String,
     pub currency: String,
     /// The card to charge while it lives; the user's default otherwise.
     #[serde(default)]
-    pub payment_method_id: Option<Uuid>,
+    pub payment_method_id: Option<PaymentMethodId>,
     /// One charge per key, however often the caller retries (1–255 characters).
     pub idempotency_key: String,
 }
@@ -47,7 +47,7 @@ pub struct ChargeRequest {
 /// The 201 answer to a charge: the payment as its owner would see it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Charged {
-    pub transaction_id: Uuid,
+    pub transaction_id: TransactionId,
     /// `success`.
     pub status: String,
     pub amount: String,
@@ -66,7 +66,7 @@ pub struct CardSummary {
 /// `details` of a 402 `payment_declined`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeclineDetails {
-    pub transaction_id: Uuid,
+    pub transaction_id: TransactionId,
     pub decline_code: String,
     /// Whether the card may be tried again (a soft decline); absent: judged from the code.
     #[serde(default)]
@@ -76,7 +76,7 @@ pub struct DeclineDetails {
 /// The user's default saved payment method.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DefaultPaymentMethod {
-    pub payment_method_id: Uuid,
+    pub payment_method_id: PaymentMethodId,
     pub brand: String,
     pub last4: String,
 }

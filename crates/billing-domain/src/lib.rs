@@ -3,6 +3,7 @@
 pub mod card;
 pub mod dunning;
 pub mod features;
+pub mod ids;
 pub mod invoice;
 pub mod money;
 pub mod payment;
@@ -15,6 +16,7 @@ pub mod subscription;
 mod words;
 
 pub use features::{Feature, PlanFeatures};
+pub use ids::{InvoiceId, PaymentMethodId, RefundId, SubscriptionId, TransactionId, UserId};
 pub use invoice::{InvoiceKind, InvoiceStatus, LineKind};
 pub use money::{AmountText, Currency, Money, MoneyError};
 pub use payment::{KeyStatus, RefundStatus, TransactionStatus};

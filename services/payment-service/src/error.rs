@@ -1,12 +1,12 @@
 //! The payment service's one error type, and its exhaustive mapping to HTTP.
 
+use billing_domain::TransactionId;
 use std::collections::BTreeMap;
 
 use actix_web::http::StatusCode;
 use billing_http::ApiError;
 use billing_infra::DbError;
 use serde_json::json;
-use uuid::Uuid;
 
 /// Everything a service function of the payment service can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -30,7 +30,7 @@ pub enum ServiceError {
     #[error("amount mismatch")]
     AmountMismatch { due: String, currency: String },
     #[error("payment declined")]
-    Declined { transaction_id: Uuid, decline_code: String, message: String, retryable: bool },
+    Declined { transaction_id: TransactionId, decline_code: String, message: String, retryable: bool },
     #[error("idempotency key reused with another request")]
     IdempotencyKeyReused,
     #[error("idempotency key in use")]

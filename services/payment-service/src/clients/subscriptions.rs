@@ -5,9 +5,9 @@ use std::time::Duration;
 use billing_config::Settings;
 use billing_contract::Envelope;
 pub use billing_contract::internal::InvoiceDue;
+use billing_domain::{InvoiceId, SubscriptionId};
 use billing_http::signed::SignedClient;
 use billing_infra::SharedClock;
-use uuid::Uuid;
 
 use crate::error::ServiceError;
 
@@ -43,14 +43,14 @@ impl SubscriptionClient {
     }
 
     /// What is due on `invoice`.
-    pub async fn invoice(&self, invoice: Uuid, request_id: &str) -> Result<Option<InvoiceDue>, ServiceError> {
+    pub async fn invoice(&self, invoice: InvoiceId, request_id: &str) -> Result<Option<InvoiceDue>, ServiceError> {
         self.get(&format!("/v1/internal/invoices/{invoice}"), request_id).await
     }
 
     /// The open invoice of `subscription`.
     pub async fn subscription_due(
         &self,
-        subscription: Uuid,
+        subscription: SubscriptionId,
         request_id: &str,
     ) -> Result<Option<InvoiceDue>, ServiceError> {
         self.get(&format!("/v1/internal/subscriptions/{subscription}/due"), request_id).await

@@ -1,11 +1,11 @@
 //! Stored `Idempotency-Key`s (`idempotency_keys`), one per user and key.
 
+use billing_domain::UserId;
 use billing_infra::DbError;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::upsert::excluded;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use uuid::Uuid;
 
 use super::KeyStatus;
 use super::schema::idempotency_keys as k;
@@ -25,7 +25,7 @@ pub struct KeyRow {
 /// Holds a new key for a request; false when the key exists.
 pub async fn insert_held(
     conn: &mut AsyncPgConnection,
-    user: Uuid,
+    user: UserId,
     key: &str,
     hash: &[u8],
     locked_until: DateTime<Utc>,
@@ -46,14 +46,14 @@ pub async fn insert_held(
     Ok(inserted == 1)
 }
 
-pub async fn find(conn: &mut AsyncPgConnection, user: Uuid, key: &str) -> Result<KeyRow, DbError> {
+pub async fn find(conn: &mut AsyncPgConnection, user: UserId, key: &str) -> Result<KeyRow, DbError> {
     Ok(k::table.find((user, key)).select(KeyRow::as_select()).first(conn).await?)
 }
 
 /// An expired key starts over, held for a new request.
 pub async fn restart(
     conn: &mut AsyncPgConnection,
-    user: Uuid,
+    user: UserId,
     key: &str,
     hash: &[u8],
     locked_until: DateTime<Utc>,
@@ -76,7 +76,7 @@ pub async fn restart(
 /// Takes over a key whose holder's lock ran out before `now`; false when someone else did first.
 pub async fn take_over(
     conn: &mut AsyncPgConnection,
-    user: Uuid,
+    user: UserId,
     key: &str,
     now: DateTime<Utc>,
     locked_until: DateTime<Utc>,
@@ -91,7 +91,7 @@ pub async fn take_over(
 /// Stores the final response of the request holding the key.
 pub async fn store_response(
     conn: &mut AsyncPgConnection,
-    user: Uuid,
+    user: UserId,
     key: &str,
     status: i32,
     body: &[u8],
@@ -122,7 +122,7 @@ pub async fn store_response(
 }
 
 /// Forgets a key still in progress.
-pub async fn delete_in_progress(conn: &mut AsyncPgConnection, user: Uuid, key: &str) -> Result<(), DbError> {
+pub async fn delete_in_progress(conn: &mut AsyncPgConnection, user: UserId, key: &str) -> Result<(), DbError> {
     diesel::delete(k::table.find((user, key)).filter(k::status.eq(KeyStatus::InProgress))).execute(conn).await?;
     Ok(())
 }

@@ -1,11 +1,13 @@
 //! Rows as stored.
 
-use billing_domain::{Currency, RefundStatus, TransactionStatus};
+use billing_domain::{
+    Currency, InvoiceId, PaymentMethodId, RefundId, RefundStatus, SubscriptionId, TransactionId, TransactionStatus,
+    UserId,
+};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use rust_decimal::Decimal;
 use serde_json::Value;
-use uuid::Uuid;
 
 use super::schema::{payment_methods, refunds, transactions, webhook_deliveries};
 
@@ -13,10 +15,10 @@ use super::schema::{payment_methods, refunds, transactions, webhook_deliveries};
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = transactions, check_for_backend(diesel::pg::Pg))]
 pub struct TransactionRow {
-    pub id: Uuid,
-    pub user_id: Uuid,
-    pub subscription_id: Option<Uuid>,
-    pub invoice_id: Uuid,
+    pub id: TransactionId,
+    pub user_id: UserId,
+    pub subscription_id: Option<SubscriptionId>,
+    pub invoice_id: InvoiceId,
     pub amount: Decimal,
     pub currency: Currency,
     pub status: TransactionStatus,
@@ -24,7 +26,7 @@ pub struct TransactionRow {
     pub decline_code: Option<String>,
     pub card_brand: Option<String>,
     pub card_last4: Option<String>,
-    pub payment_method_id: Option<Uuid>,
+    pub payment_method_id: Option<PaymentMethodId>,
     pub refunded_amount: Decimal,
     /// Made by the subscription service without the customer present (renewals, dunning, conversions).
     pub off_session: bool,
@@ -39,10 +41,10 @@ pub struct TransactionRow {
 #[derive(Debug, Insertable)]
 #[diesel(table_name = transactions)]
 pub struct NewTransaction<'a> {
-    pub id: Uuid,
-    pub user_id: Uuid,
-    pub subscription_id: Option<Uuid>,
-    pub invoice_id: Uuid,
+    pub id: TransactionId,
+    pub user_id: UserId,
+    pub subscription_id: Option<SubscriptionId>,
+    pub invoice_id: InvoiceId,
     pub amount: Decimal,
     pub currency: Currency,
     pub status: TransactionStatus,
@@ -57,9 +59,9 @@ pub struct NewTransaction<'a> {
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = refunds, check_for_backend(diesel::pg::Pg))]
 pub struct RefundRow {
-    pub id: Uuid,
-    pub transaction_id: Uuid,
-    pub user_id: Uuid,
+    pub id: RefundId,
+    pub transaction_id: TransactionId,
+    pub user_id: UserId,
     pub amount: Decimal,
     pub currency: Currency,
     pub status: RefundStatus,
@@ -75,9 +77,9 @@ pub struct RefundRow {
 #[derive(Debug, Insertable)]
 #[diesel(table_name = refunds)]
 pub struct NewRefund<'a> {
-    pub id: Uuid,
-    pub transaction_id: Uuid,
-    pub user_id: Uuid,
+    pub id: RefundId,
+    pub transaction_id: TransactionId,
+    pub user_id: UserId,
     pub amount: Decimal,
     pub currency: Currency,
     pub status: RefundStatus,
@@ -90,7 +92,7 @@ pub struct NewRefund<'a> {
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = payment_methods, check_for_backend(diesel::pg::Pg))]
 pub struct MethodRow {
-    pub id: Uuid,
+    pub id: PaymentMethodId,
     pub brand: String,
     pub last4: String,
     pub exp_month: i32,
@@ -104,7 +106,7 @@ pub struct MethodRow {
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = payment_methods, check_for_backend(diesel::pg::Pg))]
 pub struct ChargeableMethod {
-    pub user_id: Uuid,
+    pub user_id: UserId,
     pub gateway_token: String,
     pub brand: String,
     pub last4: String,
@@ -114,8 +116,8 @@ pub struct ChargeableMethod {
 #[derive(Debug, Insertable)]
 #[diesel(table_name = payment_methods)]
 pub struct NewMethod<'a> {
-    pub id: Uuid,
-    pub user_id: Uuid,
+    pub id: PaymentMethodId,
+    pub user_id: UserId,
     pub gateway_token: &'a str,
     pub brand: &'a str,
     pub last4: &'a str,

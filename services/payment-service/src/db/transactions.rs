@@ -1,22 +1,26 @@
 //! Payment attempts (`transactions`).
 
+use billing_domain::TransactionId;
+use billing_domain::{PaymentMethodId, UserId};
 use billing_infra::DbError;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use rust_decimal::Decimal;
-use uuid::Uuid;
 
 use super::TransactionStatus;
 use super::models::{NewTransaction, TransactionRow};
 use super::schema::transactions as t;
 
-pub async fn find(conn: &mut AsyncPgConnection, id: Uuid) -> Result<Option<TransactionRow>, DbError> {
+pub async fn find(conn: &mut AsyncPgConnection, id: TransactionId) -> Result<Option<TransactionRow>, DbError> {
     Ok(t::table.find(id).select(TransactionRow::as_select()).first(conn).await.optional()?)
 }
 
 /// The attempt, locked until the caller's transaction ends.
-pub async fn find_for_update(conn: &mut AsyncPgConnection, id: Uuid) -> Result<Option<TransactionRow>, DbError> {
+pub async fn find_for_update(
+    conn: &mut AsyncPgConnection,
+    id: TransactionId,
+) -> Result<Option<TransactionRow>, DbError> {
     Ok(t::table.find(id).for_update().select(TransactionRow::as_select()).first(conn).await.optional()?)
 }
 
@@ -24,7 +28,7 @@ pub async fn find_for_update(conn: &mut AsyncPgConnection, id: Uuid) -> Result<O
 pub async fn find_by_key(
     conn: &mut AsyncPgConnection,
     key: &str,
-) -> Result<Option<(Uuid, TransactionStatus)>, DbError> {
+) -> Result<Option<(TransactionId, TransactionStatus)>, DbError> {
     Ok(t::table.filter(t::idempotency_key.eq(key)).select((t::id, t::status)).first(conn).await.optional()?)
 }
 
@@ -33,7 +37,7 @@ pub async fn pending_by_gateway(
     conn: &mut AsyncPgConnection,
     reference: &str,
     key: &str,
-) -> Result<Option<Uuid>, DbError> {
+) -> Result<Option<TransactionId>, DbError> {
     Ok(t::table
         .filter(t::status.eq(TransactionStatus::Pending))
         .filter(t::gateway_reference.eq(reference).or(t::idempotency_key.eq(key)))
@@ -49,7 +53,7 @@ pub async fn insert(conn: &mut AsyncPgConnection, row: &NewTransaction<'_>) -> R
 }
 
 /// A failed attempt tried again with the same key: pending again, its decline forgotten.
-pub async fn reopen(conn: &mut AsyncPgConnection, id: Uuid) -> Result<(), DbError> {
+pub async fn reopen(conn: &mut AsyncPgConnection, id: TransactionId) -> Result<(), DbError> {
     diesel::update(t::table.find(id))
         .set((t::status.eq(TransactionStatus::Pending), t::decline_code.eq(None::<String>)))
         .execute(conn)
@@ -59,9 +63,9 @@ pub async fn reopen(conn: &mut AsyncPgConnection, id: Uuid) -> Result<(), DbErro
 
 pub async fn mark_succeeded(
     conn: &mut AsyncPgConnection,
-    id: Uuid,
+    id: TransactionId,
     reference: &str,
-    payment_method_id: Option<Uuid>,
+    payment_method_id: Option<PaymentMethodId>,
 ) -> Result<(), DbError> {
     diesel::update(t::table.find(id))
         .set((
@@ -74,7 +78,12 @@ pub async fn mark_succeeded(
     Ok(())
 }
 
-pub async fn mark_failed(conn: &mut AsyncPgConnection, id: Uuid, reference: &str, code: &str) -> Result<(), DbError> {
+pub async fn mark_failed(
+    conn: &mut AsyncPgConnection,
+    id: TransactionId,
+    reference: &str,
+    code: &str,
+) -> Result<(), DbError> {
     diesel::update(t::table.find(id))
         .set((t::status.eq(TransactionStatus::Failed), t::gateway_reference.eq(reference), t::decline_code.eq(code)))
         .execute(conn)
@@ -83,7 +92,7 @@ pub async fn mark_failed(conn: &mut AsyncPgConnection, id: Uuid, reference: &str
 }
 
 /// Fails the attempt with `code` if it is still pending; how many rows changed.
-pub async fn fail_if_pending(conn: &mut AsyncPgConnection, id: Uuid, code: &str) -> Result<usize, DbError> {
+pub async fn fail_if_pending(conn: &mut AsyncPgConnection, id: TransactionId, code: &str) -> Result<usize, DbError> {
     Ok(diesel::update(t::table.find(id).filter(t::status.eq(TransactionStatus::Pending)))
         .set((t::status.eq(TransactionStatus::Failed), t::decline_code.eq(code)))
         .execute(conn)
@@ -91,7 +100,10 @@ pub async fn fail_if_pending(conn: &mut AsyncPgConnection, id: Uuid, code: &str)
 }
 
 /// Locks the attempt's row and reads its status.
-pub async fn lock_status(conn: &mut AsyncPgConnection, id: Uuid) -> Result<Option<TransactionStatus>, DbError> {
+pub async fn lock_status(
+    conn: &mut AsyncPgConnection,
+    id: TransactionId,
+) -> Result<Option<TransactionStatus>, DbError> {
     Ok(t::table.find(id).for_update().select(t::status).first(conn).await.optional()?)
 }
 
@@ -100,7 +112,7 @@ pub async fn stale_pending(
     conn: &mut AsyncPgConnection,
     cutoff: DateTime<Utc>,
     limit: i64,
-) -> Result<Vec<(Uuid, String)>, DbError> {
+) -> Result<Vec<(TransactionId, String)>, DbError> {
     Ok(t::table
         .filter(t::status.eq(TransactionStatus::Pending))
         .filter(t::created_at.lt(cutoff))
@@ -114,9 +126,9 @@ pub async fn stale_pending(
 /// The user's attempts, newest first, `limit` at a time after `cursor` (created at, id).
 pub async fn history(
     conn: &mut AsyncPgConnection,
-    user: Uuid,
+    user: UserId,
     limit: i64,
-    cursor: Option<(DateTime<Utc>, Uuid)>,
+    cursor: Option<(DateTime<Utc>, TransactionId)>,
 ) -> Result<Vec<TransactionRow>, DbError> {
     let mut query = t::table.filter(t::user_id.eq(user)).into_boxed();
     if let Some((at, id)) = cursor {
@@ -131,7 +143,7 @@ pub async fn history(
 }
 
 /// Moves `delta` into (positive) or out of (negative) what is reserved for refunds of the attempt.
-pub async fn add_refunded(conn: &mut AsyncPgConnection, id: Uuid, delta: Decimal) -> Result<(), DbError> {
+pub async fn add_refunded(conn: &mut AsyncPgConnection, id: TransactionId, delta: Decimal) -> Result<(), DbError> {
     diesel::update(t::table.find(id)).set(t::refunded_amount.eq(t::refunded_amount + delta)).execute(conn).await?;
     Ok(())
 }

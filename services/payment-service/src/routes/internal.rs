@@ -21,7 +21,7 @@ pub async fn default_method(
     _signed: SignedLine<FromSubscriptionService>,
     user: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    let first = crate::services::methods::default_for(&mut *state.conn().await?, user.into_inner())
+    let first = crate::services::methods::default_for(&mut *state.conn().await?, user.into_inner().into())
         .await?
         .ok_or_else(|| ApiError::not_found("payment_method_not_found", "the user has no saved payment method"))?;
     let method =

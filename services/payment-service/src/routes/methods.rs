@@ -44,7 +44,7 @@ pub struct MethodDto {
 
 fn dto(row: methods::MethodRow, default: bool) -> MethodDto {
     MethodDto {
-        id: row.id,
+        id: row.id.into(),
         brand: row.brand,
         last4: row.last4.trim().to_owned(),
         exp_month: row.exp_month,
@@ -76,7 +76,7 @@ pub async fn save(
         state.now(),
     )
     .map_err(ServiceError::Validation)?;
-    let row = methods::save(&state, user.id, card).await?;
+    let row = methods::save(&state, user.id.into(), card).await?;
     Ok(HttpResponse::build(StatusCode::CREATED).json(ApiResponse::new(dto(row, true), "payment method saved")))
 }
 
@@ -84,7 +84,7 @@ pub async fn save(
 #[utoipa::path(get, path = "/v1/payment-methods", tag = "payment methods", security(("bearer" = [])),
     responses((status = 200, description = "Saved methods, newest (default) first", body = Vec<MethodDto>)))]
 pub async fn list(state: web::Data<AppState>, user: AuthUser) -> Result<HttpResponse, ApiError> {
-    let rows = methods::list(&state, user.id).await?;
+    let rows = methods::list(&state, user.id.into()).await?;
     let items: Vec<MethodDto> = rows.into_iter().enumerate().map(|(i, row)| dto(row, i == 0)).collect();
     Ok(ok(items, "payment methods"))
 }
@@ -97,7 +97,7 @@ pub async fn list(state: web::Data<AppState>, user: AuthUser) -> Result<HttpResp
         (status = 204, description = "Deleted"),
         (status = 404, description = "`payment_method_not_found` (also another user's)", body = billing_http::error::ErrorEnvelope)))]
 pub async fn delete(state: web::Data<AppState>, user: AuthUser, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
-    methods::delete(&state, user.id, id.into_inner()).await?;
+    methods::delete(&state, user.id.into(), id.into_inner().into()).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -112,6 +112,6 @@ pub async fn make_default(
     user: AuthUser,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    let row = methods::make_default(&state, user.id, id.into_inner()).await?;
+    let row = methods::make_default(&state, user.id.into(), id.into_inner().into()).await?;
     Ok(billing_http::ok(dto(row, true), "default payment method"))
 }

@@ -84,7 +84,7 @@ impl ProcessBody {
                 );
                 None
             }
-            (Some(id), false) => Some(Funding::Saved(id)),
+            (Some(id), false) => Some(Funding::Saved(id.into())),
             (None, _) => {
                 for (name, given) in [
                     ("card_number", self.card_number.is_some()),
@@ -163,7 +163,7 @@ impl From<refunds::RefundRow> for RefundDto {
     fn from(r: refunds::RefundRow) -> Self {
         Self {
             amount: r.currency.render(r.amount),
-            id: r.id,
+            id: r.id.into(),
             status: r.status.as_str().to_owned(),
             reason: r.reason,
             created_at: billing_http::rfc3339(r.created_at),
@@ -176,10 +176,10 @@ impl From<TransactionRow> for TransactionDto {
         let amount = t.currency.render(t.amount);
         let currency = t.currency.to_string();
         Self {
-            id: t.id,
+            id: t.id.into(),
             status: t.status.api_word().to_owned(),
-            subscription_id: t.subscription_id,
-            invoice_id: t.invoice_id,
+            subscription_id: t.subscription_id.map(Into::into),
+            invoice_id: t.invoice_id.into(),
             amount,
             currency,
             gateway_reference: t.gateway_reference,
@@ -196,7 +196,7 @@ impl From<TransactionRow> for TransactionDto {
 
 /// Transactions with their refunds attached.
 async fn with_refunds(state: &AppState, rows: Vec<TransactionRow>) -> Result<Vec<TransactionDto>, ServiceError> {
-    let ids: Vec<Uuid> = rows.iter().map(|t| t.id).collect();
+    let ids: Vec<_> = rows.iter().map(|t| t.id).collect();
     let mut refunds = refunds::of_transactions(state, &ids).await?;
     Ok(rows
         .into_iter()
@@ -264,9 +264,9 @@ pub async fn process(
     };
     idempotent(&state, user.id, key, "POST /v1/payments/process", &body, async {
         let request = PayRequest {
-            user: user.id,
-            subscription_id: input.subscription_id,
-            invoice_id: input.invoice_id,
+            user: user.id.into(),
+            subscription_id: input.subscription_id.map(Into::into),
+            invoice_id: input.invoice_id.map(Into::into),
             amount,
             currency,
             funding,
@@ -296,7 +296,9 @@ async fn idempotent<T: Serialize>(
         let secret = state.settings.signing.webhook.first().map(|s| s.expose().as_bytes().to_vec()).unwrap_or_default();
         let hash = idempotency::fingerprint(&secret, route, body);
         let mut conn = state.conn().await?;
-        if let Begin::Replay { status, body } = idempotency::begin(&mut conn, user, key, &hash, state.now()).await? {
+        if let Begin::Replay { status, body } =
+            idempotency::begin(&mut conn, user.into(), key, &hash, state.now()).await?
+        {
             return Ok(json_response(StatusCode::from_u16(status).unwrap_or(StatusCode::OK), body, true));
         }
     }
@@ -314,9 +316,9 @@ async fn idempotent<T: Serialize>(
     if let Some(key) = &key {
         let mut conn = state.conn().await?;
         if retryable {
-            idempotency::release(&mut conn, user, key).await?;
+            idempotency::release(&mut conn, user.into(), key).await?;
         } else {
-            idempotency::complete(&mut conn, user, key, status.as_u16(), &bytes).await?;
+            idempotency::complete(&mut conn, user.into(), key, status.as_u16(), &bytes).await?;
         }
     }
     Ok(json_response(status, bytes, false))
@@ -364,7 +366,7 @@ pub async fn refund(
             reason: input.reason,
             cancel_subscription: input.cancel_subscription.unwrap_or(false),
         };
-        let accepted = refunds::request(&state, user, id, request).await?;
+        let accepted = refunds::request(&state, user, id.into(), request).await?;
         Ok((StatusCode::ACCEPTED, ApiResponse::new(accepted, "refund accepted")))
     })
     .await
@@ -402,7 +404,7 @@ pub async fn history(
         ),
         None => None,
     };
-    let rows = payments::history(&state, user.id, limit + 1, cursor).await?;
+    let rows = payments::history(&state, user.id.into(), limit + 1, cursor.map(|(at, id)| (at, id.into()))).await?;
     let more = rows.len() as i64 > limit;
     let items: Vec<TransactionRow> = rows.into_iter().take(usize::try_from(limit).unwrap_or(20)).collect();
     let next_cursor =
@@ -417,7 +419,7 @@ pub async fn history(
         (status = 200, description = "The payment", body = TransactionDto),
         (status = 404, description = "`payment_not_found` (also another user's)", body = billing_http::error::ErrorEnvelope)))]
 pub async fn get(state: web::Data<AppState>, user: AuthUser, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
-    let row = payments::get(&state, user.id, user.is_admin(), id.into_inner()).await?;
+    let row = payments::get(&state, user.id.into(), user.is_admin(), id.into_inner().into()).await?;
     let mut dto = with_refunds(&state, vec![row]).await?;
     Ok(ok(dto.pop(), "payment"))
 }

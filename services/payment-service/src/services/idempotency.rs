@@ -1,11 +1,11 @@
 //! `Idempotency-Key` for money-moving requests, scoped per user: the first response is stored and replayed byte
 //! for byte; the same key with another request is refused; a request still running blocks its key.
 
+use billing_domain::UserId;
 use chrono::{DateTime, Duration, Utc};
 use diesel_async::AsyncPgConnection;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
-use uuid::Uuid;
 
 use crate::db;
 use crate::db::KeyStatus;
@@ -38,7 +38,7 @@ pub fn fingerprint(secret: &[u8], method_path: &str, body: &[u8]) -> Vec<u8> {
 /// Claims `key` for this request, or says why not.
 pub async fn begin(
     conn: &mut AsyncPgConnection,
-    user: Uuid,
+    user: UserId,
     key: &str,
     hash: &[u8],
     now: DateTime<Utc>,
@@ -69,7 +69,7 @@ pub async fn begin(
 /// Stores the final response of the request holding `key`.
 pub async fn complete(
     conn: &mut AsyncPgConnection,
-    user: Uuid,
+    user: UserId,
     key: &str,
     status: u16,
     body: &[u8],
@@ -79,6 +79,6 @@ pub async fn complete(
 }
 
 /// Frees `key` after a failure that may be retried (a dependency was down): nothing is remembered.
-pub async fn release(conn: &mut AsyncPgConnection, user: Uuid, key: &str) -> Result<(), ServiceError> {
+pub async fn release(conn: &mut AsyncPgConnection, user: UserId, key: &str) -> Result<(), ServiceError> {
     Ok(db::idempotency::delete_in_progress(conn, user, key).await?)
 }

@@ -3,8 +3,8 @@
 //! a newly saved card becomes the default. A deleted method is kept for the history of the payments that used it,
 //! and never charged again.
 
+use billing_domain::{PaymentMethodId, UserId};
 use diesel_async::{AsyncConnection, AsyncPgConnection};
-use uuid::Uuid;
 
 use crate::clients::gateway::{CardDetails, SavedCard};
 use crate::db;
@@ -14,7 +14,7 @@ use crate::error::ServiceError;
 use crate::state::AppState;
 
 /// Saves `card` for `user` without charging it; it becomes their default.
-pub async fn save(state: &AppState, user: Uuid, card: CardDetails) -> Result<MethodRow, ServiceError> {
+pub async fn save(state: &AppState, user: UserId, card: CardDetails) -> Result<MethodRow, ServiceError> {
     let saved = state.gateway.save_card(card).await.map_err(|e| ServiceError::GatewayUnavailable(e.to_string()))?;
     let mut conn = state.conn().await?;
     let id = insert(&mut conn, user, &saved).await?;
@@ -22,9 +22,13 @@ pub async fn save(state: &AppState, user: Uuid, card: CardDetails) -> Result<Met
 }
 
 /// Stores a card the gateway saved (once per gateway token) and makes it the user's default; its id.
-pub async fn insert(conn: &mut AsyncPgConnection, user: Uuid, saved: &SavedCard) -> Result<Uuid, ServiceError> {
+pub async fn insert(
+    conn: &mut AsyncPgConnection,
+    user: UserId,
+    saved: &SavedCard,
+) -> Result<PaymentMethodId, ServiceError> {
     let row = NewMethod {
-        id: Uuid::now_v7(),
+        id: PaymentMethodId::new(),
         user_id: user,
         gateway_token: &saved.token,
         brand: &saved.brand,
@@ -41,17 +45,21 @@ pub async fn insert(conn: &mut AsyncPgConnection, user: Uuid, saved: &SavedCard)
 }
 
 /// The user's live method `id`, or 404 (another user's does not exist for them).
-async fn owned(conn: &mut AsyncPgConnection, user: Uuid, id: Uuid) -> Result<MethodRow, ServiceError> {
+async fn owned(conn: &mut AsyncPgConnection, user: UserId, id: PaymentMethodId) -> Result<MethodRow, ServiceError> {
     db::methods::live_of(conn, user, id).await?.ok_or(ServiceError::PaymentMethodNotFound)
 }
 
 /// `id` when it is a live method of `user`.
-pub async fn live(conn: &mut AsyncPgConnection, user: Uuid, id: Uuid) -> Result<Option<Uuid>, ServiceError> {
+pub async fn live(
+    conn: &mut AsyncPgConnection,
+    user: UserId,
+    id: PaymentMethodId,
+) -> Result<Option<PaymentMethodId>, ServiceError> {
     Ok(db::methods::live_of(conn, user, id).await?.map(|row| row.id))
 }
 
 /// Makes the user's method `id` their default.
-pub async fn make_default(state: &AppState, user: Uuid, id: Uuid) -> Result<MethodRow, ServiceError> {
+pub async fn make_default(state: &AppState, user: UserId, id: PaymentMethodId) -> Result<MethodRow, ServiceError> {
     state
         .conn()
         .await?
@@ -64,7 +72,7 @@ pub async fn make_default(state: &AppState, user: Uuid, id: Uuid) -> Result<Meth
 }
 
 /// Deletes the user's method `id`: it is never charged again; if it was the default, the newest left takes over.
-pub async fn delete(state: &AppState, user: Uuid, id: Uuid) -> Result<(), ServiceError> {
+pub async fn delete(state: &AppState, user: UserId, id: PaymentMethodId) -> Result<(), ServiceError> {
     let now = state.now();
     let mut conn = state.conn().await?;
     owned(&mut conn, user, id).await?;
@@ -72,11 +80,11 @@ pub async fn delete(state: &AppState, user: Uuid, id: Uuid) -> Result<(), Servic
 }
 
 /// The user's live saved methods, the default first, then the newest.
-pub async fn list(state: &AppState, user: Uuid) -> Result<Vec<MethodRow>, ServiceError> {
+pub async fn list(state: &AppState, user: UserId) -> Result<Vec<MethodRow>, ServiceError> {
     Ok(db::methods::list_live(&mut *state.conn().await?, user).await?)
 }
 
 /// The user's default method: the one they chose, else the newest live one.
-pub async fn default_for(conn: &mut AsyncPgConnection, user: Uuid) -> Result<Option<MethodRow>, ServiceError> {
+pub async fn default_for(conn: &mut AsyncPgConnection, user: UserId) -> Result<Option<MethodRow>, ServiceError> {
     Ok(db::methods::default_of(conn, user).await?)
 }

@@ -3,11 +3,11 @@
 
 use billing_contract::{PaymentEvent, PaymentEventDetail};
 use billing_domain::{AmountText, Currency, Money};
+use billing_domain::{InvoiceId, PaymentMethodId, SubscriptionId, TransactionId, UserId};
 use billing_queue::{NewJob, Payload, QueueName, outbox};
 use chrono::{DateTime, Utc};
 use diesel_async::{AsyncConnection, AsyncPgConnection};
 use serde::Serialize;
-use uuid::Uuid;
 
 use crate::clients::gateway::{CardDetails, ChargeOutcome, ChargeRequest, GatewayError, PaymentSource, SavedCard};
 use crate::db;
@@ -25,15 +25,15 @@ pub enum Funding {
         save: bool,
     },
     /// Our payment method id (its gateway token stays inside this service).
-    Saved(Uuid),
+    Saved(PaymentMethodId),
 }
 
 /// What the caller asked to pay.
 #[derive(Debug)]
 pub struct PayRequest {
-    pub user: Uuid,
-    pub subscription_id: Option<Uuid>,
-    pub invoice_id: Option<Uuid>,
+    pub user: UserId,
+    pub subscription_id: Option<SubscriptionId>,
+    pub invoice_id: Option<InvoiceId>,
     pub amount: AmountText,
     pub currency: String,
     pub funding: Funding,
@@ -49,7 +49,8 @@ pub struct PayRequest {
 /// A successful payment.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Paid {
-    pub transaction_id: Uuid,
+    #[schema(value_type = uuid::Uuid)]
+    pub transaction_id: TransactionId,
     #[schema(example = "success")]
     pub status: &'static str,
     pub amount: String,
@@ -220,13 +221,13 @@ pub async fn pay(state: &AppState, request: PayRequest) -> Result<Paid, ServiceE
 
 /// Closes a pending attempt the gateway never charged as failed (`gateway_unavailable`), freeing its invoice for
 /// another payment; how many rows it closed (0 when settled meanwhile).
-async fn close_uncharged(state: &AppState, transaction_id: Uuid) -> Result<usize, ServiceError> {
+async fn close_uncharged(state: &AppState, transaction_id: TransactionId) -> Result<usize, ServiceError> {
     Ok(db::transactions::fail_if_pending(&mut *state.conn().await?, transaction_id, "gateway_unavailable").await?)
 }
 
 /// Locks the attempt's row; whether it is still pending (not settled meanwhile by the gateway's event or the
 /// reconciler).
-async fn lock_pending(conn: &mut AsyncPgConnection, transaction_id: Uuid) -> Result<bool, ServiceError> {
+async fn lock_pending(conn: &mut AsyncPgConnection, transaction_id: TransactionId) -> Result<bool, ServiceError> {
     Ok(db::transactions::lock_status(conn, transaction_id).await? == Some(TransactionStatus::Pending))
 }
 
@@ -236,7 +237,7 @@ async fn lock_pending(conn: &mut AsyncPgConnection, transaction_id: Uuid) -> Res
 async fn card_to_keep(
     state: &AppState,
     conn: &mut AsyncPgConnection,
-    transaction_id: Uuid,
+    transaction_id: TransactionId,
 ) -> Result<Option<SavedCard>, ServiceError> {
     let wanted = db::transactions::find(conn, transaction_id)
         .await?
@@ -254,16 +255,16 @@ async fn card_to_keep(
 
 /// What the payment event of an attempt says about it, whoever settles it.
 struct Attempt {
-    transaction_id: Uuid,
-    subscription_id: Option<Uuid>,
-    invoice_id: Uuid,
+    transaction_id: TransactionId,
+    subscription_id: Option<SubscriptionId>,
+    invoice_id: InvoiceId,
     amount: Money,
     off_session: bool,
 }
 
 /// How an attempt ended.
 enum Settled<'a> {
-    Succeeded { reference: &'a str, payment_method_id: Option<Uuid> },
+    Succeeded { reference: &'a str, payment_method_id: Option<PaymentMethodId> },
     Declined { code: &'a str, retryable: bool },
 }
 
@@ -322,7 +323,7 @@ pub fn event_job(event: &PaymentEvent) -> NewJob {
 /// no longer pending (settled already, by whichever came first).
 pub async fn settle_pending(
     state: &AppState,
-    transaction_id: Uuid,
+    transaction_id: TransactionId,
     mut outcome: ChargeOutcome,
 ) -> Result<bool, ServiceError> {
     let now = state.now();
@@ -405,7 +406,7 @@ async fn start_attempt(
     amount: Money,
     (brand, last4): (&str, &str),
     save_card: bool,
-) -> Result<Uuid, ServiceError> {
+) -> Result<TransactionId, ServiceError> {
     let taken = |e: billing_infra::DbError| match e {
         billing_infra::DbError::UniqueViolation { constraint } if constraint == "transactions_one_live_per_invoice" => {
             ServiceError::InvoiceNotPayable("another payment of this invoice is in progress or has succeeded".into())
@@ -418,7 +419,7 @@ async fn start_attempt(
         }
         return Ok(id);
     }
-    let id = Uuid::now_v7();
+    let id = TransactionId::new();
     let row = NewTransaction {
         id,
         user_id: request.user,
@@ -445,7 +446,12 @@ fn send_webhook_now(state: &AppState, row: i64, job: NewJob) {
 }
 
 /// One of the caller's transactions (or any, for an admin).
-pub async fn get(state: &AppState, user: Uuid, admin: bool, id: Uuid) -> Result<TransactionRow, ServiceError> {
+pub async fn get(
+    state: &AppState,
+    user: UserId,
+    admin: bool,
+    id: TransactionId,
+) -> Result<TransactionRow, ServiceError> {
     let row = db::transactions::find(&mut *state.conn().await?, id).await?.ok_or(ServiceError::PaymentNotFound)?;
     if row.user_id != user && !admin {
         return Err(ServiceError::PaymentNotFound);
@@ -456,9 +462,9 @@ pub async fn get(state: &AppState, user: Uuid, admin: bool, id: Uuid) -> Result<
 /// The caller's transactions, newest first, `limit` at a time after `cursor` (`<created_at µs>_<id>`).
 pub async fn history(
     state: &AppState,
-    user: Uuid,
+    user: UserId,
     limit: i64,
-    cursor: Option<(DateTime<Utc>, Uuid)>,
+    cursor: Option<(DateTime<Utc>, TransactionId)>,
 ) -> Result<Vec<TransactionRow>, ServiceError> {
     Ok(db::transactions::history(&mut *state.conn().await?, user, limit, cursor).await?)
 }

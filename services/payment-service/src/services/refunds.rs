@@ -4,10 +4,10 @@
 use billing_contract::events::RefundSucceeded;
 use billing_contract::{PaymentEvent, PaymentEventDetail};
 use billing_domain::{AmountText, Money};
+use billing_domain::{RefundId, TransactionId};
 use billing_queue::{Payload, QueueName, outbox};
 use diesel_async::AsyncConnection;
 use serde::Serialize;
-use uuid::Uuid;
 
 use crate::clients::gateway::RefundOutcome;
 use crate::db;
@@ -21,7 +21,7 @@ use billing_http::AuthUser;
 /// `q:pay:refund_initiation`: a reserved refund, to be asked of the gateway.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct RefundRequested {
-    pub refund_id: Uuid,
+    pub refund_id: RefundId,
 }
 
 impl Payload for RefundRequested {
@@ -32,7 +32,8 @@ impl Payload for RefundRequested {
 /// A refund accepted for processing.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RefundAccepted {
-    pub refund_id: Uuid,
+    #[schema(value_type = uuid::Uuid)]
+    pub refund_id: RefundId,
     #[schema(example = "pending")]
     pub status: &'static str,
     #[schema(example = "10.00")]
@@ -56,7 +57,7 @@ pub struct RefundRequest {
 pub async fn request(
     state: &AppState,
     caller: AuthUser,
-    id: Uuid,
+    id: TransactionId,
     input: RefundRequest,
 ) -> Result<RefundAccepted, ServiceError> {
     let RefundRequest { reason, .. } = &input;
@@ -69,7 +70,7 @@ pub async fn request(
 /// Gives back all that remains of payment `id` without anyone asking: the subscription service could not apply the
 /// payment (its invoice was voided, or paid by another payment, while the charge was in flight). Done once per
 /// payment: a second call finds nothing left to refund.
-pub async fn return_unapplied_payment(state: &AppState, id: Uuid, why: &str) -> Result<(), ServiceError> {
+pub async fn return_unapplied_payment(state: &AppState, id: TransactionId, why: &str) -> Result<(), ServiceError> {
     let input =
         RefundRequest { amount: None, reason: Some(format!("payment_not_applied: {why}")), cancel_subscription: false };
     match reserve(state, None, id, input).await {
@@ -86,7 +87,7 @@ pub async fn return_unapplied_payment(state: &AppState, id: Uuid, why: &str) -> 
 async fn reserve(
     state: &AppState,
     caller: Option<AuthUser>,
-    id: Uuid,
+    id: TransactionId,
     input: RefundRequest,
 ) -> Result<RefundAccepted, ServiceError> {
     let RefundRequest { amount, reason, cancel_subscription } = input;
@@ -96,7 +97,11 @@ async fn reserve(
         let payment = db::transactions::find_for_update(conn, id).await?.ok_or(ServiceError::PaymentNotFound)?;
         let owner = payment.user_id;
         if let Some(caller) = caller.filter(|c| !c.is_admin()) {
-            return Err(if owner == caller.id { ServiceError::RefundForbidden } else { ServiceError::PaymentNotFound });
+            return Err(if owner == caller.id.into() {
+                ServiceError::RefundForbidden
+            } else {
+                ServiceError::PaymentNotFound
+            });
         }
         if payment.status != TransactionStatus::Succeeded {
             return Err(ServiceError::NotRefundable("only a successful payment can be refunded".to_owned()));
@@ -123,7 +128,7 @@ async fn reserve(
             )));
         }
         db::transactions::add_refunded(conn, id, amount.to_decimal()).await?;
-        let refund_id = Uuid::now_v7();
+        let refund_id = RefundId::new();
         let key = format!("refund:{refund_id}");
         let row = NewRefund {
             id: refund_id,
@@ -150,7 +155,7 @@ async fn reserve(
 }
 
 /// The `q:pay:refund_initiation` job: asks the gateway (once per refund, by its key) and records the outcome.
-pub async fn process(state: &AppState, refund_id: Uuid) -> Result<(), billing_queue::worker::JobError> {
+pub async fn process(state: &AppState, refund_id: RefundId) -> Result<(), billing_queue::worker::JobError> {
     use billing_queue::worker::JobError;
     let retry = |e: &dyn std::fmt::Display| JobError::Retry(e.to_string());
     let mut conn = state.conn().await.map_err(|e| retry(&e))?;
@@ -177,7 +182,7 @@ pub async fn process(state: &AppState, refund_id: Uuid) -> Result<(), billing_qu
 /// Records a refund's outcome once, whoever learns it first (the worker's call or the gateway's event): a success
 /// is announced to the subscription service as `refund.succeeded`, a failure gives the reservation back. A refund
 /// that is no longer pending is left as it is.
-pub async fn settle(state: &AppState, refund_id: Uuid, outcome: RefundOutcome) -> Result<(), ServiceError> {
+pub async fn settle(state: &AppState, refund_id: RefundId, outcome: RefundOutcome) -> Result<(), ServiceError> {
     let now = state.now();
     let mut conn = state.conn().await?;
     conn.transaction::<_, ServiceError, _>(async move |conn| {
@@ -228,11 +233,11 @@ pub async fn pending_by_gateway(
     state: &AppState,
     reference: &str,
     billing_key: Option<&str>,
-) -> Result<Option<Uuid>, ServiceError> {
+) -> Result<Option<RefundId>, ServiceError> {
     Ok(db::refunds::pending_by_gateway(&mut *state.conn().await?, reference, billing_key).await?)
 }
 
 /// The refunds of `payments`, newest first.
-pub async fn of_transactions(state: &AppState, payments: &[Uuid]) -> Result<Vec<RefundRow>, ServiceError> {
+pub async fn of_transactions(state: &AppState, payments: &[TransactionId]) -> Result<Vec<RefundRow>, ServiceError> {
     Ok(db::refunds::of_transactions(&mut *state.conn().await?, payments).await?)
 }

@@ -1,5 +1,6 @@
 //! The payment service, as the subscription worker calls it: signed `POST /v1/internal/charges`.
 
+use billing_domain::{TransactionId, UserId};
 use std::time::Duration;
 
 use billing_config::Settings;
@@ -8,15 +9,14 @@ pub use billing_contract::internal::ChargeRequest;
 use billing_contract::internal::{Charged, DeclineDetails};
 use billing_http::signed::SignedClient;
 use billing_infra::SharedClock;
-use uuid::Uuid;
 
 /// What the payment service answered.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ChargeOutcome {
     /// 201: charged; the transaction.
-    Succeeded { transaction_id: Uuid },
+    Succeeded { transaction_id: TransactionId },
     /// 402: declined; `retryable` is false for a hard decline.
-    Declined { transaction_id: Uuid, decline_code: String, retryable: bool },
+    Declined { transaction_id: TransactionId, decline_code: String, retryable: bool },
     /// 422 naming the payment method: the user has none saved (nothing was charged).
     NoPaymentMethod,
     /// 409: the invoice is already paid or another charge of it is in flight.
@@ -43,7 +43,7 @@ impl PaymentClient {
     }
 
     /// Whether the user has a saved payment method to charge.
-    pub async fn has_payment_method(&self, user: Uuid, request_id: &str) -> Result<bool, Unavailable> {
+    pub async fn has_payment_method(&self, user: UserId, request_id: &str) -> Result<bool, Unavailable> {
         let path = format!("/v1/internal/users/{user}/default-payment-method");
         let res = self.0.get(&path, request_id).send().await.map_err(|e| Unavailable(e.to_string()))?;
         match res.status().as_u16() {

@@ -1,11 +1,11 @@
 //! Invoices, their lines, and the gapless monthly number sequence.
 
+use billing_domain::{InvoiceId, SubscriptionId, TransactionId, UserId};
 use billing_domain::{InvoiceKind, InvoiceStatus};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::upsert::excluded;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use uuid::Uuid;
 
 use super::models::{CreditNoteRow, InvoiceLineRow, InvoiceRow, NewInvoice, PendingItemRow};
 use super::schema::{
@@ -47,7 +47,7 @@ pub async fn next_number(conn: &mut AsyncPgConnection, month: i32) -> Result<i32
 /// Moves a draft to `open` with its number; `None` when it was not a draft.
 pub async fn finalize(
     conn: &mut AsyncPgConnection,
-    id: Uuid,
+    id: InvoiceId,
     number: &str,
     at: DateTime<Utc>,
 ) -> Result<Option<InvoiceRow>, DbError> {
@@ -60,7 +60,7 @@ pub async fn finalize(
 }
 
 /// Voids an open invoice.
-pub async fn void(conn: &mut AsyncPgConnection, id: Uuid, at: DateTime<Utc>) -> Result<(), DbError> {
+pub async fn void(conn: &mut AsyncPgConnection, id: InvoiceId, at: DateTime<Utc>) -> Result<(), DbError> {
     diesel::update(invoices::table.find(id).filter(invoices::status.eq(InvoiceStatus::Open)))
         .set((
             invoices::status.eq(InvoiceStatus::Void),
@@ -73,12 +73,12 @@ pub async fn void(conn: &mut AsyncPgConnection, id: Uuid, at: DateTime<Utc>) -> 
 }
 
 /// One invoice.
-pub async fn find(conn: &mut AsyncPgConnection, id: Uuid) -> Result<Option<InvoiceRow>, DbError> {
+pub async fn find(conn: &mut AsyncPgConnection, id: InvoiceId) -> Result<Option<InvoiceRow>, DbError> {
     Ok(invoices::table.find(id).select(InvoiceRow::as_select()).first(conn).await.optional()?)
 }
 
 /// A user's invoices, newest first.
-pub async fn list_for_user(conn: &mut AsyncPgConnection, user: Uuid) -> Result<Vec<InvoiceRow>, DbError> {
+pub async fn list_for_user(conn: &mut AsyncPgConnection, user: UserId) -> Result<Vec<InvoiceRow>, DbError> {
     Ok(invoices::table
         .filter(invoices::user_id.eq(user))
         .order((invoices::created_at.desc(), invoices::id.desc()))
@@ -90,7 +90,7 @@ pub async fn list_for_user(conn: &mut AsyncPgConnection, user: Uuid) -> Result<V
 /// The open invoices of a subscription.
 pub async fn open_for_subscription(
     conn: &mut AsyncPgConnection,
-    subscription: Uuid,
+    subscription: SubscriptionId,
 ) -> Result<Vec<InvoiceRow>, DbError> {
     Ok(invoices::table
         .filter(invoices::subscription_id.eq(subscription))
@@ -104,7 +104,7 @@ pub async fn open_for_subscription(
 /// subscription everywhere (a payment applying, a cancellation voiding), so the two never deadlock.
 pub async fn open_for_subscription_for_update(
     conn: &mut AsyncPgConnection,
-    subscription: Uuid,
+    subscription: SubscriptionId,
 ) -> Result<Vec<InvoiceRow>, DbError> {
     Ok(invoices::table
         .filter(invoices::subscription_id.eq(subscription))
@@ -119,7 +119,7 @@ pub async fn open_for_subscription_for_update(
 /// The newest invoice of a subscription, whatever its status.
 pub async fn latest_for_subscription(
     conn: &mut AsyncPgConnection,
-    subscription: Uuid,
+    subscription: SubscriptionId,
 ) -> Result<Option<InvoiceRow>, DbError> {
     Ok(invoices::table
         .filter(invoices::subscription_id.eq(subscription))
@@ -131,7 +131,7 @@ pub async fn latest_for_subscription(
 }
 
 /// The lines of `invoices`, in order.
-pub async fn lines(conn: &mut AsyncPgConnection, ids: &[Uuid]) -> Result<Vec<InvoiceLineRow>, DbError> {
+pub async fn lines(conn: &mut AsyncPgConnection, ids: &[InvoiceId]) -> Result<Vec<InvoiceLineRow>, DbError> {
     Ok(invoice_lines::table
         .filter(invoice_lines::invoice_id.eq_any(ids))
         .order((invoice_lines::invoice_id.asc(), invoice_lines::position.asc()))
@@ -141,16 +141,16 @@ pub async fn lines(conn: &mut AsyncPgConnection, ids: &[Uuid]) -> Result<Vec<Inv
 }
 
 /// One invoice, locked for the rest of the transaction.
-pub async fn find_for_update(conn: &mut AsyncPgConnection, id: Uuid) -> Result<Option<InvoiceRow>, DbError> {
+pub async fn find_for_update(conn: &mut AsyncPgConnection, id: InvoiceId) -> Result<Option<InvoiceRow>, DbError> {
     Ok(invoices::table.find(id).for_update().select(InvoiceRow::as_select()).first(conn).await.optional()?)
 }
 
 /// Marks an open invoice paid by `transaction` (none for an invoice with nothing to pay).
 pub async fn mark_paid(
     conn: &mut AsyncPgConnection,
-    id: Uuid,
+    id: InvoiceId,
     amount: rust_decimal::Decimal,
-    transaction: Option<Uuid>,
+    transaction: Option<TransactionId>,
     at: DateTime<Utc>,
 ) -> Result<InvoiceRow, DbError> {
     Ok(diesel::update(invoices::table.find(id).filter(invoices::status.eq(InvoiceStatus::Open)))
@@ -171,7 +171,7 @@ pub async fn mark_paid(
 /// payment that activates the subscription arrives, in the same transaction).
 pub async fn set_period(
     conn: &mut AsyncPgConnection,
-    id: Uuid,
+    id: InvoiceId,
     start: DateTime<Utc>,
     end: DateTime<Utc>,
 ) -> Result<(), DbError> {
@@ -189,7 +189,7 @@ pub async fn set_period(
 }
 
 /// Numbers the next charge attempt of an open invoice (clearing its retry time); the new attempt number.
-pub async fn start_attempt(conn: &mut AsyncPgConnection, id: Uuid) -> Result<i32, DbError> {
+pub async fn start_attempt(conn: &mut AsyncPgConnection, id: InvoiceId) -> Result<i32, DbError> {
     Ok(diesel::update(invoices::table.find(id).filter(invoices::status.eq(InvoiceStatus::Open)))
         .set((
             invoices::attempt_count.eq(invoices::attempt_count + 1),
@@ -203,7 +203,7 @@ pub async fn start_attempt(conn: &mut AsyncPgConnection, id: Uuid) -> Result<i32
 /// Records a failed attempt and when dunning tries again.
 pub async fn schedule_retry(
     conn: &mut AsyncPgConnection,
-    id: Uuid,
+    id: InvoiceId,
     at: DateTime<Utc>,
     decline_code: &str,
 ) -> Result<(), DbError> {
@@ -215,7 +215,11 @@ pub async fn schedule_retry(
 }
 
 /// Dunning gave up: the invoice stays unpaid for good.
-pub async fn mark_uncollectible(conn: &mut AsyncPgConnection, id: Uuid, decline_code: &str) -> Result<(), DbError> {
+pub async fn mark_uncollectible(
+    conn: &mut AsyncPgConnection,
+    id: InvoiceId,
+    decline_code: &str,
+) -> Result<(), DbError> {
     diesel::update(invoices::table.find(id).filter(invoices::status.eq(InvoiceStatus::Open)))
         .set((
             invoices::status.eq(InvoiceStatus::Uncollectible),
@@ -228,7 +232,11 @@ pub async fn mark_uncollectible(conn: &mut AsyncPgConnection, id: Uuid, decline_
 }
 
 /// Open invoices whose dunning retry is due at `now`, oldest first.
-pub async fn retries_due(conn: &mut AsyncPgConnection, now: DateTime<Utc>, limit: i64) -> Result<Vec<Uuid>, DbError> {
+pub async fn retries_due(
+    conn: &mut AsyncPgConnection,
+    now: DateTime<Utc>,
+    limit: i64,
+) -> Result<Vec<InvoiceId>, DbError> {
     Ok(invoices::table
         .filter(invoices::status.eq(InvoiceStatus::Open))
         .filter(invoices::next_attempt_at.le(now))
@@ -244,7 +252,7 @@ pub async fn initial_overdue(
     conn: &mut AsyncPgConnection,
     now: DateTime<Utc>,
     limit: i64,
-) -> Result<Vec<Uuid>, DbError> {
+) -> Result<Vec<InvoiceId>, DbError> {
     Ok(invoices::table
         .filter(invoices::status.eq(InvoiceStatus::Open))
         .filter(invoices::kind.eq(InvoiceKind::Initial))
@@ -259,7 +267,7 @@ pub async fn initial_overdue(
 /// The live (not void) invoice of `kind` for a subscription's period starting at `start`.
 pub async fn for_period(
     conn: &mut AsyncPgConnection,
-    subscription: Uuid,
+    subscription: SubscriptionId,
     kind: InvoiceKind,
     start: DateTime<Utc>,
 ) -> Result<Option<InvoiceRow>, DbError> {
@@ -283,7 +291,7 @@ pub async fn insert_pending(conn: &mut AsyncPgConnection, items: &[PendingItemRo
 /// The subscription's lines not yet on an invoice, oldest first, locked until the caller's transaction ends.
 pub async fn unbilled_for_update(
     conn: &mut AsyncPgConnection,
-    subscription: Uuid,
+    subscription: SubscriptionId,
 ) -> Result<Vec<PendingItemRow>, DbError> {
     Ok(pending_invoice_items::table
         .filter(pending_invoice_items::subscription_id.eq(subscription))
@@ -296,7 +304,7 @@ pub async fn unbilled_for_update(
 }
 
 /// Records that `ids` are on `invoice`.
-pub async fn mark_billed(conn: &mut AsyncPgConnection, ids: &[i64], invoice: Uuid) -> Result<(), DbError> {
+pub async fn mark_billed(conn: &mut AsyncPgConnection, ids: &[i64], invoice: InvoiceId) -> Result<(), DbError> {
     diesel::update(pending_invoice_items::table.filter(pending_invoice_items::id.eq_any(ids)))
         .set(pending_invoice_items::invoice_id.eq(invoice))
         .execute(conn)
@@ -335,7 +343,7 @@ pub async fn insert_credit_note(
 }
 
 /// The credit notes of `invoices`, oldest first.
-pub async fn credit_notes(conn: &mut AsyncPgConnection, invoices: &[Uuid]) -> Result<Vec<CreditNoteRow>, DbError> {
+pub async fn credit_notes(conn: &mut AsyncPgConnection, invoices: &[InvoiceId]) -> Result<Vec<CreditNoteRow>, DbError> {
     Ok(credit_notes::table
         .filter(credit_notes::invoice_id.eq_any(invoices))
         .order((credit_notes::created_at, credit_notes::number))

@@ -1,6 +1,9 @@
 //! Rows as stored.
 
-use billing_domain::{BillingCycle, Currency, HistoryEntry, InvoiceKind, InvoiceStatus, LineKind, SubscriptionStatus};
+use billing_domain::{
+    BillingCycle, Currency, HistoryEntry, InvoiceId, InvoiceKind, InvoiceStatus, LineKind, RefundId, SubscriptionId,
+    SubscriptionStatus, TransactionId, UserId,
+};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use rust_decimal::Decimal;
@@ -12,7 +15,7 @@ use super::schema::*;
 #[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
 #[diesel(table_name = users, check_for_backend(diesel::pg::Pg))]
 pub struct UserRow {
-    pub id: Uuid,
+    pub id: UserId,
     pub email: String,
     pub password_hash: String,
     pub first_name: Option<String>,
@@ -25,7 +28,7 @@ pub struct UserRow {
 #[derive(Debug, Insertable)]
 #[diesel(table_name = users)]
 pub struct NewUser<'a> {
-    pub id: Uuid,
+    pub id: UserId,
     pub email: &'a str,
     pub password_hash: &'a str,
     pub first_name: Option<&'a str>,
@@ -37,7 +40,7 @@ pub struct NewUser<'a> {
 #[diesel(table_name = refresh_tokens, check_for_backend(diesel::pg::Pg))]
 pub struct RefreshTokenRow {
     pub id: Uuid,
-    pub user_id: Uuid,
+    pub user_id: UserId,
     pub family_id: Uuid,
     pub expires_at: DateTime<Utc>,
     pub rotated_at: Option<DateTime<Utc>>,
@@ -48,7 +51,7 @@ pub struct RefreshTokenRow {
 #[diesel(table_name = refresh_tokens)]
 pub struct NewRefreshToken<'a> {
     pub id: Uuid,
-    pub user_id: Uuid,
+    pub user_id: UserId,
     pub family_id: Uuid,
     pub token_hash: &'a [u8],
     pub expires_at: DateTime<Utc>,
@@ -92,8 +95,8 @@ pub struct PlanChanges {
 #[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
 #[diesel(table_name = subscriptions, check_for_backend(diesel::pg::Pg))]
 pub struct SubscriptionRow {
-    pub id: Uuid,
-    pub user_id: Uuid,
+    pub id: SubscriptionId,
+    pub user_id: UserId,
     pub plan_id: i32,
     pub quantity: i32,
     pub status: SubscriptionStatus,
@@ -118,8 +121,8 @@ pub struct SubscriptionRow {
 #[derive(Debug, Insertable)]
 #[diesel(table_name = subscriptions)]
 pub struct NewSubscription {
-    pub id: Uuid,
-    pub user_id: Uuid,
+    pub id: SubscriptionId,
+    pub user_id: UserId,
     pub plan_id: i32,
     pub quantity: i32,
     pub status: SubscriptionStatus,
@@ -152,7 +155,7 @@ pub struct SubscriptionChanges {
 #[derive(Debug, Insertable)]
 #[diesel(table_name = subscription_events)]
 pub struct NewSubscriptionEvent {
-    pub subscription_id: Uuid,
+    pub subscription_id: SubscriptionId,
     pub event_type: HistoryEntry,
     pub from_status: Option<SubscriptionStatus>,
     pub to_status: SubscriptionStatus,
@@ -164,7 +167,7 @@ pub struct NewSubscriptionEvent {
 #[diesel(table_name = subscription_events, check_for_backend(diesel::pg::Pg))]
 pub struct SubscriptionEventRow {
     pub id: i64,
-    pub subscription_id: Uuid,
+    pub subscription_id: SubscriptionId,
     pub event_type: HistoryEntry,
     pub from_status: Option<SubscriptionStatus>,
     pub to_status: SubscriptionStatus,
@@ -175,9 +178,9 @@ pub struct SubscriptionEventRow {
 #[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
 #[diesel(table_name = invoices, check_for_backend(diesel::pg::Pg))]
 pub struct InvoiceRow {
-    pub id: Uuid,
-    pub user_id: Uuid,
-    pub subscription_id: Option<Uuid>,
+    pub id: InvoiceId,
+    pub user_id: UserId,
+    pub subscription_id: Option<SubscriptionId>,
     pub number: Option<String>,
     pub status: InvoiceStatus,
     pub kind: InvoiceKind,
@@ -194,7 +197,7 @@ pub struct InvoiceRow {
     pub voided_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
-    pub paid_by_transaction_id: Option<Uuid>,
+    pub paid_by_transaction_id: Option<TransactionId>,
     /// Charge attempts made so far (dunning numbers them).
     pub attempt_count: i32,
     /// When dunning tries again; `None` while an attempt is in flight or when no retry is planned.
@@ -205,9 +208,9 @@ pub struct InvoiceRow {
 #[derive(Debug, Insertable)]
 #[diesel(table_name = invoices)]
 pub struct NewInvoice {
-    pub id: Uuid,
-    pub user_id: Uuid,
-    pub subscription_id: Option<Uuid>,
+    pub id: InvoiceId,
+    pub user_id: UserId,
+    pub subscription_id: Option<SubscriptionId>,
     pub status: InvoiceStatus,
     pub kind: InvoiceKind,
     pub currency: Currency,
@@ -225,9 +228,9 @@ pub struct NewInvoice {
 pub struct CreditNoteRow {
     pub id: Uuid,
     pub number: String,
-    pub invoice_id: Uuid,
-    pub refund_id: Uuid,
-    pub transaction_id: Uuid,
+    pub invoice_id: InvoiceId,
+    pub refund_id: RefundId,
+    pub transaction_id: TransactionId,
     pub amount: Decimal,
     pub currency: Currency,
     pub reason: Option<String>,
@@ -240,7 +243,7 @@ pub struct CreditNoteRow {
 pub struct PendingItemRow {
     #[diesel(skip_insertion)]
     pub id: i64,
-    pub subscription_id: Uuid,
+    pub subscription_id: SubscriptionId,
     pub kind: LineKind,
     pub description: String,
     pub quantity: i32,
@@ -254,7 +257,7 @@ pub struct PendingItemRow {
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = invoice_lines, check_for_backend(diesel::pg::Pg))]
 pub struct InvoiceLineRow {
-    pub invoice_id: Uuid,
+    pub invoice_id: InvoiceId,
     pub position: i32,
     pub kind: LineKind,
     pub description: String,

@@ -1,10 +1,10 @@
 //! Subscriptions and their event log.
 
 use billing_domain::{InvoiceKind, InvoiceStatus, SubscriptionStatus};
+use billing_domain::{SubscriptionId, UserId};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use uuid::Uuid;
 
 use super::models::{
     NewSubscription, NewSubscriptionEvent, SubscriptionChanges, SubscriptionEventRow, SubscriptionRow,
@@ -25,12 +25,12 @@ pub async fn insert(conn: &mut AsyncPgConnection, new: &NewSubscription) -> Resu
 }
 
 /// One subscription.
-pub async fn find(conn: &mut AsyncPgConnection, id: Uuid) -> Result<Option<SubscriptionRow>, DbError> {
+pub async fn find(conn: &mut AsyncPgConnection, id: SubscriptionId) -> Result<Option<SubscriptionRow>, DbError> {
     Ok(subscriptions::table.find(id).select(SubscriptionRow::as_select()).first(conn).await.optional()?)
 }
 
 /// A user's subscriptions, newest first.
-pub async fn list_for_user(conn: &mut AsyncPgConnection, user: Uuid) -> Result<Vec<SubscriptionRow>, DbError> {
+pub async fn list_for_user(conn: &mut AsyncPgConnection, user: UserId) -> Result<Vec<SubscriptionRow>, DbError> {
     Ok(subscriptions::table
         .filter(subscriptions::user_id.eq(user))
         .order((subscriptions::created_at.desc(), subscriptions::id.desc()))
@@ -40,7 +40,7 @@ pub async fn list_for_user(conn: &mut AsyncPgConnection, user: Uuid) -> Result<V
 }
 
 /// A user's current subscriptions (pending, trial, active, past due): at most a trial and a pending one.
-pub async fn current_for_user(conn: &mut AsyncPgConnection, user: Uuid) -> Result<Vec<SubscriptionRow>, DbError> {
+pub async fn current_for_user(conn: &mut AsyncPgConnection, user: UserId) -> Result<Vec<SubscriptionRow>, DbError> {
     Ok(subscriptions::table
         .filter(subscriptions::user_id.eq(user))
         .filter(subscriptions::status.eq_any(CURRENT))
@@ -50,7 +50,7 @@ pub async fn current_for_user(conn: &mut AsyncPgConnection, user: Uuid) -> Resul
 }
 
 /// The subscription giving the user access (trial, active or past due), if any.
-pub async fn with_access(conn: &mut AsyncPgConnection, user: Uuid) -> Result<Option<SubscriptionRow>, DbError> {
+pub async fn with_access(conn: &mut AsyncPgConnection, user: UserId) -> Result<Option<SubscriptionRow>, DbError> {
     Ok(subscriptions::table
         .filter(subscriptions::user_id.eq(user))
         .filter(subscriptions::status.eq_any([
@@ -65,7 +65,7 @@ pub async fn with_access(conn: &mut AsyncPgConnection, user: Uuid) -> Result<Opt
 }
 
 /// True when the user ever had a trial.
-pub async fn has_had_trial(conn: &mut AsyncPgConnection, user: Uuid) -> Result<bool, DbError> {
+pub async fn has_had_trial(conn: &mut AsyncPgConnection, user: UserId) -> Result<bool, DbError> {
     Ok(diesel::select(diesel::dsl::exists(
         subscriptions::table.filter(subscriptions::user_id.eq(user)).filter(subscriptions::is_trial.eq(true)),
     ))
@@ -77,7 +77,7 @@ pub async fn has_had_trial(conn: &mut AsyncPgConnection, user: Uuid) -> Result<b
 /// up by one. `None` means another change won.
 pub async fn update_versioned(
     conn: &mut AsyncPgConnection,
-    id: Uuid,
+    id: SubscriptionId,
     expected_version: i32,
     changes: &SubscriptionChanges,
 ) -> Result<Option<SubscriptionRow>, DbError> {
@@ -96,7 +96,7 @@ pub async fn insert_event(conn: &mut AsyncPgConnection, event: &NewSubscriptionE
 }
 
 /// The event log of a subscription, oldest first.
-pub async fn events(conn: &mut AsyncPgConnection, id: Uuid) -> Result<Vec<SubscriptionEventRow>, DbError> {
+pub async fn events(conn: &mut AsyncPgConnection, id: SubscriptionId) -> Result<Vec<SubscriptionEventRow>, DbError> {
     Ok(subscription_events::table
         .filter(subscription_events::subscription_id.eq(id))
         .order(subscription_events::id.asc())
@@ -106,7 +106,10 @@ pub async fn events(conn: &mut AsyncPgConnection, id: Uuid) -> Result<Vec<Subscr
 }
 
 /// One subscription, locked for the rest of the transaction.
-pub async fn find_for_update(conn: &mut AsyncPgConnection, id: Uuid) -> Result<Option<SubscriptionRow>, DbError> {
+pub async fn find_for_update(
+    conn: &mut AsyncPgConnection,
+    id: SubscriptionId,
+) -> Result<Option<SubscriptionRow>, DbError> {
     Ok(subscriptions::table.find(id).for_update().select(SubscriptionRow::as_select()).first(conn).await.optional()?)
 }
 
@@ -133,7 +136,11 @@ pub async fn record_inbound_webhook(
 }
 
 /// Remembers the saved payment method later charges use.
-pub async fn set_payment_method(conn: &mut AsyncPgConnection, id: Uuid, payment_method: &str) -> Result<(), DbError> {
+pub async fn set_payment_method(
+    conn: &mut AsyncPgConnection,
+    id: SubscriptionId,
+    payment_method: &str,
+) -> Result<(), DbError> {
     diesel::update(subscriptions::table.find(id))
         .set(subscriptions::payment_method_id.eq(payment_method))
         .execute(conn)
@@ -142,7 +149,11 @@ pub async fn set_payment_method(conn: &mut AsyncPgConnection, id: Uuid, payment_
 }
 
 /// Active subscriptions at or past their period end with no renewal invoice for the next period yet.
-pub async fn renewals_due(conn: &mut AsyncPgConnection, now: DateTime<Utc>, limit: i64) -> Result<Vec<Uuid>, DbError> {
+pub async fn renewals_due(
+    conn: &mut AsyncPgConnection,
+    now: DateTime<Utc>,
+    limit: i64,
+) -> Result<Vec<SubscriptionId>, DbError> {
     use super::schema::invoices;
     let invoiced = invoices::table
         .filter(invoices::subscription_id.eq(subscriptions::id.nullable()))
@@ -161,7 +172,11 @@ pub async fn renewals_due(conn: &mut AsyncPgConnection, now: DateTime<Utc>, limi
 }
 
 /// Trials at or past their end.
-pub async fn trials_due(conn: &mut AsyncPgConnection, now: DateTime<Utc>, limit: i64) -> Result<Vec<Uuid>, DbError> {
+pub async fn trials_due(
+    conn: &mut AsyncPgConnection,
+    now: DateTime<Utc>,
+    limit: i64,
+) -> Result<Vec<SubscriptionId>, DbError> {
     Ok(subscriptions::table
         .filter(subscriptions::status.eq(SubscriptionStatus::Trial))
         .filter(subscriptions::trial_end.le(now))

@@ -1,5 +1,6 @@
 //! Usage folded from Redis into the ledger.
 
+use billing_domain::SubscriptionId;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::upsert::excluded;
@@ -14,7 +15,7 @@ use billing_infra::DbError;
 #[diesel(table_name = usage_events)]
 pub struct NewUsageEvent {
     pub id: Uuid,
-    pub subscription_id: Uuid,
+    pub subscription_id: SubscriptionId,
     pub feature: String,
     pub period_start: DateTime<Utc>,
     pub delta: i64,
@@ -28,7 +29,7 @@ pub async fn fold(conn: &mut AsyncPgConnection, events: &[NewUsageEvent]) -> Res
     if events.is_empty() {
         return Ok(0);
     }
-    let inserted: Vec<(Uuid, String, DateTime<Utc>, i64)> = diesel::insert_into(usage_events::table)
+    let inserted: Vec<(SubscriptionId, String, DateTime<Utc>, i64)> = diesel::insert_into(usage_events::table)
         .values(events)
         .on_conflict_do_nothing()
         .returning((
@@ -39,7 +40,7 @@ pub async fn fold(conn: &mut AsyncPgConnection, events: &[NewUsageEvent]) -> Res
         ))
         .get_results(conn)
         .await?;
-    let mut sums: std::collections::BTreeMap<(Uuid, String, DateTime<Utc>), i64> = Default::default();
+    let mut sums: std::collections::BTreeMap<(SubscriptionId, String, DateTime<Utc>), i64> = Default::default();
     for (sub, feature, period, delta) in inserted {
         *sums.entry((sub, feature, period)).or_default() += delta;
     }
@@ -65,7 +66,7 @@ pub async fn fold(conn: &mut AsyncPgConnection, events: &[NewUsageEvent]) -> Res
 /// The folded total of one counter.
 pub async fn used(
     conn: &mut AsyncPgConnection,
-    sub: Uuid,
+    sub: SubscriptionId,
     feature: &str,
     period: DateTime<Utc>,
 ) -> Result<i64, DbError> {

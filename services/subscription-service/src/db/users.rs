@@ -1,6 +1,7 @@
 //! Users and refresh tokens.
 
 use billing_auth::Role;
+use billing_domain::UserId;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
@@ -21,18 +22,18 @@ pub async fn find_by_email(conn: &mut AsyncPgConnection, email: &str) -> Result<
 }
 
 /// The user with this id.
-pub async fn find(conn: &mut AsyncPgConnection, id: Uuid) -> Result<Option<UserRow>, DbError> {
+pub async fn find(conn: &mut AsyncPgConnection, id: UserId) -> Result<Option<UserRow>, DbError> {
     Ok(users::table.find(id).select(UserRow::as_select()).first(conn).await.optional()?)
 }
 
 /// Makes an existing user an administrator; returns false when there is no such user.
-pub async fn promote_to_admin(conn: &mut AsyncPgConnection, id: Uuid) -> Result<bool, DbError> {
+pub async fn promote_to_admin(conn: &mut AsyncPgConnection, id: UserId) -> Result<bool, DbError> {
     let n = diesel::update(users::table.find(id)).set(users::role.eq(Role::Admin.as_str())).execute(conn).await?;
     Ok(n == 1)
 }
 
 /// Sets a user's role; `None` when there is no such user.
-pub async fn set_role(conn: &mut AsyncPgConnection, id: Uuid, role: &str) -> Result<Option<UserRow>, DbError> {
+pub async fn set_role(conn: &mut AsyncPgConnection, id: UserId, role: &str) -> Result<Option<UserRow>, DbError> {
     Ok(diesel::update(users::table.find(id))
         .set(users::role.eq(role))
         .returning(UserRow::as_returning())

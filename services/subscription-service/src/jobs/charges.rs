@@ -2,11 +2,11 @@
 //! attempt's key (a redelivered job is the same charge, never a second one), its answer applied as the payment
 //! event it is: whichever of the answer and the webhook comes first applies, the other is a duplicate.
 
+use billing_domain::InvoiceId;
 use billing_queue::worker::JobError;
 use billing_queue::{Envelope, Job};
 use diesel_async::AsyncConnection;
 use serde_json::json;
-use uuid::Uuid;
 
 use super::{request_id, retry};
 use crate::clients::{ChargeOutcome, ChargeRequest};
@@ -67,7 +67,7 @@ async fn apply_outcome(state: &AppState, invoice: &InvoiceRow, outcome: &ChargeO
 /// the job was for.
 async fn attempt_failed_without_charge(
     state: &AppState,
-    invoice: Uuid,
+    invoice: InvoiceId,
     attempt: i32,
     code: &str,
 ) -> Result<(), JobError> {
@@ -105,7 +105,7 @@ impl Job for Charge {
 /// never a second one, and applies the outcome.
 pub(crate) async fn charge_attempt(
     state: &AppState,
-    invoice_id: Uuid,
+    invoice_id: InvoiceId,
     attempt: i32,
     request_id: &str,
 ) -> Result<(), JobError> {

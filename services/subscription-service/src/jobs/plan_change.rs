@@ -1,11 +1,11 @@
 //! `q:sub:plan_change`: an upgrade's proration invoice gets its first charge attempt (through
 //! `q:sub:payment_initiation`); one with nothing to pay is settled at once.
 
+use billing_domain::InvoiceId;
 use billing_domain::InvoiceStatus;
 use billing_queue::worker::JobError;
 use billing_queue::{Envelope, Job, QueueName, outbox};
 use diesel_async::AsyncConnection;
-use uuid::Uuid;
 
 use super::retry;
 use crate::db;
@@ -28,7 +28,7 @@ impl Job for PlanChange {
     }
 }
 
-async fn first_attempt(state: &AppState, id: Uuid) -> Result<(), JobError> {
+async fn first_attempt(state: &AppState, id: InvoiceId) -> Result<(), JobError> {
     let now = state.now();
     let job = state
         .conn()

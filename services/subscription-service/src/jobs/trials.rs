@@ -1,13 +1,13 @@
 //! `q:sub:trial_payment`: a trial at its end converts to the plan it converts to when the user has a saved
 //! payment method (a conversion invoice from the trial's end, charged now), and expires otherwise.
 
+use billing_domain::SubscriptionId;
 use billing_domain::invoice::Line;
 use billing_domain::{HistoryEntry, InvoiceKind, InvoiceStatus, SubscriptionEvent, SubscriptionStatus};
 use billing_queue::worker::JobError;
 use billing_queue::{Envelope, Job};
 use diesel_async::AsyncConnection;
 use serde_json::json;
-use uuid::Uuid;
 
 use super::charges::charge_attempt;
 use super::{request_id, retry};
@@ -33,7 +33,7 @@ impl Job for TrialPayment {
     }
 }
 
-async fn convert_or_expire(state: &AppState, id: Uuid, request_id: &str) -> Result<(), JobError> {
+async fn convert_or_expire(state: &AppState, id: SubscriptionId, request_id: &str) -> Result<(), JobError> {
     let now = state.now();
     let Some(sub) = db::subscriptions::find(&mut *state.conn().await.map_err(retry)?, id).await.map_err(retry)? else {
         return Err(JobError::Permanent(format!("subscription {id} does not exist")));
@@ -108,7 +108,7 @@ async fn convert_or_expire(state: &AppState, id: Uuid, request_id: &str) -> Resu
     }
 }
 
-async fn expire_trial(state: &AppState, id: Uuid, reason: &'static str) -> Result<(), JobError> {
+async fn expire_trial(state: &AppState, id: SubscriptionId, reason: &'static str) -> Result<(), JobError> {
     let now = state.now();
     state
         .conn()

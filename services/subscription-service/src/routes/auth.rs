@@ -67,7 +67,7 @@ pub async fn refresh(state: web::Data<AppState>, body: Json<RefreshBody>) -> Res
         (status = 200, description = "The user", body = UserDto),
         (status = 401, description = "Missing, invalid or expired token", body = billing_http::error::ErrorEnvelope)))]
 pub async fn me(state: web::Data<AppState>, user: AuthUser) -> Result<HttpResponse, ApiError> {
-    let row = auth::me(&state, user.id).await?;
+    let row = auth::me(&state, user.id.into()).await?;
     Ok(ok(UserDto::from(row), "current user"))
 }
 
@@ -85,6 +85,6 @@ pub async fn set_role(
     id: web::Path<Uuid>,
     body: Json<RoleBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let row = auth::set_role(&state, id.into_inner(), body.into_inner().role).await?;
+    let row = auth::set_role(&state, id.into_inner().into(), body.into_inner().role).await?;
     Ok(ok(UserDto::from(row), "role changed"))
 }

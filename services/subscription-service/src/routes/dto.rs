@@ -87,7 +87,7 @@ impl From<Tokens> for TokensDto {
             token_type: "bearer",
             expires_in: t.expires_in,
             refresh_token: t.refresh_token,
-            user_id: t.user_id,
+            user_id: t.user_id.into(),
             email: t.email,
         }
     }
@@ -107,7 +107,7 @@ pub struct UserDto {
 impl From<UserRow> for UserDto {
     fn from(u: UserRow) -> Self {
         Self {
-            id: u.id,
+            id: u.id.into(),
             email: u.email,
             first_name: u.first_name,
             last_name: u.last_name,
@@ -318,8 +318,8 @@ impl SubscriptionDto {
     /// The DTO of `row`, with its plan when known.
     pub fn new(row: SubscriptionRow, plan: Option<&Plan>) -> Self {
         Self {
-            id: row.id,
-            user_id: row.user_id,
+            id: row.id.into(),
+            user_id: row.user_id.into(),
             plan_id: row.plan_id,
             plan: plan.map(PlanDto::from),
             quantity: row.quantity,
@@ -492,11 +492,11 @@ impl From<InvoiceView> for InvoiceDto {
         let i: InvoiceRow = v.invoice;
         let c = i.currency;
         Self {
-            id: i.id,
+            id: i.id.into(),
             number: i.number,
             status: i.status,
             kind: i.kind,
-            subscription_id: i.subscription_id,
+            subscription_id: i.subscription_id.map(Into::into),
             subtotal: amount(i.subtotal, c),
             total: amount(i.total, c),
             amount_due: amount(i.amount_due, c),
@@ -520,8 +520,8 @@ impl From<InvoiceView> for InvoiceDto {
                     amount: amount(n.amount, c),
                     number: n.number,
                     reason: n.reason,
-                    refund_id: n.refund_id,
-                    transaction_id: n.transaction_id,
+                    refund_id: n.refund_id.into(),
+                    transaction_id: n.transaction_id.into(),
                     created_at: rfc3339(n.created_at),
                 })
                 .collect(),

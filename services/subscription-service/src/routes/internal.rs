@@ -17,7 +17,7 @@ pub async fn invoice(
     _signed: SignedLine<FromPaymentService>,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    Ok(ok(invoices::due(&state, id.into_inner()).await?, "invoice"))
+    Ok(ok(invoices::due(&state, id.into_inner().into()).await?, "invoice"))
 }
 
 /// `GET /v1/internal/subscriptions/{id}/due`: the subscription's open invoice; with none open, its newest invoice
@@ -27,5 +27,5 @@ pub async fn subscription_due(
     _signed: SignedLine<FromPaymentService>,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    Ok(ok(invoices::subscription_due(&state, id.into_inner()).await?, "amount due"))
+    Ok(ok(invoices::subscription_due(&state, id.into_inner().into()).await?, "amount due"))
 }

@@ -12,7 +12,7 @@ use crate::state::AppState;
 #[utoipa::path(get, path = "/v1/invoices/me", tag = "invoices", security(("bearer" = [])),
     responses((status = 200, description = "Invoices with their lines", body = Vec<InvoiceDto>)))]
 pub async fn list_mine(state: web::Data<AppState>, user: AuthUser) -> Result<HttpResponse, ApiError> {
-    let list = invoices::list_mine(&state, user.id).await?;
+    let list = invoices::list_mine(&state, user.id.into()).await?;
     Ok(ok(list.into_iter().map(InvoiceDto::from).collect::<Vec<_>>(), "invoices"))
 }
 
@@ -23,6 +23,6 @@ pub async fn list_mine(state: web::Data<AppState>, user: AuthUser) -> Result<Htt
         (status = 200, description = "The invoice", body = InvoiceDto),
         (status = 404, description = "`invoice_not_found` (also for another user's)", body = billing_http::error::ErrorEnvelope)))]
 pub async fn get(state: web::Data<AppState>, user: AuthUser, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
-    let view = invoices::get(&state, user, id.into_inner()).await?;
+    let view = invoices::get(&state, user, id.into_inner().into()).await?;
     Ok(ok(InvoiceDto::from(view), "invoice"))
 }

@@ -31,16 +31,16 @@ pub async fn create(
     body: Json<CreateSubscriptionBody>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
-    let made = subscriptions::create_paid(&state, user.id, body.plan_id, body.quantity.unwrap_or(1)).await?;
+    let made = subscriptions::create_paid(&state, user.id.into(), body.plan_id, body.quantity.unwrap_or(1)).await?;
     let dto = CreatedSubscriptionDto {
-        id: made.subscription.id,
+        id: made.subscription.id.into(),
         status: made.subscription.status,
         plan: PlanDto::from(&made.plan),
         quantity: made.subscription.quantity,
         payment_required: true,
         amount: amount(made.invoice.amount_due, made.invoice.currency),
         currency: made.invoice.currency,
-        invoice_id: made.invoice.id,
+        invoice_id: made.invoice.id.into(),
         invoice_number: made.invoice.number.clone(),
     };
     Ok(created(dto, "subscription created; pay its invoice to activate it"))
@@ -58,10 +58,10 @@ pub async fn create_trial(
     user: AuthUser,
     body: Json<TrialBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let (row, plan) = subscriptions::create_trial(&state, user.id, body.into_inner().trial_plan_id.0).await?;
+    let (row, plan) = subscriptions::create_trial(&state, user.id.into(), body.into_inner().trial_plan_id.0).await?;
     let dto = TrialDto {
-        id: row.id,
-        user_id: row.user_id,
+        id: row.id.into(),
+        user_id: row.user_id.into(),
         plan_id: row.plan_id,
         status: row.status,
         start_date: row.trial_start.map(billing_http::rfc3339),
@@ -75,7 +75,7 @@ pub async fn create_trial(
 #[utoipa::path(get, path = "/v1/subscriptions/me", tag = "subscriptions", security(("bearer" = [])),
     responses((status = 200, description = "Subscriptions", body = Vec<SubscriptionDto>)))]
 pub async fn list_mine(state: web::Data<AppState>, user: AuthUser) -> Result<HttpResponse, ApiError> {
-    let rows = subscriptions::list_mine(&state, user.id).await?;
+    let rows = subscriptions::list_mine(&state, user.id.into()).await?;
     let mut out = Vec::with_capacity(rows.len());
     for row in rows {
         out.push(dto(&state, row).await?);
@@ -90,7 +90,7 @@ pub async fn list_mine(state: web::Data<AppState>, user: AuthUser) -> Result<Htt
         (status = 200, description = "The subscription", body = SubscriptionDto),
         (status = 404, description = "`subscription_not_found` (also for another user's)", body = billing_http::error::ErrorEnvelope)))]
 pub async fn get(state: web::Data<AppState>, user: AuthUser, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
-    let row = subscriptions::get(&state, user, id.into_inner()).await?;
+    let row = subscriptions::get(&state, user, id.into_inner().into()).await?;
     Ok(ok(dto(&state, row).await?, "subscription"))
 }
 
@@ -125,7 +125,8 @@ pub async fn change(
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let version = if_match(&req)?;
-    let changed = subscriptions::change(&state, user, id.into_inner(), body.plan_id, body.quantity, version).await?;
+    let changed =
+        subscriptions::change(&state, user, id.into_inner().into(), body.plan_id, body.quantity, version).await?;
     let effective_at = if changed.scheduled {
         changed.subscription.current_period_end.map(billing_http::rfc3339)
     } else {
@@ -139,7 +140,7 @@ pub async fn change(
             currency: p.net.currency().code().to_owned(),
             carried_to_next_invoice: changed.carried,
         }),
-        invoice_id: changed.invoice.map(|i| i.id),
+        invoice_id: changed.invoice.map(|i| i.id.into()),
         scheduled: changed.scheduled,
         effective_at,
         subscription: dto(&state, changed.subscription).await?,
@@ -162,7 +163,7 @@ pub async fn cancel(
     id: web::Path<Uuid>,
     query: web::Query<CancelQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let row = subscriptions::cancel(&state, user, id.into_inner(), query.immediately.unwrap_or(false)).await?;
+    let row = subscriptions::cancel(&state, user, id.into_inner().into(), query.immediately.unwrap_or(false)).await?;
     Ok(ok(dto(&state, row).await?, "subscription canceled"))
 }
 
@@ -178,7 +179,7 @@ pub async fn reactivate(
     user: AuthUser,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    let row = subscriptions::reactivate(&state, user, id.into_inner()).await?;
+    let row = subscriptions::reactivate(&state, user, id.into_inner().into()).await?;
     Ok(ok(dto(&state, row).await?, "subscription reactivated"))
 }
 
@@ -189,7 +190,7 @@ pub async fn reactivate(
         (status = 200, description = "Events", body = Vec<EventDto>),
         (status = 404, description = "`subscription_not_found`", body = billing_http::error::ErrorEnvelope)))]
 pub async fn events(state: web::Data<AppState>, user: AuthUser, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
-    let events = subscriptions::events(&state, user, id.into_inner()).await?;
+    let events = subscriptions::events(&state, user, id.into_inner().into()).await?;
     Ok(ok(events.into_iter().map(EventDto::from).collect::<Vec<_>>(), "subscription events"))
 }
 

@@ -46,7 +46,8 @@ pub async fn use_feature(
     if !fields.is_empty() {
         return Err(ServiceError::Validation(fields).into());
     }
-    let out = usage::use_feature(&state, user.id, &body.feature_name, delta, body.idempotency_key.as_deref()).await?;
+    let out =
+        usage::use_feature(&state, user.id.into(), &body.feature_name, delta, body.idempotency_key.as_deref()).await?;
     Ok(ok(
         UseDto {
             remaining: remaining(out.limit, out.current_usage),
@@ -65,7 +66,7 @@ pub async fn use_feature(
         (status = 200, description = "Usage", body = UsageMeDto),
         (status = 403, description = "`no_active_subscription`", body = billing_http::error::ErrorEnvelope)))]
 pub async fn me(state: web::Data<AppState>, user: AuthUser) -> Result<HttpResponse, ApiError> {
-    let u = usage::current(&state, user.id).await?;
+    let u = usage::current(&state, user.id.into()).await?;
     let features = u
         .features
         .iter()
@@ -78,7 +79,7 @@ pub async fn me(state: web::Data<AppState>, user: AuthUser) -> Result<HttpRespon
         .collect();
     Ok(ok(
         UsageMeDto {
-            subscription_id: u.subscription_id,
+            subscription_id: u.subscription_id.into(),
             plan_id: u.plan_id,
             period_start: rfc3339(u.period_start),
             reset_at: rfc3339(u.reset_at),
@@ -94,7 +95,7 @@ pub async fn me(state: web::Data<AppState>, user: AuthUser) -> Result<HttpRespon
         (status = 200, description = "Limits", body = LimitsDto),
         (status = 403, description = "`no_active_subscription`", body = billing_http::error::ErrorEnvelope)))]
 pub async fn limits(state: web::Data<AppState>, user: AuthUser) -> Result<HttpResponse, ApiError> {
-    let u = usage::current(&state, user.id).await?;
+    let u = usage::current(&state, user.id.into()).await?;
     let limits = usage::limits_map(&u)
         .into_iter()
         .map(|(name, (limit, used))| (name, LimitDto { limit, used, remaining: remaining(limit, used) }))

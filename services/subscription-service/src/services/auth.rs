@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use billing_auth::{Role, refresh};
+use billing_domain::UserId;
 use billing_http::ratelimit::Limit;
 use chrono::{DateTime, Utc};
 use diesel_async::AsyncConnection;
@@ -35,7 +36,7 @@ pub struct Tokens {
     pub access_token: String,
     pub expires_in: u64,
     pub refresh_token: String,
-    pub user_id: Uuid,
+    pub user_id: UserId,
     pub email: String,
 }
 
@@ -92,7 +93,7 @@ pub async fn register(state: &AppState, input: Registration, ip: &str) -> Result
     }
     let hash = billing_auth::hash_password(input.password).await?;
     let user = NewUser {
-        id: Uuid::now_v7(),
+        id: UserId::new(),
         email: &email,
         password_hash: &hash,
         first_name: input.first_name.as_deref().map(str::trim),
@@ -162,7 +163,7 @@ pub async fn refresh(state: &AppState, token: &str) -> Result<Tokens, ServiceErr
         Err(reused_by) => {
             // A stolen refresh token may already have minted access tokens: they stop working too.
             if let Some(user) = reused_by {
-                state.revocations.revoke_all(user).await?;
+                state.revocations.revoke_all(user.into()).await?;
             }
             return Err(ServiceError::InvalidRefreshToken);
         }
@@ -172,24 +173,24 @@ pub async fn refresh(state: &AppState, token: &str) -> Result<Tokens, ServiceErr
 
 /// Gives `user` the role `role` and voids the access tokens they hold, so a demoted administrator loses the
 /// role everywhere within [`billing_http::auth::REVOCATION_CACHE`]; new tokens carry the new role.
-pub async fn set_role(state: &AppState, user: Uuid, role: Role) -> Result<UserRow, ServiceError> {
+pub async fn set_role(state: &AppState, user: UserId, role: Role) -> Result<UserRow, ServiceError> {
     let row = db::users::set_role(&mut *state.conn().await?, user, role.as_str())
         .await?
         .ok_or(ServiceError::AccountNotFound)?;
-    state.revocations.revoke_all(user).await?;
+    state.revocations.revoke_all(user.into()).await?;
     tracing::warn!(user_id = %user, role = role.as_str(), "role changed: the user's access tokens were revoked");
     Ok(row)
 }
 
 /// The user behind a token.
-pub async fn me(state: &AppState, id: Uuid) -> Result<UserRow, ServiceError> {
+pub async fn me(state: &AppState, id: UserId) -> Result<UserRow, ServiceError> {
     db::users::find(&mut *state.conn().await?, id).await?.ok_or(ServiceError::UserNotFound)
 }
 
 async fn issue_tokens(state: &AppState, user: &UserRow, family: Uuid) -> Result<Tokens, ServiceError> {
     let now = Utc::now();
     let role = Role::parse(&user.role).unwrap_or(Role::User);
-    let access_token = state.jwt.issue(user.id, role, now).map_err(ServiceError::internal)?;
+    let access_token = state.jwt.issue(user.id.into(), role, now).map_err(ServiceError::internal)?;
     let (refresh_token, digest) = refresh::generate();
     let expires_at: DateTime<Utc> = now + REFRESH_TTL;
     let row =

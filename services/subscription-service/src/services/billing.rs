@@ -7,7 +7,9 @@
 //! itself, changes nothing the second time.
 
 use billing_domain::invoice::Line;
-use billing_domain::{HistoryEntry, InvoiceKind, InvoiceStatus, Money, SubscriptionEvent, SubscriptionStatus};
+use billing_domain::{
+    HistoryEntry, InvoiceId, InvoiceKind, InvoiceStatus, Money, SubscriptionEvent, SubscriptionId, SubscriptionStatus,
+};
 use billing_queue::{NewJob, Payload, Queue, QueueName, outbox};
 use chrono::{DateTime, Utc};
 use diesel_async::{AsyncConnection, AsyncPgConnection};
@@ -64,7 +66,7 @@ fn job_id(key: &str) -> Uuid {
 /// `q:sub:payment_initiation`: charge attempt `attempt` of an invoice to the user's default payment method.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChargeAttempt {
-    pub invoice_id: Uuid,
+    pub invoice_id: InvoiceId,
     pub attempt: i32,
 }
 
@@ -76,7 +78,7 @@ impl Payload for ChargeAttempt {
 /// `q:sub:trial_payment`: a trial reached its end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TrialEnded {
-    pub subscription_id: Uuid,
+    pub subscription_id: SubscriptionId,
 }
 
 impl Payload for TrialEnded {
@@ -85,12 +87,12 @@ impl Payload for TrialEnded {
 }
 
 /// The charge key of attempt `attempt` of an invoice: the same attempt is the same charge, however often sent.
-pub fn attempt_key(invoice: Uuid, attempt: i32) -> String {
+pub fn attempt_key(invoice: InvoiceId, attempt: i32) -> String {
     format!("invoice:{invoice}:attempt:{attempt}")
 }
 
 /// The job of an invoice's charge attempt (one job per attempt, however often it is pushed).
-pub fn attempt_job(invoice: Uuid, attempt: i32) -> NewJob {
+pub fn attempt_job(invoice: InvoiceId, attempt: i32) -> NewJob {
     let key = attempt_key(invoice, attempt);
     NewJob { id: job_id(&key), ..ChargeAttempt { invoice_id: invoice, attempt }.job(key) }
         .correlated(invoice.to_string())
@@ -120,10 +122,15 @@ pub async fn run_due(state: &AppState) -> Result<Report, ServiceError> {
 
 /// Runs `one` on every id `find` returns, batch after batch; a row another process is changing is left to the
 /// next tick.
-async fn each_due<F, G>(state: &AppState, step: &str, find: F, one: G) -> Result<usize, ServiceError>
+async fn each_due<Id: Copy + std::fmt::Display, F, G>(
+    state: &AppState,
+    step: &str,
+    find: F,
+    one: G,
+) -> Result<usize, ServiceError>
 where
-    F: AsyncFn(&mut AsyncPgConnection, DateTime<Utc>) -> Result<Vec<Uuid>, billing_infra::DbError>,
-    G: AsyncFn(&AppState, Uuid) -> Result<bool, ServiceError>,
+    F: AsyncFn(&mut AsyncPgConnection, DateTime<Utc>) -> Result<Vec<Id>, billing_infra::DbError>,
+    G: AsyncFn(&AppState, Id) -> Result<bool, ServiceError>,
 {
     let mut done = 0;
     for _ in 0..MAX_BATCHES {
@@ -154,7 +161,7 @@ pub async fn renew_due(state: &AppState) -> Result<usize, ServiceError> {
         .await
 }
 
-async fn renew_one(state: &AppState, id: Uuid) -> Result<bool, ServiceError> {
+async fn renew_one(state: &AppState, id: SubscriptionId) -> Result<bool, ServiceError> {
     let now = state.now();
     let plans = state.plans.all(&state.db).await?;
     let result = state
@@ -254,7 +261,7 @@ pub async fn retry_due(state: &AppState) -> Result<usize, ServiceError> {
     each_due(state, "retries", async |conn, now| db::invoices::retries_due(conn, now, BATCH).await, retry_one).await
 }
 
-async fn retry_one(state: &AppState, id: Uuid) -> Result<bool, ServiceError> {
+async fn retry_one(state: &AppState, id: InvoiceId) -> Result<bool, ServiceError> {
     let now = state.now();
     let job = state
         .conn()
@@ -319,7 +326,7 @@ pub async fn expire_pending(state: &AppState) -> Result<usize, ServiceError> {
     .await
 }
 
-async fn expire_one(state: &AppState, id: Uuid) -> Result<bool, ServiceError> {
+async fn expire_one(state: &AppState, id: InvoiceId) -> Result<bool, ServiceError> {
     let now = state.now();
     state
         .conn()
@@ -355,7 +362,7 @@ mod tests {
     fn job_ids_are_stable_per_key() {
         assert_eq!(job_id("trial-end:a"), job_id("trial-end:a"));
         assert_ne!(job_id("trial-end:a"), job_id("trial-end:b"));
-        let job = attempt_job(Uuid::nil(), 2);
+        let job = attempt_job(InvoiceId::from(Uuid::nil()), 2);
         assert_eq!(job.idempotency_key, format!("invoice:{}:attempt:2", Uuid::nil()));
         assert_eq!(job.payload["attempt"], 2);
     }

@@ -2,12 +2,11 @@
 
 use billing_contract::internal::InvoiceDue;
 use billing_domain::invoice::{Line, invoice_number, sequence_month};
-use billing_domain::{Currency, InvoiceKind, InvoiceStatus, Money};
+use billing_domain::{Currency, InvoiceId, InvoiceKind, InvoiceStatus, Money, SubscriptionId, UserId};
 use billing_http::AuthUser;
 use chrono::{DateTime, Utc};
 use diesel_async::AsyncConnection;
 use diesel_async::AsyncPgConnection;
-use uuid::Uuid;
 
 use crate::db;
 pub use crate::db::models::{CreditNoteRow, InvoiceLineRow, InvoiceRow};
@@ -18,8 +17,8 @@ use crate::state::AppState;
 /// An invoice to create.
 #[derive(Debug, Clone)]
 pub struct InvoiceDraft {
-    pub user_id: Uuid,
-    pub subscription_id: Option<Uuid>,
+    pub user_id: UserId,
+    pub subscription_id: Option<SubscriptionId>,
     pub kind: InvoiceKind,
     pub currency: Currency,
     pub lines: Vec<Line>,
@@ -57,7 +56,7 @@ pub async fn insert_draft(conn: &mut AsyncPgConnection, draft: &InvoiceDraft) ->
 /// minimum charge, which no gateway would take on its own.
 pub async fn carry_forward(
     conn: &mut AsyncPgConnection,
-    subscription: Uuid,
+    subscription: SubscriptionId,
     lines: &[Line],
 ) -> Result<(), ServiceError> {
     let items: Vec<PendingItemRow> = lines
@@ -82,7 +81,7 @@ pub async fn carry_forward(
 /// until the caller's transaction ends, so two invoices can never both take them.
 pub async fn unbilled(
     conn: &mut AsyncPgConnection,
-    subscription: Uuid,
+    subscription: SubscriptionId,
     currency: Currency,
 ) -> Result<Vec<(i64, Line)>, ServiceError> {
     let rows = db::invoices::unbilled_for_update(conn, subscription).await?;
@@ -106,7 +105,7 @@ pub async fn unbilled(
 async fn insert_lines(conn: &mut AsyncPgConnection, draft: &InvoiceDraft) -> Result<InvoiceRow, ServiceError> {
     let total = billing_domain::invoice::total(draft.lines.iter().map(|l| l.amount), Money::zero(draft.currency))
         .map_err(ServiceError::internal)?;
-    let id = Uuid::now_v7();
+    let id = InvoiceId::new();
     let amount_due = if total.is_negative() { Money::zero(draft.currency) } else { total };
     let invoice = NewInvoice {
         id,
@@ -143,7 +142,11 @@ async fn insert_lines(conn: &mut AsyncPgConnection, draft: &InvoiceDraft) -> Res
 
 /// Gives a draft its number (`INV-YYYYMM-NNNN`, the month of `now`) and opens it, inside the caller's
 /// transaction; numbers stay gapless because the month's counter is held until that transaction ends.
-pub async fn finalize(conn: &mut AsyncPgConnection, id: Uuid, now: DateTime<Utc>) -> Result<InvoiceRow, ServiceError> {
+pub async fn finalize(
+    conn: &mut AsyncPgConnection,
+    id: InvoiceId,
+    now: DateTime<Utc>,
+) -> Result<InvoiceRow, ServiceError> {
     let sequence = db::invoices::next_number(conn, sequence_month(now)).await?;
     let number = invoice_number(now, u32::try_from(sequence).unwrap_or(0));
     db::invoices::finalize(conn, id, &number, now)
@@ -152,16 +155,16 @@ pub async fn finalize(conn: &mut AsyncPgConnection, id: Uuid, now: DateTime<Utc>
 }
 
 /// Finalizes a draft in a transaction of its own.
-pub async fn finalize_draft(state: &AppState, id: Uuid) -> Result<InvoiceRow, ServiceError> {
+pub async fn finalize_draft(state: &AppState, id: InvoiceId) -> Result<InvoiceRow, ServiceError> {
     let now = state.now();
     state.conn().await?.transaction::<_, ServiceError, _>(async move |conn| finalize(conn, id, now).await).await
 }
 
 /// The caller's invoices, newest first.
-pub async fn list_mine(state: &AppState, user: Uuid) -> Result<Vec<InvoiceView>, ServiceError> {
+pub async fn list_mine(state: &AppState, user: UserId) -> Result<Vec<InvoiceView>, ServiceError> {
     let mut conn = state.conn().await?;
     let invoices = db::invoices::list_for_user(&mut conn, user).await?;
-    let ids: Vec<Uuid> = invoices.iter().map(|i| i.id).collect();
+    let ids: Vec<InvoiceId> = invoices.iter().map(|i| i.id).collect();
     let mut lines = db::invoices::lines(&mut conn, &ids).await?;
     let mut notes = db::invoices::credit_notes(&mut conn, &ids).await?;
     Ok(invoices
@@ -179,10 +182,10 @@ pub async fn list_mine(state: &AppState, user: Uuid) -> Result<Vec<InvoiceView>,
 }
 
 /// One invoice: its owner or an admin; anyone else gets 404.
-pub async fn get(state: &AppState, caller: AuthUser, id: Uuid) -> Result<InvoiceView, ServiceError> {
+pub async fn get(state: &AppState, caller: AuthUser, id: InvoiceId) -> Result<InvoiceView, ServiceError> {
     let mut conn = state.conn().await?;
     let invoice = db::invoices::find(&mut conn, id).await?.ok_or(ServiceError::InvoiceNotFound)?;
-    if invoice.user_id != caller.id && !caller.is_admin() {
+    if invoice.user_id != caller.id.into() && !caller.is_admin() {
         return Err(ServiceError::InvoiceNotFound);
     }
     let lines = db::invoices::lines(&mut conn, &[id]).await?;
@@ -191,14 +194,14 @@ pub async fn get(state: &AppState, caller: AuthUser, id: Uuid) -> Result<Invoice
 }
 
 /// What is due on invoice `id`, for the payment service (asked before every charge).
-pub async fn due(state: &AppState, id: Uuid) -> Result<InvoiceDue, ServiceError> {
+pub async fn due(state: &AppState, id: InvoiceId) -> Result<InvoiceDue, ServiceError> {
     let invoice = db::invoices::find(&mut *state.conn().await?, id).await?.ok_or(ServiceError::InvoiceNotFound)?;
     due_of(state, invoice).await
 }
 
 /// The subscription's open invoice; with none open, its newest invoice (not payable, so paying an active
 /// subscription is a 409 naming the invoice's status, not a 404).
-pub async fn subscription_due(state: &AppState, id: Uuid) -> Result<InvoiceDue, ServiceError> {
+pub async fn subscription_due(state: &AppState, id: SubscriptionId) -> Result<InvoiceDue, ServiceError> {
     let mut conn = state.conn().await?;
     if db::subscriptions::find(&mut conn, id).await?.is_none() {
         return Err(ServiceError::SubscriptionNotFound);

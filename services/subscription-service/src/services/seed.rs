@@ -1,11 +1,10 @@
 //! The development seed: the plan catalog of API.md and an admin account. Idempotent.
 
 use billing_auth::Role;
-use billing_domain::{BillingCycle, Currency};
+use billing_domain::{BillingCycle, Currency, UserId};
 use diesel_async::AsyncConnection;
 use rust_decimal::Decimal;
 use serde_json::json;
-use uuid::Uuid;
 
 use crate::db;
 use crate::db::models::{NewUser, PlanChanges};
@@ -123,7 +122,7 @@ pub async fn ensure_admin(
     billing_auth::check_policy(password).map_err(|e| ServiceError::invalid("password", e.to_string()))?;
     let hash = billing_auth::hash_password(password.to_owned()).await.map_err(ServiceError::internal)?;
     let user = NewUser {
-        id: Uuid::now_v7(),
+        id: UserId::new(),
         email: &email,
         password_hash: &hash,
         first_name: Some("Admin"),

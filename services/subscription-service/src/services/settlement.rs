@@ -6,6 +6,7 @@
 use billing_contract::PaymentEventDetail;
 use billing_contract::events::{PaymentFailed, PaymentSucceeded, RefundSucceeded};
 use billing_domain::AmountText;
+use billing_domain::TransactionId;
 use billing_domain::dunning::{AfterFailure, after_failure};
 use billing_domain::{
     Currency, HistoryEntry, InvoiceKind, InvoiceStatus, Money, SubscriptionEvent, SubscriptionStatus,
@@ -367,7 +368,7 @@ pub struct Failure {
     pub code: String,
     /// False for a hard decline: never retried.
     pub retryable: bool,
-    pub transaction_id: Option<Uuid>,
+    pub transaction_id: Option<TransactionId>,
 }
 
 /// A paid renewal invoice moves the subscription into the period it paid for: `renewed`, or `recovered` when

@@ -5,13 +5,13 @@
 use billing_domain::plan_change::{self, Seats, Upgrade};
 use billing_domain::proration::Proration;
 use billing_domain::{HistoryEntry, InvoiceKind, Money, SubscriptionEvent, SubscriptionStatus};
+use billing_domain::{InvoiceId, SubscriptionId, UserId};
 use billing_http::AuthUser;
 use billing_queue::{Payload, Queue, QueueName, outbox};
 use chrono::{DateTime, Duration, Utc};
 use diesel_async::AsyncConnection;
 use diesel_async::AsyncPgConnection;
 use serde_json::{Value, json};
-use uuid::Uuid;
 
 use crate::db;
 use crate::db::models::{InvoiceRow, NewSubscription, NewSubscriptionEvent, SubscriptionChanges};
@@ -97,7 +97,7 @@ pub async fn transition(
 /// Appends an event that is not a status change (creation, a recorded payment attempt …).
 pub async fn log_event(
     conn: &mut AsyncPgConnection,
-    id: Uuid,
+    id: SubscriptionId,
     entry: HistoryEntry,
     from: Option<SubscriptionStatus>,
     to: SubscriptionStatus,
@@ -130,7 +130,7 @@ fn map_insert_error(err: billing_infra::DbError) -> ServiceError {
 }
 
 /// Creates a paid subscription: `pending`, with its first invoice finalized and open.
-pub async fn create_paid(state: &AppState, user: Uuid, plan_id: i32, quantity: i32) -> Result<Created, ServiceError> {
+pub async fn create_paid(state: &AppState, user: UserId, plan_id: i32, quantity: i32) -> Result<Created, ServiceError> {
     check_quantity(quantity)?;
     let plan = plans::active_plan(state, plan_id).await?;
     if plan.is_trial_plan {
@@ -152,7 +152,7 @@ pub async fn create_paid(state: &AppState, user: Uuid, plan_id: i32, quantity: i
             let row = db::subscriptions::insert(
                 conn,
                 &NewSubscription {
-                    id: Uuid::now_v7(),
+                    id: SubscriptionId::new(),
                     user_id: user,
                     plan_id: plan_for_tx.id,
                     quantity,
@@ -199,7 +199,11 @@ pub async fn create_paid(state: &AppState, user: Uuid, plan_id: i32, quantity: i
 }
 
 /// Starts a trial at once, without a card. One trial per user, ever.
-pub async fn create_trial(state: &AppState, user: Uuid, plan_id: i32) -> Result<(SubscriptionRow, Plan), ServiceError> {
+pub async fn create_trial(
+    state: &AppState,
+    user: UserId,
+    plan_id: i32,
+) -> Result<(SubscriptionRow, Plan), ServiceError> {
     let plan = plans::active_plan(state, plan_id).await?;
     if !plan.is_trial_plan {
         return Err(ServiceError::PlanNotOfferedHere(
@@ -222,7 +226,7 @@ pub async fn create_trial(state: &AppState, user: Uuid, plan_id: i32) -> Result<
             let row = db::subscriptions::insert(
                 conn,
                 &NewSubscription {
-                    id: Uuid::now_v7(),
+                    id: SubscriptionId::new(),
                     user_id: user,
                     plan_id,
                     quantity: 1,
@@ -255,22 +259,26 @@ pub async fn create_trial(state: &AppState, user: Uuid, plan_id: i32) -> Result<
 }
 
 /// The caller's subscriptions, newest first.
-pub async fn list_mine(state: &AppState, user: Uuid) -> Result<Vec<SubscriptionRow>, ServiceError> {
+pub async fn list_mine(state: &AppState, user: UserId) -> Result<Vec<SubscriptionRow>, ServiceError> {
     Ok(db::subscriptions::list_for_user(&mut *state.conn().await?, user).await?)
 }
 
 /// One subscription: its owner or an admin; anyone else gets 404 (its existence is not revealed).
-pub async fn get(state: &AppState, caller: AuthUser, id: Uuid) -> Result<SubscriptionRow, ServiceError> {
+pub async fn get(state: &AppState, caller: AuthUser, id: SubscriptionId) -> Result<SubscriptionRow, ServiceError> {
     let row =
         db::subscriptions::find(&mut *state.conn().await?, id).await?.ok_or(ServiceError::SubscriptionNotFound)?;
-    if row.user_id != caller.id && !caller.is_admin() {
+    if row.user_id != caller.id.into() && !caller.is_admin() {
         return Err(ServiceError::SubscriptionNotFound);
     }
     Ok(row)
 }
 
 /// The event log of one subscription (owner or admin).
-pub async fn events(state: &AppState, caller: AuthUser, id: Uuid) -> Result<Vec<SubscriptionEventRow>, ServiceError> {
+pub async fn events(
+    state: &AppState,
+    caller: AuthUser,
+    id: SubscriptionId,
+) -> Result<Vec<SubscriptionEventRow>, ServiceError> {
     get(state, caller, id).await?;
     Ok(db::subscriptions::events(&mut *state.conn().await?, id).await?)
 }
@@ -278,7 +286,7 @@ pub async fn events(state: &AppState, caller: AuthUser, id: Uuid) -> Result<Vec<
 /// `q:sub:plan_change`: an upgrade's proration invoice, to be charged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ProrationDue {
-    pub invoice_id: Uuid,
+    pub invoice_id: InvoiceId,
 }
 
 impl Payload for ProrationDue {
@@ -292,7 +300,7 @@ impl Payload for ProrationDue {
 pub async fn change(
     state: &AppState,
     caller: AuthUser,
-    id: Uuid,
+    id: SubscriptionId,
     new_plan_id: Option<i32>,
     new_quantity: Option<i32>,
     expected_version: Option<i32>,
@@ -491,7 +499,7 @@ pub async fn end_now(
 pub async fn cancel(
     state: &AppState,
     caller: AuthUser,
-    id: Uuid,
+    id: SubscriptionId,
     immediately: bool,
 ) -> Result<SubscriptionRow, ServiceError> {
     let row = get(state, caller, id).await?;
@@ -530,7 +538,11 @@ pub async fn cancel(
 }
 
 /// Undoes a scheduled cancellation before the period ends.
-pub async fn reactivate(state: &AppState, caller: AuthUser, id: Uuid) -> Result<SubscriptionRow, ServiceError> {
+pub async fn reactivate(
+    state: &AppState,
+    caller: AuthUser,
+    id: SubscriptionId,
+) -> Result<SubscriptionRow, ServiceError> {
     let row = get(state, caller, id).await?;
     let now = state.now();
     if !row.cancel_at_period_end || row.current_period_end.is_none_or(|end| end <= now) {

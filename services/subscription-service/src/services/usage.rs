@@ -3,6 +3,7 @@
 //! idempotently (the event id is the row's key). A counter missing from Redis is rebuilt from PostgreSQL (after
 //! folding what is still in the stream) before the request is answered.
 
+use billing_domain::{SubscriptionId, UserId};
 use std::collections::BTreeMap;
 
 use billing_domain::Feature;
@@ -66,7 +67,7 @@ pub struct FeatureUsage {
 /// The usage of the current period.
 #[derive(Debug, Clone)]
 pub struct PeriodUsage {
-    pub subscription_id: Uuid,
+    pub subscription_id: SubscriptionId,
     pub plan_id: i32,
     pub period_start: DateTime<Utc>,
     pub reset_at: DateTime<Utc>,
@@ -84,11 +85,11 @@ impl<'a> UsageMeter<'a> {
     }
 
     // Every usage key shares the `{usage}` hash tag, so the script's keys live in one Redis Cluster slot.
-    fn counter_key(&self, sub: Uuid, feature: &str, period: DateTime<Utc>) -> String {
+    fn counter_key(&self, sub: SubscriptionId, feature: &str, period: DateTime<Utc>) -> String {
         self.redis.key(&format!("{{usage}}:c:{sub}:{feature}:{}", period.timestamp_micros()))
     }
 
-    fn idempotency_key(&self, sub: Uuid, key: &str) -> String {
+    fn idempotency_key(&self, sub: SubscriptionId, key: &str) -> String {
         self.redis.key(&format!("{{usage}}:i:{sub}:{key}"))
     }
 
@@ -104,7 +105,7 @@ fn period_of(sub: &SubscriptionRow) -> Result<(DateTime<Utc>, DateTime<Utc>), Se
     }
 }
 
-async fn access(state: &AppState, user: Uuid) -> Result<(SubscriptionRow, Plan), ServiceError> {
+async fn access(state: &AppState, user: UserId) -> Result<(SubscriptionRow, Plan), ServiceError> {
     let sub = db::subscriptions::with_access(&mut *state.conn().await?, user)
         .await?
         .ok_or(ServiceError::NoActiveSubscription)?;
@@ -119,7 +120,7 @@ fn limit_of(feature: &Feature) -> Option<i64> {
 /// Records `delta` units of `feature` for the caller's current subscription, unless that would pass the limit.
 pub async fn use_feature(
     state: &AppState,
-    user: Uuid,
+    user: UserId,
     feature: &str,
     delta: i64,
     idempotency_key: Option<&str>,
@@ -189,7 +190,7 @@ pub async fn use_feature(
 /// Sets a missing counter from PostgreSQL, after folding every event still in the stream.
 async fn rebuild_counter(
     state: &AppState,
-    sub: Uuid,
+    sub: SubscriptionId,
     feature: &str,
     period: DateTime<Utc>,
     counter: &str,
@@ -204,7 +205,7 @@ async fn rebuild_counter(
 }
 
 /// Current usage of every counted feature of the caller's plan.
-pub async fn current(state: &AppState, user: Uuid) -> Result<PeriodUsage, ServiceError> {
+pub async fn current(state: &AppState, user: UserId) -> Result<PeriodUsage, ServiceError> {
     let (sub, plan) = access(state, user).await?;
     let (period_start, reset_at) = period_of(&sub)?;
     let now = state.now();

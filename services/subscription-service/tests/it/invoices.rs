@@ -23,7 +23,7 @@ async fn concurrent_finalizations_in_one_month_get_gapless_numbers() {
     let mut drafts = Vec::new();
     for i in 0..200 {
         let draft = InvoiceDraft {
-            user_id: user,
+            user_id: user.into(),
             subscription_id: None,
             kind: billing_domain::InvoiceKind::Proration,
             currency: usd,

@@ -127,7 +127,7 @@ async fn customers(w: &Clocked, n: usize) -> Vec<Customer> {
         let id = Uuid::now_v7();
         let email = format!("sim{i}-{}@example.com", id.simple());
         let user = subscription_service::db::models::NewUser {
-            id,
+            id: id.into(),
             email: &email,
             password_hash: "not-a-login",
             first_name: None,
