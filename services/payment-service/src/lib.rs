@@ -46,10 +46,7 @@ pub const RECONCILE_AFTER: chrono::Duration = chrono::Duration::minutes(2);
 /// Builds the state every handler and job shares.
 pub fn build_state(infra: &Infra) -> anyhow::Result<AppState> {
     Ok(AppState {
-        settings: infra.settings.clone(),
-        db: infra.db.clone(),
-        redis: infra.redis.clone(),
-        clock: infra.clock.clone(),
+        infra: infra.clone(),
         gateway: Arc::new(HttpGateway::from_settings(
             infra.settings.gateway.as_ref().ok_or_else(|| anyhow::anyhow!("the payment service needs GATEWAY_URL"))?,
         )?),

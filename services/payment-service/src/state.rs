@@ -2,8 +2,7 @@
 
 use std::sync::Arc;
 
-use billing_config::Settings;
-use billing_infra::{DbPool, Redis, SharedClock};
+use billing_runtime::Infra;
 
 use crate::clients::SubscriptionClient;
 use crate::clients::gateway::PaymentGateway;
@@ -11,10 +10,8 @@ use crate::clients::gateway::PaymentGateway;
 /// The payment service's state, built once per process.
 #[derive(Clone)]
 pub struct AppState {
-    pub settings: Arc<Settings>,
-    pub db: DbPool,
-    pub redis: Redis,
-    pub clock: SharedClock,
+    /// What every process of the workspace shares: the settings, the pool, Redis and the clock.
+    pub infra: Infra,
     pub gateway: Arc<dyn PaymentGateway>,
     pub subscriptions: SubscriptionClient,
     /// Signs and posts payment events to the subscription service.
@@ -30,11 +27,11 @@ impl std::fmt::Debug for AppState {
 impl AppState {
     /// Now, by the service's clock.
     pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
-        self.clock.now()
+        self.infra.clock.now()
     }
 
     /// Borrows a pooled connection.
     pub async fn conn(&self) -> Result<billing_infra::DbConn, crate::error::ServiceError> {
-        self.db.get().await.map_err(|e| crate::error::ServiceError::Unavailable(e.to_string()))
+        self.infra.db.get().await.map_err(|e| crate::error::ServiceError::Unavailable(e.to_string()))
     }
 }

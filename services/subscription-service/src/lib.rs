@@ -67,14 +67,11 @@ pub fn build_state(infra: &Infra) -> anyhow::Result<AppState> {
     let settings = infra.settings.clone();
     Ok(AppState {
         jwt: JwtIssuer::from_settings(&settings.jwt).map_err(|e| anyhow::anyhow!("{e}"))?,
-        db: infra.db.clone(),
-        redis: infra.redis.clone(),
-        clock: infra.clock.clone(),
         limiter: RateLimiter::new(infra.redis.clone()),
         revocations: billing_http::auth::Revocations::new(infra.redis.clone()),
         plans: PlanCache::default(),
         payments: clients::PaymentClient::from_settings(&settings, infra.clock.clone())?,
-        settings,
+        infra: infra.clone(),
     })
 }
 

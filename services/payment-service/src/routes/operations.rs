@@ -113,7 +113,8 @@ pub struct GatewayEventData {
         (status = 401, description = "`invalid_signature`", body = billing_http::error::ErrorEnvelope),
         (status = 422, description = "`validation_failed`: not an event", body = billing_http::error::ErrorEnvelope)))]
 pub async fn gateway(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> Result<HttpResponse, ApiError> {
-    let secrets: Vec<&[u8]> = state.settings.signing.gateway_webhook.iter().map(|s| s.expose().as_bytes()).collect();
+    let secrets: Vec<&[u8]> =
+        state.infra.settings.signing.gateway_webhook.iter().map(|s| s.expose().as_bytes()).collect();
     let header = req.headers().get(billing_signing::STRIPE_SIGNATURE_HEADER).and_then(|v| v.to_str().ok());
     // The gateway signs with the real time, whatever our (test) clock says, as Stripe does.
     billing_signing::verify_stripe(&secrets, header, &body, chrono::Utc::now().timestamp())

@@ -293,7 +293,8 @@ async fn idempotent<T: Serialize>(
     run: impl std::future::Future<Output = Result<(StatusCode, ApiResponse<T>), ServiceError>>,
 ) -> Result<HttpResponse, ApiError> {
     if let Some(key) = &key {
-        let secret = state.settings.signing.webhook.first().map(|s| s.expose().as_bytes().to_vec()).unwrap_or_default();
+        let secret =
+            state.infra.settings.signing.webhook.first().map(|s| s.expose().as_bytes().to_vec()).unwrap_or_default();
         let hash = idempotency::fingerprint(&secret, route, body);
         let mut conn = state.conn().await?;
         if let Begin::Replay { status, body } =

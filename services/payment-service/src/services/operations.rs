@@ -33,7 +33,7 @@ pub async fn redeliver(state: &AppState, id: i64) -> Result<Option<String>, Serv
     };
     let event: EventDelivery = serde_json::from_value(payload)
         .map_err(|e| ServiceError::Internal(format!("delivery {id} recorded no payment event: {e}")))?;
-    let queue = Queue::new(state.redis.clone(), QueueName::PaySubscriptionUpdate);
+    let queue = Queue::new(state.infra.redis.clone(), QueueName::PaySubscriptionUpdate);
     queue
         .enqueue(event.job(format!("webhook:{event_id}")), None)
         .await

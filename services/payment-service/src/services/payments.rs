@@ -440,8 +440,10 @@ async fn start_attempt(
 
 /// Pushes a committed webhook job now, in the background (the outbox relay remains the guarantee).
 fn send_webhook_now(state: &AppState, row: i64, job: NewJob) {
-    let (pool, queue) =
-        (state.db.clone(), billing_queue::Queue::new(state.redis.clone(), QueueName::PaySubscriptionUpdate));
+    let (pool, queue) = (
+        state.infra.db.clone(),
+        billing_queue::Queue::new(state.infra.redis.clone(), QueueName::PaySubscriptionUpdate),
+    );
     tokio::spawn(async move { outbox::send_now(&pool, &queue, row, job).await });
 }
 

@@ -71,7 +71,7 @@ async fn attempt_failed_without_charge(
     attempt: i32,
     code: &str,
 ) -> Result<(), JobError> {
-    let (offsets, now) = (state.settings.billing.dunning_offsets.clone(), state.now());
+    let (offsets, now) = (state.infra.settings.billing.dunning_offsets.clone(), state.now());
     let failure = Failure { code: code.to_owned(), retryable: true, transaction_id: None };
     state
         .conn()

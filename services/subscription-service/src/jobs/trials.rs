@@ -42,7 +42,7 @@ async fn convert_or_expire(state: &AppState, id: SubscriptionId, request_id: &st
     if sub.status != SubscriptionStatus::Trial {
         return Ok(());
     }
-    let plans = state.plans.all(&state.db).await.map_err(retry)?;
+    let plans = state.plans.all(&state.infra.db).await.map_err(retry)?;
     let target = plans
         .iter()
         .find(|p| p.id == sub.plan_id)

@@ -9,7 +9,7 @@ use crate::services::auth::{self, Registration};
 use crate::state::AppState;
 
 fn client_ip(state: &AppState, req: &HttpRequest) -> String {
-    billing_http::client_ip::client_ip(req, &state.settings.limits.trusted_proxies)
+    billing_http::client_ip::client_ip(req, &state.infra.settings.limits.trusted_proxies)
 }
 
 /// Create an account and receive tokens.

@@ -181,7 +181,7 @@ pub async fn update(
     body: Json<PlanUpdateBody>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    let existing = state.plans.get(&state.db, id).await?.ok_or(ServiceError::PlanNotFound)?;
+    let existing = state.plans.get(&state.infra.db, id).await?.ok_or(ServiceError::PlanNotFound)?;
     let body = body.into_inner();
     let changes = validate(body, Some(existing.price.currency()))?;
     if changes == PlanChanges::default() {

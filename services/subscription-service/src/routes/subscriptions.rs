@@ -14,7 +14,7 @@ use crate::services::subscriptions::SubscriptionRow;
 use crate::state::AppState;
 
 async fn dto(state: &AppState, row: SubscriptionRow) -> Result<SubscriptionDto, ServiceError> {
-    let plan = state.plans.get(&state.db, row.plan_id).await?;
+    let plan = state.plans.get(&state.infra.db, row.plan_id).await?;
     Ok(SubscriptionDto::new(row, plan.as_ref()))
 }
 

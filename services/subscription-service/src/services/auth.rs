@@ -20,12 +20,12 @@ use crate::state::AppState;
 /// Login attempts allowed per email and client address before 429 (a success clears the count, so only failures
 /// add up); the number is `RATE_LIMIT_LOGIN_ATTEMPTS_PER_15_MIN`.
 fn login_attempts(state: &AppState) -> Limit {
-    Limit { max: state.settings.limits.login_attempts_per_15_min, window: Duration::from_secs(15 * 60) }
+    Limit { max: state.infra.settings.limits.login_attempts_per_15_min, window: Duration::from_secs(15 * 60) }
 }
 
 /// Registrations allowed per client address (`RATE_LIMIT_REGISTRATIONS_PER_HOUR`).
 fn registrations(state: &AppState) -> Limit {
-    Limit { max: state.settings.limits.registrations_per_hour, window: Duration::from_secs(60 * 60) }
+    Limit { max: state.infra.settings.limits.registrations_per_hour, window: Duration::from_secs(60 * 60) }
 }
 /// How long a refresh token lives.
 const REFRESH_TTL: chrono::Duration = chrono::Duration::days(30);

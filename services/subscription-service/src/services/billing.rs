@@ -99,14 +99,14 @@ pub fn attempt_job(invoice: InvoiceId, attempt: i32) -> NewJob {
 }
 
 fn queue(state: &AppState, name: QueueName) -> Queue {
-    Queue::new(state.redis.clone(), name)
+    Queue::new(state.infra.redis.clone(), name)
 }
 
 /// Pushes committed outbox rows now (the relay stays the guarantee).
 pub async fn send(state: &AppState, name: QueueName, jobs: Vec<(i64, NewJob)>) {
     let queue = queue(state, name);
     for (row, job) in jobs {
-        outbox::send_now(&state.db, &queue, row, job).await;
+        outbox::send_now(&state.infra.db, &queue, row, job).await;
     }
 }
 
@@ -163,7 +163,7 @@ pub async fn renew_due(state: &AppState) -> Result<usize, ServiceError> {
 
 async fn renew_one(state: &AppState, id: SubscriptionId) -> Result<bool, ServiceError> {
     let now = state.now();
-    let plans = state.plans.all(&state.db).await?;
+    let plans = state.plans.all(&state.infra.db).await?;
     let result = state
         .conn()
         .await?

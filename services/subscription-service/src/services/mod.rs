@@ -16,6 +16,6 @@ use crate::state::AppState;
 impl AppState {
     /// Borrows a pooled connection.
     pub async fn conn(&self) -> Result<billing_infra::DbConn, ServiceError> {
-        self.db.get().await.map_err(|e| ServiceError::Unavailable(e.to_string()))
+        self.infra.db.get().await.map_err(|e| ServiceError::Unavailable(e.to_string()))
     }
 }

@@ -8,12 +8,12 @@ use crate::state::AppState;
 
 /// The public catalog: active plans.
 pub async fn active_plans(state: &AppState) -> Result<Vec<Plan>, ServiceError> {
-    Ok(state.plans.all(&state.db).await?.iter().filter(|p| p.is_active).cloned().collect())
+    Ok(state.plans.all(&state.infra.db).await?.iter().filter(|p| p.is_active).cloned().collect())
 }
 
 /// One active plan (inactive plans are not for sale: 404).
 pub async fn active_plan(state: &AppState, id: i32) -> Result<Plan, ServiceError> {
-    match state.plans.get(&state.db, id).await? {
+    match state.plans.get(&state.infra.db, id).await? {
         Some(plan) if plan.is_active => Ok(plan),
         _ => Err(ServiceError::PlanNotFound),
     }

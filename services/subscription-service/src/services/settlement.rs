@@ -88,8 +88,8 @@ pub async fn apply(
     raw: Value,
 ) -> Result<Result<Applied, NotApplicable>, ServiceError> {
     let now = state.now();
-    let plans = state.plans.all(&state.db).await?;
-    let offsets = state.settings.billing.dunning_offsets.clone();
+    let plans = state.plans.all(&state.infra.db).await?;
+    let offsets = state.infra.settings.billing.dunning_offsets.clone();
     let mut conn = state.conn().await?;
     let result = conn
         .transaction::<_, Abort, _>(async move |conn| {

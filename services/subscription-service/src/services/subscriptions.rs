@@ -319,7 +319,7 @@ pub async fn change(
     if row.status != SubscriptionStatus::Active {
         return Err(ServiceError::InvalidState(format!("a {} subscription cannot change plan", row.status)));
     }
-    let old_plan = state.plans.get(&state.db, row.plan_id).await?.ok_or(ServiceError::PlanNotFound)?;
+    let old_plan = state.plans.get(&state.infra.db, row.plan_id).await?.ok_or(ServiceError::PlanNotFound)?;
     let new_plan = match new_plan_id {
         Some(pid) => plans::active_plan(state, pid).await?,
         None => old_plan.clone(),
@@ -465,7 +465,13 @@ pub async fn change(
             carried: true,
         });
     };
-    outbox::send_now(&state.db, &Queue::new(state.redis.clone(), QueueName::SubPlanChange), outbox_row, job).await;
+    outbox::send_now(
+        &state.infra.db,
+        &Queue::new(state.infra.redis.clone(), QueueName::SubPlanChange),
+        outbox_row,
+        job,
+    )
+    .await;
     Ok(Changed { subscription, proration: Some(proration), invoice: Some(invoice), scheduled: false, carried: false })
 }
 

@@ -81,7 +81,7 @@ const FOLD_BATCH: usize = 500;
 
 impl<'a> UsageMeter<'a> {
     fn of(state: &'a AppState) -> Self {
-        Self { redis: &state.redis }
+        Self { redis: &state.infra.redis }
     }
 
     // Every usage key shares the `{usage}` hash tag, so the script's keys live in one Redis Cluster slot.
@@ -109,7 +109,7 @@ async fn access(state: &AppState, user: UserId) -> Result<(SubscriptionRow, Plan
     let sub = db::subscriptions::with_access(&mut *state.conn().await?, user)
         .await?
         .ok_or(ServiceError::NoActiveSubscription)?;
-    let plan = state.plans.get(&state.db, sub.plan_id).await?.ok_or(ServiceError::PlanNotFound)?;
+    let plan = state.plans.get(&state.infra.db, sub.plan_id).await?.ok_or(ServiceError::PlanNotFound)?;
     Ok((sub, plan))
 }
 
@@ -198,7 +198,7 @@ async fn rebuild_counter(
 ) -> Result<(), ServiceError> {
     sync(state).await?;
     let used = db::usage::used(&mut *state.conn().await?, sub, feature, period).await?;
-    let mut conn = state.redis.conn();
+    let mut conn = state.infra.redis.conn();
     // NX: if another request rebuilt it meanwhile, its value (which may already include new uses) wins.
     redis::cmd("SET").arg(counter).arg(used).arg("NX").arg("PX").arg(ttl_ms).exec_async(&mut conn).await?;
     Ok(())
@@ -213,7 +213,7 @@ pub async fn current(state: &AppState, user: UserId) -> Result<PeriodUsage, Serv
     let mut features = Vec::new();
     for (name, spec) in plan.features.counted() {
         let key = UsageMeter::of(state).counter_key(sub.id, name, period_start);
-        let mut conn = state.redis.conn();
+        let mut conn = state.infra.redis.conn();
         let mut value: Option<i64> = redis::cmd("GET").arg(&key).query_async(&mut conn).await?;
         if value.is_none() {
             rebuild_counter(state, sub.id, name, period_start, &key, ttl_ms).await?;
@@ -239,7 +239,7 @@ pub async fn sync(state: &AppState) -> Result<i64, ServiceError> {
     let stream = UsageMeter::of(state).stream_key();
     let mut added = 0;
     loop {
-        let mut conn = state.redis.conn();
+        let mut conn = state.infra.redis.conn();
         let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
             .arg(&stream)
             .arg("-")
