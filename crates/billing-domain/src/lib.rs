@@ -9,6 +9,7 @@ pub mod money;
 pub mod payment;
 pub mod period;
 pub mod plan_change;
+pub mod pricing;
 pub mod proration;
 #[cfg(feature = "diesel")]
 mod sql;
