@@ -1,11 +1,14 @@
 //! `/v1/auth`: register, login, refresh, me.
 
 use actix_web::{HttpRequest, HttpResponse, web};
+use billing_http::rfc3339;
 use billing_http::{AdminUser, ApiError, AuthUser, Json, created, ok};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::dto::{LoginBody, RefreshBody, RegisterBody, RoleBody, TokensDto, UserDto};
 use crate::services::auth::{self, Registration};
+use crate::services::auth::{Tokens, UserRow};
 use crate::state::AppState;
 
 fn client_ip(state: &AppState, req: &HttpRequest) -> String {
@@ -87,4 +90,96 @@ pub async fn set_role(
 ) -> Result<HttpResponse, ApiError> {
     let row = auth::set_role(&state, id.into_inner().into(), body.into_inner().role).await?;
     Ok(ok(UserDto::from(row), "role changed"))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterBody {
+    #[schema(example = "ada@example.com", format = Email, max_length = 254)]
+    pub email: String,
+    /// 8–128 characters with a letter and a digit; the 10,000 most common passwords are refused.
+    #[schema(
+        example = "correct horse 42",
+        min_length = 8,
+        max_length = 128,
+        pattern = r"[A-Za-z][\s\S]*[0-9]|[0-9][\s\S]*[A-Za-z]"
+    )]
+    pub password: String,
+    /// 1–100 characters, not only spaces.
+    #[schema(example = "Ada", min_length = 1, max_length = 100, pattern = r"\S")]
+    pub first_name: Option<String>,
+    /// 1–100 characters, not only spaces.
+    #[schema(example = "Lovelace", min_length = 1, max_length = 100, pattern = r"\S")]
+    pub last_name: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginBody {
+    #[schema(example = "ada@example.com")]
+    pub email: String,
+    #[schema(example = "correct horse 42")]
+    pub password: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RoleBody {
+    #[schema(value_type = String, example = "user", pattern = "^(user|admin)$")]
+    pub role: billing_auth::Role,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshBody {
+    pub refresh_token: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokensDto {
+    pub access_token: String,
+    #[schema(example = "bearer")]
+    pub token_type: &'static str,
+    #[schema(example = 3600)]
+    pub expires_in: u64,
+    pub refresh_token: String,
+    pub user_id: Uuid,
+    pub email: String,
+}
+
+impl From<Tokens> for TokensDto {
+    fn from(t: Tokens) -> Self {
+        Self {
+            access_token: t.access_token,
+            token_type: "bearer",
+            expires_in: t.expires_in,
+            refresh_token: t.refresh_token,
+            user_id: t.user_id.into(),
+            email: t.email,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserDto {
+    pub id: Uuid,
+    pub email: String,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    #[schema(example = "user")]
+    pub role: String,
+    pub created_at: String,
+}
+
+impl From<UserRow> for UserDto {
+    fn from(u: UserRow) -> Self {
+        Self {
+            id: u.id.into(),
+            email: u.email,
+            first_name: u.first_name,
+            last_name: u.last_name,
+            role: u.role,
+            created_at: rfc3339(u.created_at),
+        }
+    }
 }

@@ -1,11 +1,16 @@
 //! `/v1/invoices`.
 
 use actix_web::{HttpResponse, web};
+use billing_domain::{Currency, InvoiceKind, InvoiceStatus, LineKind};
+use billing_http::rfc3339;
 use billing_http::{ApiError, AuthUser, ok};
+use serde::Serialize;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::dto::InvoiceDto;
+use super::{amount, ts};
 use crate::services::invoices;
+use crate::services::invoices::{InvoiceLineRow, InvoiceRow, InvoiceView};
 use crate::state::AppState;
 
 /// The caller's invoices, newest first.
@@ -25,4 +30,127 @@ pub async fn list_mine(state: web::Data<AppState>, user: AuthUser) -> Result<Htt
 pub async fn get(state: web::Data<AppState>, user: AuthUser, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
     let view = invoices::get(&state, user, id.into_inner().into()).await?;
     Ok(ok(InvoiceDto::from(view), "invoice"))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InvoiceLineDto {
+    #[schema(value_type = String, example = "subscription")]
+    pub kind: LineKind,
+    pub description: String,
+    pub quantity: i32,
+    #[schema(example = "29.99")]
+    pub unit_amount: String,
+    #[schema(example = "29.99")]
+    pub amount: String,
+    pub period_start: Option<String>,
+    pub period_end: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InvoiceDto {
+    pub id: Uuid,
+    #[schema(example = "INV-202611-0001")]
+    pub number: Option<String>,
+    #[schema(value_type = String, example = "open")]
+    pub status: InvoiceStatus,
+    #[schema(value_type = String, example = "initial")]
+    pub kind: InvoiceKind,
+    pub subscription_id: Option<Uuid>,
+    #[schema(value_type = String, example = "USD")]
+    pub currency: Currency,
+    #[schema(example = "29.99")]
+    pub subtotal: String,
+    #[schema(example = "29.99")]
+    pub total: String,
+    #[schema(example = "29.99")]
+    pub amount_due: String,
+    #[schema(example = "0.00")]
+    pub amount_paid: String,
+    pub period_start: Option<String>,
+    pub period_end: Option<String>,
+    pub lines: Vec<InvoiceLineDto>,
+    pub created_at: String,
+    pub finalized_at: Option<String>,
+    pub due_at: Option<String>,
+    pub paid_at: Option<String>,
+    /// Charge attempts made so far (the first charge and dunning retries).
+    pub attempt_count: i32,
+    /// When dunning tries again; absent when no retry is planned.
+    pub next_attempt_at: Option<String>,
+    /// The decline code of the last failed attempt.
+    pub last_decline_code: Option<String>,
+    /// The sum of its credit notes: what was refunded of its payment. The invoice's own amounts never change.
+    #[schema(example = "0.00")]
+    pub amount_credited: String,
+    pub credit_notes: Vec<CreditNoteDto>,
+}
+
+/// A refund of an invoice's payment, as a document of its own with a gapless number.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreditNoteDto {
+    pub id: Uuid,
+    #[schema(example = "CN-202611-0001")]
+    pub number: String,
+    #[schema(example = "10.00")]
+    pub amount: String,
+    pub reason: Option<String>,
+    /// The payment service's refund it records.
+    pub refund_id: Uuid,
+    pub transaction_id: Uuid,
+    pub created_at: String,
+}
+
+fn line_dto(l: InvoiceLineRow, currency: Currency) -> InvoiceLineDto {
+    InvoiceLineDto {
+        kind: l.kind,
+        description: l.description,
+        quantity: l.quantity,
+        unit_amount: amount(l.unit_amount, currency),
+        amount: amount(l.amount, currency),
+        period_start: ts(l.period_start),
+        period_end: ts(l.period_end),
+    }
+}
+
+impl From<InvoiceView> for InvoiceDto {
+    fn from(v: InvoiceView) -> Self {
+        let i: InvoiceRow = v.invoice;
+        let c = i.currency;
+        Self {
+            id: i.id.into(),
+            number: i.number,
+            status: i.status,
+            kind: i.kind,
+            subscription_id: i.subscription_id.map(Into::into),
+            subtotal: amount(i.subtotal, c),
+            total: amount(i.total, c),
+            amount_due: amount(i.amount_due, c),
+            amount_paid: amount(i.amount_paid, c),
+            period_start: ts(i.period_start),
+            period_end: ts(i.period_end),
+            lines: v.lines.into_iter().map(|l| line_dto(l, c)).collect(),
+            created_at: rfc3339(i.created_at),
+            finalized_at: ts(i.finalized_at),
+            due_at: ts(i.due_at),
+            paid_at: ts(i.paid_at),
+            attempt_count: i.attempt_count,
+            next_attempt_at: ts(i.next_attempt_at),
+            last_decline_code: i.last_decline_code,
+            amount_credited: amount(v.credit_notes.iter().map(|n| n.amount).sum(), c),
+            credit_notes: v
+                .credit_notes
+                .into_iter()
+                .map(|n| CreditNoteDto {
+                    id: n.id,
+                    amount: amount(n.amount, c),
+                    number: n.number,
+                    reason: n.reason,
+                    refund_id: n.refund_id.into(),
+                    transaction_id: n.transaction_id.into(),
+                    created_at: rfc3339(n.created_at),
+                })
+                .collect(),
+            currency: c,
+        }
+    }
 }

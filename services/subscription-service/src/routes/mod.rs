@@ -1,7 +1,6 @@
 //! HTTP routes: extract, call one service function, map the result to a DTO.
 
 pub mod auth;
-pub mod dto;
 pub mod internal;
 pub mod invoices;
 pub mod plans;
@@ -10,6 +9,10 @@ pub mod usage;
 pub mod webhooks;
 
 use actix_web::web;
+use billing_domain::Currency;
+use billing_http::rfc3339;
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
 
 /// Registers every route of the service (as resources, so a wrong method is 405).
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -45,4 +48,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/v1/webhooks/payment").route(web::post().to(webhooks::payment)))
         .service(web::resource("/v1/internal/invoices/{id}").route(web::get().to(internal::invoice)))
         .service(web::resource("/v1/internal/subscriptions/{id}/due").route(web::get().to(internal::subscription_due)));
+}
+
+pub(crate) fn ts(at: Option<DateTime<Utc>>) -> Option<String> {
+    at.map(rfc3339)
+}
+
+/// Renders a stored amount with its currency's digits.
+pub(crate) fn amount(value: Decimal, currency: Currency) -> String {
+    currency.render(value)
 }

@@ -3,14 +3,18 @@
 use std::collections::BTreeMap;
 
 use actix_web::{HttpResponse, web};
-use billing_domain::{BillingCycle, Currency, PlanFeatures};
+use billing_domain::{AmountText, Currency};
+use billing_domain::{BillingCycle, PlanFeatures};
 use billing_http::openapi::{alternatives, amounts_by_currency, refine_schema};
 use billing_http::{AdminUser, ApiError, Json, created, ok};
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use serde_json::json;
+use utoipa::ToSchema;
 
-use super::dto::{PlanCreateBody, PlanDto, PlanUpdateBody};
 use crate::error::ServiceError;
 use crate::services::plans;
+use crate::services::plans::Plan;
 use crate::services::plans::PlanChanges;
 use crate::state::AppState;
 
@@ -283,4 +287,110 @@ mod tests {
         let changes = validate(body, Currency::from_code("USD")).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(changes.price, Some(Decimal::new(70, 2)));
     }
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PlanDto {
+    #[schema(example = 2)]
+    pub id: i32,
+    #[schema(example = "basic")]
+    pub code: String,
+    #[schema(example = "Basic")]
+    pub name: String,
+    pub description: String,
+    /// The price per period, with the currency's digits.
+    #[schema(example = "29.99")]
+    pub price: String,
+    #[schema(example = "USD")]
+    pub currency: String,
+    #[schema(example = "monthly")]
+    pub billing_cycle: String,
+    pub trial_period_days: u32,
+    pub is_trial_plan: bool,
+    pub converts_to_plan_id: Option<i32>,
+    /// `{"api_calls": {"limit": 1000}, "storage": {"limit": "1GB"}, "sso": true}`: an integer limit is metered,
+    /// `null` unlimited, anything else informational.
+    #[schema(value_type = Object)]
+    pub features: Value,
+    pub is_active: bool,
+}
+
+impl From<&Plan> for PlanDto {
+    fn from(p: &Plan) -> Self {
+        Self {
+            id: p.id,
+            code: p.code.clone(),
+            name: p.name.clone(),
+            description: p.description.clone(),
+            price: p.price.amount_string(),
+            currency: p.price.currency().code().to_owned(),
+            billing_cycle: p.cycle.as_str().to_owned(),
+            trial_period_days: p.trial_period_days,
+            is_trial_plan: p.is_trial_plan,
+            converts_to_plan_id: p.converts_to_plan_id,
+            features: p.features_json.clone(),
+            is_active: p.is_active,
+        }
+    }
+}
+
+/// A new plan (admin).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PlanCreateBody {
+    /// 1–64 lower-case letters, digits, `_` or `-`; unique.
+    #[schema(example = "team", pattern = "^[a-z0-9_-]{1,64}$")]
+    pub code: String,
+    /// 1–100 characters, not only spaces.
+    #[schema(example = "Team", min_length = 1, max_length = 100, pattern = r"\S")]
+    pub name: String,
+    #[schema(max_length = 1000)]
+    pub description: Option<String>,
+    /// A JSON number or string, read exactly, with at most the currency's digits: 0 (free) or at least the
+    /// currency's minimum charge (USD 0.50, JPY 50 …).
+    #[schema(value_type = String, example = "49.00")]
+    pub price: AmountText,
+    /// ISO 4217, any case.
+    #[schema(example = "USD", pattern = "^[A-Za-z]{3}$")]
+    pub currency: String,
+    #[schema(example = "monthly", pattern = "^(monthly|yearly)$")]
+    pub billing_cycle: String,
+    /// 0–365; a trial plan has at least 1.
+    #[schema(minimum = 0, maximum = 365)]
+    #[serde(default, deserialize_with = "billing_http::extract::whole::option::deserialize")]
+    pub trial_period_days: Option<i32>,
+    pub is_trial_plan: Option<bool>,
+    #[serde(default, deserialize_with = "billing_http::extract::whole::option::deserialize")]
+    pub converts_to_plan_id: Option<i32>,
+    #[schema(value_type = Option<Object>)]
+    pub features: Option<Value>,
+    pub is_active: Option<bool>,
+}
+
+/// A partial update of a plan (admin): any subset of the fields.
+#[derive(Debug, Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct PlanUpdateBody {
+    #[schema(pattern = "^[a-z0-9_-]{1,64}$")]
+    pub code: Option<String>,
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
+    pub name: Option<String>,
+    #[schema(max_length = 1000)]
+    pub description: Option<String>,
+    /// As for a new plan, in the plan's currency (or the new `currency`, which needs the price again).
+    #[schema(value_type = Option<String>, example = "59.00")]
+    pub price: Option<AmountText>,
+    #[schema(pattern = "^[A-Za-z]{3}$")]
+    pub currency: Option<String>,
+    #[schema(pattern = "^(monthly|yearly)$")]
+    pub billing_cycle: Option<String>,
+    #[schema(minimum = 0, maximum = 365)]
+    #[serde(default, deserialize_with = "billing_http::extract::whole::option::deserialize")]
+    pub trial_period_days: Option<i32>,
+    pub is_trial_plan: Option<bool>,
+    #[serde(default, deserialize_with = "billing_http::extract::whole::option::deserialize")]
+    pub converts_to_plan_id: Option<i32>,
+    #[schema(value_type = Option<Object>, example = json!({"api_calls": {"limit": 20000}}))]
+    pub features: Option<Value>,
+    pub is_active: Option<bool>,
 }

@@ -1,16 +1,20 @@
 //! `/v1/subscriptions`.
 
 use actix_web::{HttpRequest, HttpResponse, web};
+use billing_domain::{Currency, HistoryEntry, SubscriptionStatus};
+use billing_http::rfc3339;
 use billing_http::{ApiError, AuthUser, Json, created, ok};
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::dto::{
-    CancelQuery, ChangeDto, ChangeSubscriptionBody, CreateSubscriptionBody, CreatedSubscriptionDto, EventDto, PlanDto,
-    ProrationDto, SubscriptionDto, TrialBody, TrialDto, TrialPlanDto, amount,
-};
+use super::plans::PlanDto;
+use super::{amount, ts};
 use crate::error::ServiceError;
+use crate::services::plans::Plan;
 use crate::services::subscriptions;
-use crate::services::subscriptions::SubscriptionRow;
+use crate::services::subscriptions::{SubscriptionEventRow, SubscriptionRow};
 use crate::state::AppState;
 
 async fn dto(state: &AppState, row: SubscriptionRow) -> Result<SubscriptionDto, ServiceError> {
@@ -201,4 +205,215 @@ pub fn document_rules(doc: &mut utoipa::openapi::OpenApi) {
         let given = |field: &str| json!({"required": [field], "properties": {field: {"type": "integer"}}});
         billing_http::openapi::alternatives(&change, &[vec![given("plan_id"), given("quantity")]])
     });
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateSubscriptionBody {
+    #[schema(example = 2, minimum = 1)]
+    #[serde(deserialize_with = "billing_http::extract::whole::deserialize")]
+    pub plan_id: i32,
+    /// Seats (default 1).
+    #[schema(example = 1, minimum = 1, maximum = 10000)]
+    #[serde(default, deserialize_with = "billing_http::extract::whole::option::deserialize")]
+    pub quantity: Option<i32>,
+}
+
+/// A plan id given as a JSON integer or a numeric string.
+#[derive(Debug, Clone, Copy)]
+pub struct PlanIdInput(pub i32);
+
+impl<'de> Deserialize<'de> for PlanIdInput {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Int(i32),
+            // `8673.0` is an integer to JSON Schema, so to a client generating from the document.
+            Whole(f64),
+            Text(String),
+        }
+        match Raw::deserialize(d) {
+            Ok(Raw::Int(n)) => Ok(Self(n)),
+            Ok(Raw::Whole(x)) if x.fract() == 0.0 && x >= f64::from(i32::MIN) && x <= f64::from(i32::MAX) => {
+                Ok(Self(x as i32))
+            }
+            Ok(Raw::Text(s)) => s.trim().parse().map(Self).map_err(|_| serde::de::Error::custom("expected a plan id")),
+            Ok(Raw::Whole(_)) | Err(_) => {
+                Err(serde::de::Error::custom("expected a plan id (an integer or a numeric string)"))
+            }
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TrialBody {
+    /// An integer or a numeric string.
+    #[schema(value_type = i32, example = 1, minimum = 1)]
+    pub trial_plan_id: PlanIdInput,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangeSubscriptionBody {
+    #[schema(example = 3, minimum = 1)]
+    #[serde(default, deserialize_with = "billing_http::extract::whole::option::deserialize")]
+    pub plan_id: Option<i32>,
+    #[schema(example = 2, minimum = 1, maximum = 10000)]
+    #[serde(default, deserialize_with = "billing_http::extract::whole::option::deserialize")]
+    pub quantity: Option<i32>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CancelQuery {
+    /// End now instead of at the period end.
+    pub immediately: Option<bool>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SubscriptionDto {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub plan_id: i32,
+    pub plan: Option<PlanDto>,
+    pub quantity: i32,
+    #[schema(value_type = String, example = "active")]
+    pub status: SubscriptionStatus,
+    pub is_trial: bool,
+    pub current_period_start: Option<String>,
+    pub current_period_end: Option<String>,
+    pub trial_start: Option<String>,
+    pub trial_end: Option<String>,
+    pub cancel_at_period_end: bool,
+    pub canceled_at: Option<String>,
+    pub cancel_reason: Option<String>,
+    pub ended_at: Option<String>,
+    pub pending_plan_id: Option<i32>,
+    pub pending_quantity: Option<i32>,
+    /// Goes up by one with every change; send it as `If-Match` to change only what you read.
+    pub version: i32,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl SubscriptionDto {
+    /// The DTO of `row`, with its plan when known.
+    pub fn new(row: SubscriptionRow, plan: Option<&Plan>) -> Self {
+        Self {
+            id: row.id.into(),
+            user_id: row.user_id.into(),
+            plan_id: row.plan_id,
+            plan: plan.map(PlanDto::from),
+            quantity: row.quantity,
+            status: row.status,
+            is_trial: row.is_trial,
+            current_period_start: ts(row.current_period_start),
+            current_period_end: ts(row.current_period_end),
+            trial_start: ts(row.trial_start),
+            trial_end: ts(row.trial_end),
+            cancel_at_period_end: row.cancel_at_period_end,
+            canceled_at: ts(row.canceled_at),
+            cancel_reason: row.cancel_reason,
+            ended_at: ts(row.ended_at),
+            pending_plan_id: row.pending_plan_id,
+            pending_quantity: row.pending_quantity,
+            version: row.version,
+            created_at: rfc3339(row.created_at),
+            updated_at: rfc3339(row.updated_at),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreatedSubscriptionDto {
+    pub id: Uuid,
+    #[schema(value_type = String, example = "pending")]
+    pub status: SubscriptionStatus,
+    pub plan: PlanDto,
+    pub quantity: i32,
+    pub payment_required: bool,
+    /// What the first invoice asks for.
+    #[schema(example = "29.99")]
+    pub amount: String,
+    #[schema(value_type = String, example = "USD")]
+    pub currency: Currency,
+    pub invoice_id: Uuid,
+    #[schema(example = "INV-202611-0001")]
+    pub invoice_number: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TrialPlanDto {
+    pub name: String,
+    #[schema(value_type = Object)]
+    pub features: Value,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TrialDto {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub plan_id: i32,
+    #[schema(value_type = String, example = "trial")]
+    pub status: SubscriptionStatus,
+    pub start_date: Option<String>,
+    pub end_date: Option<String>,
+    pub plan: TrialPlanDto,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProrationDto {
+    #[schema(example = "15.00")]
+    pub credit: String,
+    #[schema(example = "49.50")]
+    pub charge: String,
+    #[schema(example = "34.50")]
+    pub net: String,
+    #[schema(example = "USD")]
+    pub currency: String,
+    /// True when the net (with any lines already waiting) is below the currency's minimum charge: no invoice is
+    /// made now, and the proration lines are added to the subscription's next invoice, as Stripe does.
+    pub carried_to_next_invoice: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ChangeDto {
+    pub subscription: SubscriptionDto,
+    /// Present for an upgrade applied now.
+    pub proration: Option<ProrationDto>,
+    /// The proration invoice, charged to the saved payment method; absent when the proration was carried to the
+    /// next invoice.
+    pub invoice_id: Option<Uuid>,
+    /// True when the change takes effect at the period end (a downgrade).
+    pub scheduled: bool,
+    pub effective_at: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventDto {
+    pub id: i64,
+    #[schema(value_type = String, example = "plan_changed")]
+    pub event_type: HistoryEntry,
+    #[schema(value_type = Option<String>)]
+    pub from_status: Option<SubscriptionStatus>,
+    #[schema(value_type = String)]
+    pub to_status: SubscriptionStatus,
+    #[schema(value_type = Object)]
+    pub data: Value,
+    pub occurred_at: String,
+}
+
+impl From<SubscriptionEventRow> for EventDto {
+    fn from(e: SubscriptionEventRow) -> Self {
+        Self {
+            id: e.id,
+            event_type: e.event_type,
+            from_status: e.from_status,
+            to_status: e.to_status,
+            data: e.data,
+            occurred_at: rfc3339(e.occurred_at),
+        }
+    }
 }

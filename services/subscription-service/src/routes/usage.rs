@@ -3,9 +3,12 @@
 use std::collections::BTreeMap;
 
 use actix_web::{HttpResponse, web};
-use billing_http::{ApiError, AuthUser, Json, ok, rfc3339};
+use billing_http::rfc3339;
+use billing_http::{ApiError, AuthUser, Json, ok};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
 
-use super::dto::{FeatureUsageDto, LimitDto, LimitsDto, UsageMeDto, UseBody, UseDto};
 use crate::error::ServiceError;
 use crate::services::usage;
 use crate::state::AppState;
@@ -104,4 +107,64 @@ pub async fn limits(state: web::Data<AppState>, user: AuthUser) -> Result<HttpRe
         LimitsDto { plan_id: u.plan_id, period_start: rfc3339(u.period_start), reset_at: rfc3339(u.reset_at), limits },
         "limits",
     ))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UseBody {
+    #[schema(example = "api_calls", pattern = "^[a-z0-9_]{1,64}$")]
+    pub feature_name: String,
+    /// Units to use (default 1).
+    #[schema(example = 1, minimum = 1, maximum = 1000000)]
+    #[serde(default, deserialize_with = "billing_http::extract::whole::option::deserialize")]
+    pub delta: Option<i64>,
+    /// A repeated key counts once and returns the first answer.
+    #[schema(min_length = 1, max_length = 255)]
+    pub idempotency_key: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UseDto {
+    #[schema(example = "api_calls")]
+    pub feature_name: String,
+    #[schema(example = 1)]
+    pub current_usage: i64,
+    /// `null` when unlimited.
+    #[schema(example = 1000)]
+    pub limit: Option<i64>,
+    #[schema(example = 999)]
+    pub remaining: Option<i64>,
+    pub reset_at: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FeatureUsageDto {
+    pub feature_name: String,
+    pub used: i64,
+    pub limit: Option<i64>,
+    pub remaining: Option<i64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UsageMeDto {
+    pub subscription_id: Uuid,
+    pub plan_id: i32,
+    pub period_start: String,
+    pub reset_at: String,
+    pub features: Vec<FeatureUsageDto>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LimitDto {
+    pub limit: Option<i64>,
+    pub used: i64,
+    pub remaining: Option<i64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LimitsDto {
+    pub plan_id: i32,
+    pub period_start: String,
+    pub reset_at: String,
+    pub limits: BTreeMap<String, LimitDto>,
 }
