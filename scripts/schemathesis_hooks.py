@@ -43,6 +43,31 @@ schemathesis.openapi.format("card-expiry", st.integers(min_value=1, max_value=12
 @schemathesis.hook
 def before_call(ctx, case, **kwargs):
     """A fresh Idempotency-Key for every request, as a careful client sends: generated cases reuse header values,
-    and a key reused with another body is refused by design (422 idempotency_key_reused, tested in the suites)."""
+    and a key reused with another body is refused by design (422 idempotency_key_reused, tested in the suites).
+    Plan bodies get their usage tiers in ascending order."""
     if case.headers and "Idempotency-Key" in case.headers:
         case.headers["Idempotency-Key"] = f"st-{uuid.uuid4()}"
+    # In every phase (the coverage phase draws boundary values without the generation hooks): the tier order a
+    # plan document states in words.
+    _with_ascending_tiers(case.body)
+
+
+def _ascending_tiers(tiers):
+    """The same tiers, made to follow the rule the document states in words only (JSON Schema cannot): `up_to`
+    strictly ascending, only the last tier open-ended. Tiers without a distinct bound of their own are dropped, so
+    every bound stays one the generator drew (within the document's range)."""
+    bounds = sorted({t["up_to"] for t in tiers if isinstance(t.get("up_to"), int)})
+    kept = min(len(tiers) - 1, len(bounds))
+    fixed = [dict(tier, up_to=bound) for tier, bound in zip(tiers[:kept], bounds)]
+    return fixed + [dict(tiers[-1], up_to=None)]
+
+
+def _with_ascending_tiers(body):
+    """Plan bodies: usage tiers in ascending order (see `_ascending_tiers`); everything else as generated."""
+    features = body.get("features") if isinstance(body, dict) else None
+    if isinstance(features, dict):
+        for definition in features.values():
+            if isinstance(definition, dict) and definition.get("billing") in ("graduated", "volume"):
+                if isinstance(definition.get("tiers"), list) and definition["tiers"]:
+                    definition["tiers"] = _ascending_tiers(definition["tiers"])
+    return body

@@ -5,6 +5,9 @@ use std::fmt::Write as _;
 use chrono::{DateTime, Datelike, Utc};
 
 use crate::words::words;
+use rust_decimal::Decimal;
+
+use crate::pricing::UsageCharge;
 use crate::{Money, MoneyError};
 
 words! {
@@ -33,6 +36,8 @@ words! {
         Proration => "proration",
         /// A trial's first paid period.
         TrialConversion => "trial_conversion",
+        /// The usage of the last period of a subscription that ended at its period end.
+        Final => "final",
     }
 }
 
@@ -45,6 +50,10 @@ words! {
         ProrationCredit => "proration_credit",
         /// The rest of the period on the new plan, charged.
         ProrationCharge => "proration_charge",
+        /// Metered usage of the period that ended, billed in arrears (one line per tier reached).
+        Usage => "usage",
+        /// Seats above those the plan includes.
+        Seats => "seats",
     }
 }
 
@@ -75,11 +84,17 @@ pub fn sequence_month(finalized_at: DateTime<Utc>) -> i32 {
 pub struct Line {
     pub kind: LineKind,
     pub description: String,
-    pub quantity: i32,
-    pub unit_amount: Money,
-    /// `unit_amount × quantity` for a period line; a proration's share of it otherwise.
+    pub quantity: i64,
+    /// The price of one unit: the currency's digits, or more for usage (`0.0005` per call).
+    pub unit_amount: Decimal,
+    /// `unit_amount × quantity` rounded once to the minor unit for a period or usage line; a proration's share of
+    /// a period otherwise.
     pub amount: Money,
     pub period: Option<(DateTime<Utc>, DateTime<Utc>)>,
+    /// The metered feature of a usage line.
+    pub feature: Option<String>,
+    /// The tier (from 1) a usage line was priced at.
+    pub tier: Option<u32>,
 }
 
 impl Line {
@@ -94,10 +109,36 @@ impl Line {
         Ok(Line {
             kind: LineKind::Subscription,
             description: format!("{plan} ({}) × {quantity}", cycle.as_str()),
-            quantity,
-            unit_amount,
+            quantity: i64::from(quantity),
+            unit_amount: unit_amount.to_decimal(),
             amount: unit_amount.checked_mul(i64::from(quantity))?,
             period,
+            feature: None,
+            tier: None,
+        })
+    }
+
+    /// The usage of `feature` in `period` priced by one of its charges: `api_calls: 12345 × 0.0005`, with the tier
+    /// when the price has tiers.
+    pub fn usage(
+        feature: &str,
+        charge: &UsageCharge,
+        period: (DateTime<Utc>, DateTime<Utc>),
+    ) -> Result<Line, MoneyError> {
+        let tier = charge.tier.map(|t| u32::try_from(t).unwrap_or(u32::MAX));
+        let description = match tier {
+            Some(t) => format!("{feature}, tier {t}: {} × {}", charge.quantity, charge.unit_amount),
+            None => format!("{feature}: {} × {}", charge.quantity, charge.unit_amount),
+        };
+        Ok(Line {
+            kind: LineKind::Usage,
+            description,
+            quantity: i64::try_from(charge.quantity).map_err(|_| MoneyError::OutOfRange)?,
+            unit_amount: charge.unit_amount,
+            amount: charge.amount,
+            period: Some(period),
+            feature: Some(feature.to_owned()),
+            tier,
         })
     }
 }
@@ -117,7 +158,7 @@ mod tests {
             assert_eq!(InvoiceStatus::parse(status.as_str()), Some(*status));
         }
         let kinds: Vec<_> = InvoiceKind::ALL.iter().map(|k| k.as_str()).collect();
-        assert_eq!(kinds, ["initial", "renewal", "proration", "trial_conversion"]);
+        assert_eq!(kinds, ["initial", "renewal", "proration", "trial_conversion", "final"]);
         assert_eq!(LineKind::parse("proration_credit"), Some(LineKind::ProrationCredit));
         assert_eq!(LineKind::parse("proration"), None);
         assert_eq!(serde_json::to_value(InvoiceStatus::Uncollectible).unwrap_or_default(), "uncollectible");

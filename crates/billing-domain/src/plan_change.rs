@@ -72,18 +72,22 @@ pub fn upgrade(
         Line {
             kind: LineKind::ProrationCredit,
             description: format!("Unused time on {} × {}", old.plan, old.quantity),
-            quantity: old.quantity,
-            unit_amount: old.unit,
+            quantity: i64::from(old.quantity),
+            unit_amount: old.unit.to_decimal(),
             amount: credited,
             period: Some((now, end)),
+            feature: None,
+            tier: None,
         },
         Line {
             kind: LineKind::ProrationCharge,
             description: format!("Remaining time on {} × {}", new.plan, new.quantity),
-            quantity: new.quantity,
-            unit_amount: new.unit,
+            quantity: i64::from(new.quantity),
+            unit_amount: new.unit.to_decimal(),
             amount: proration.charge,
             period: Some(period),
+            feature: None,
+            tier: None,
         },
     ];
     Ok(Upgrade { proration, period, restarts_period, lines })

@@ -261,9 +261,13 @@ pub struct InvoiceLineRow {
     pub position: i32,
     pub kind: LineKind,
     pub description: String,
-    pub quantity: i32,
+    pub quantity: i64,
     pub unit_amount: Decimal,
     pub amount: Decimal,
     pub period_start: Option<DateTime<Utc>>,
     pub period_end: Option<DateTime<Utc>>,
+    /// The metered feature of a usage line.
+    pub feature: Option<String>,
+    /// The tier (from 1) a usage line was priced at.
+    pub tier: Option<i32>,
 }

@@ -135,13 +135,15 @@ diesel::table! {
         position -> Int4,
         kind -> Text,
         description -> Text,
-        quantity -> Int4,
+        quantity -> Int8,
         unit_amount -> Numeric,
         amount -> Numeric,
         period_start -> Nullable<Timestamptz>,
         period_end -> Nullable<Timestamptz>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        feature -> Nullable<Text>,
+        tier -> Nullable<Int4>,
     }
 }
 

@@ -37,13 +37,21 @@ pub struct InvoiceLineDto {
     #[schema(value_type = String, example = "subscription")]
     pub kind: LineKind,
     pub description: String,
-    pub quantity: i32,
+    pub quantity: i64,
+    /// The price of one unit; a usage price may have more digits than the currency.
     #[schema(example = "29.99")]
     pub unit_amount: String,
+    /// `quantity × unit_amount`, rounded once to the currency's minor unit.
     #[schema(example = "29.99")]
     pub amount: String,
     pub period_start: Option<String>,
     pub period_end: Option<String>,
+    /// The metered feature (usage lines only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub feature: Option<String>,
+    /// The tier the units were priced at, from 1 (usage lines of a tiered price only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tier: Option<i32>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -109,6 +117,8 @@ fn line_dto(l: InvoiceLineRow, currency: Currency) -> InvoiceLineDto {
         amount: amount(l.amount, currency),
         period_start: ts(l.period_start),
         period_end: ts(l.period_end),
+        feature: l.feature,
+        tier: l.tier,
     }
 }
 

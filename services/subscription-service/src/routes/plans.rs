@@ -255,23 +255,50 @@ pub fn document_rules(doc: &mut utoipa::openapi::OpenApi) {
     });
 }
 
-/// A plan's `features`: names of 1–64 `[a-z0-9_]`; a definition is anything, and its `limit`, when a number, is a
-/// whole number ≥ 0 (`null`: unlimited).
+/// A plan's `features`: names of 1–64 `[a-z0-9_]`. A definition without `billing` is anything, and its `limit`,
+/// when a number, is a whole number ≥ 0 (`null`: unlimited). One with `billing` is a usage price: `per_unit` with
+/// `unit_amount`, `graduated` or `volume` with 1–20 `tiers` (ascending `up_to`, the last `null`), or `package`
+/// with `package_size` and `package_amount`; `included` free units; no `limit`.
 fn features_schema(nullable: bool) -> Value {
+    let amount = json!({"type": "string", "pattern": r"^\d{1,12}(\.\d{1,12})?$", "example": "0.0005"});
+    let units = |minimum: u64| json!({"type": "integer", "minimum": minimum, "maximum": 9_007_199_254_740_991_u64});
+    let priced = |billing: &str, required: &[&str], extra: Value| {
+        let mut properties = json!({
+            "billing": {"const": billing}, "included": units(0), "limit": {"type": "null"},
+        });
+        if let (Some(p), Value::Object(extra)) = (properties.as_object_mut(), extra) {
+            p.extend(extra);
+        }
+        let mut required: Vec<&str> = required.to_vec();
+        required.push("billing");
+        json!({"type": "object", "required": required, "properties": properties})
+    };
+    let tiers = json!({
+        "type": "array", "minItems": 1, "maxItems": 20,
+        "description": "Ascending `up_to`; only the last tier is open-ended (`null`).",
+        "items": {"type": "object", "required": ["up_to", "unit_amount"], "properties": {
+            "up_to": {"anyOf": [units(1), {"type": "null"}]}, "unit_amount": amount,
+        }},
+    });
     json!({
         "type": if nullable { json!(["object", "null"]) } else { json!("object") },
         "description": "`{\"api_calls\": {\"limit\": 1000}, \"storage\": {\"limit\": \"1GB\"}, \"sso\": true}`: an integer \
-            limit is metered, `null` unlimited, anything else informational.",
+            limit is metered, `null` unlimited, a `billing` price billed in arrears, anything else informational.",
         "propertyNames": {"pattern": "^[a-z0-9_]{1,64}$"},
         "additionalProperties": {"anyOf": [
             {"not": {"type": "object"}},
-            {"type": "object", "properties": {"limit": {"anyOf": [
+            {"type": "object", "not": {"required": ["billing"]}, "properties": {"limit": {"anyOf": [
                 {"type": "null"},
                 {"type": "integer", "minimum": 0, "maximum": 9_007_199_254_740_991_u64},
                 {"not": {"type": ["number", "null"]}},
             ]}}},
+            priced("per_unit", &["unit_amount"], json!({"unit_amount": amount})),
+            priced("graduated", &["tiers"], json!({"tiers": tiers})),
+            priced("volume", &["tiers"], json!({"tiers": tiers})),
+            priced("package", &["package_size", "package_amount"], json!({"package_size": units(1), "package_amount": amount})),
         ]},
-        "example": {"api_calls": {"limit": 20000}},
+        "example": {"api_calls": {"limit": 20000}, "storage_gb": {"billing": "graduated", "included": 10, "tiers": [
+            {"up_to": 100, "unit_amount": "0.10"}, {"up_to": null, "unit_amount": "0.05"}]}},
     })
 }
 

@@ -155,8 +155,11 @@ where
 }
 
 /// Step 1: every active subscription at its period end is ended (a scheduled cancellation), moved to its
-/// scheduled plan, and invoiced for the next period, with the first charge attempt queued.
+/// scheduled plan, and invoiced for the next period and the usage of the one that ended, with the first charge
+/// attempt queued.
 pub async fn renew_due(state: &AppState) -> Result<usize, ServiceError> {
+    // Usage is billed from PostgreSQL: what Redis accepted before the periods ended is folded first.
+    crate::services::usage::sync(state).await?;
     each_due(state, "renewals", async |conn, now| db::subscriptions::renewals_due(conn, now, BATCH).await, renew_one)
         .await
 }
@@ -175,15 +178,38 @@ async fn renew_one(state: &AppState, id: SubscriptionId) -> Result<bool, Service
             {
                 return Ok(None);
             }
+            // The plan in effect during the period that ended prices its usage, whatever comes next.
+            let ended_plan = plans.iter().find(|p| p.id == sub.plan_id).ok_or(ServiceError::PlanNotFound)?;
+            let ended_period = (sub.current_period_start.unwrap_or(end), end);
+            let usage = usage_lines(conn, &sub, ended_plan, ended_period).await?;
             if sub.cancel_at_period_end {
+                let final_invoice = if usage.iter().any(|line| !line.amount.is_zero()) {
+                    let draft = InvoiceDraft {
+                        user_id: sub.user_id,
+                        subscription_id: Some(sub.id),
+                        kind: InvoiceKind::Final,
+                        currency: ended_plan.price.currency(),
+                        lines: usage,
+                        period: Some(ended_period),
+                        due_at: Some(end),
+                    };
+                    let draft_row = invoices::insert_draft(conn, &draft).await?;
+                    Some(invoices::finalize(conn, draft_row.id, now).await?)
+                } else {
+                    None
+                };
                 let changes = SubscriptionChanges {
                     ended_at: Some(Some(end)),
                     cancel_at_period_end: Some(false),
                     ..Default::default()
                 };
-                let data = json!({"at_period_end": true, "reason": sub.cancel_reason});
+                let data = json!({"at_period_end": true, "reason": sub.cancel_reason, "final_invoice_id": final_invoice.as_ref().map(|i| i.id)});
                 transition(conn, &sub, SubscriptionEvent::Cancel, HistoryEntry::Canceled, changes, data, now).await?;
-                return Ok(Some(None));
+                let Some(invoice) = final_invoice.filter(|i| !i.amount_due.is_zero()) else { return Ok(Some(None)) };
+                let attempt = db::invoices::start_attempt(conn, invoice.id).await?;
+                let job = attempt_job(invoice.id, attempt);
+                let row = outbox::push(conn, QueueName::SubPaymentInitiation.as_str(), &job, None).await?;
+                return Ok(Some(Some((row, job))));
             }
             let sub = match sub.pending_plan_id {
                 Some(next) => apply_scheduled_change(conn, &sub, next, &plans, end, now).await?,
@@ -198,10 +224,12 @@ async fn renew_one(state: &AppState, id: SubscriptionId) -> Result<bool, Service
                 subscription_id: Some(sub.id),
                 kind: InvoiceKind::Renewal,
                 currency: plan.price.currency(),
-                lines: vec![
+                lines: std::iter::once(
                     Line::subscription(&plan.name, plan.cycle, sub.quantity, plan.price, Some(period))
                         .map_err(ServiceError::internal)?,
-                ],
+                )
+                .chain(usage)
+                .collect(),
                 period: Some(period),
                 // Dunning counts its retries from here.
                 due_at: Some(end),
@@ -227,6 +255,26 @@ async fn renew_one(state: &AppState, id: SubscriptionId) -> Result<bool, Service
     let Some(job) = result else { return Ok(false) };
     send(state, QueueName::SubPaymentInitiation, job.into_iter().collect()).await;
     Ok(true)
+}
+
+/// The usage lines of `sub`'s `period` under `plan`'s billed features: one per feature, one per tier reached for
+/// graduated tiers (see `billing_domain::pricing`). Hard-limited and unlimited features are not billed.
+async fn usage_lines(
+    conn: &mut AsyncPgConnection,
+    sub: &SubscriptionRow,
+    plan: &Plan,
+    period: (DateTime<Utc>, DateTime<Utc>),
+) -> Result<Vec<Line>, ServiceError> {
+    let mut lines = Vec::new();
+    for (feature, price) in plan.features.billed() {
+        let used = db::usage::used(conn, sub.id, feature, period.0).await?;
+        let charges =
+            price.charges(u64::try_from(used).unwrap_or(0), plan.price.currency()).map_err(ServiceError::internal)?;
+        for charge in &charges {
+            lines.push(Line::usage(feature, charge, period).map_err(ServiceError::internal)?);
+        }
+    }
+    Ok(lines)
 }
 
 /// A downgrade scheduled for the period end takes effect: the plan and seats change before the renewal is

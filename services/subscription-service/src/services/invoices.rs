@@ -61,19 +61,21 @@ pub async fn carry_forward(
 ) -> Result<(), ServiceError> {
     let items: Vec<PendingItemRow> = lines
         .iter()
-        .map(|line| PendingItemRow {
-            id: 0,
-            subscription_id: subscription,
-            kind: line.kind,
-            description: line.description.clone(),
-            quantity: line.quantity,
-            unit_amount: line.unit_amount.to_decimal(),
-            amount: line.amount.to_decimal(),
-            currency: line.amount.currency(),
-            period_start: line.period.map(|p| p.0),
-            period_end: line.period.map(|p| p.1),
+        .map(|line| -> Result<PendingItemRow, ServiceError> {
+            Ok(PendingItemRow {
+                id: 0,
+                subscription_id: subscription,
+                kind: line.kind,
+                description: line.description.clone(),
+                quantity: i32::try_from(line.quantity).map_err(ServiceError::internal)?,
+                unit_amount: line.unit_amount,
+                amount: line.amount.to_decimal(),
+                currency: line.amount.currency(),
+                period_start: line.period.map(|p| p.0),
+                period_end: line.period.map(|p| p.1),
+            })
         })
-        .collect();
+        .collect::<Result<_, _>>()?;
     Ok(db::invoices::insert_pending(conn, &items).await?)
 }
 
@@ -92,10 +94,12 @@ pub async fn unbilled(
             let line = Line {
                 kind: row.kind,
                 description: row.description,
-                quantity: row.quantity,
-                unit_amount: money(row.unit_amount)?,
+                quantity: i64::from(row.quantity),
+                unit_amount: row.unit_amount,
                 amount: money(row.amount)?,
                 period: row.period_start.zip(row.period_end),
+                feature: None,
+                tier: None,
             };
             Ok((row.id, line))
         })
@@ -131,10 +135,12 @@ async fn insert_lines(conn: &mut AsyncPgConnection, draft: &InvoiceDraft) -> Res
             kind: line.kind,
             description: line.description.clone(),
             quantity: line.quantity,
-            unit_amount: line.unit_amount.to_decimal(),
+            unit_amount: line.unit_amount,
             amount: line.amount.to_decimal(),
             period_start: line.period.map(|p| p.0),
             period_end: line.period.map(|p| p.1),
+            feature: line.feature.clone(),
+            tier: line.tier.map(|t| i32::try_from(t).unwrap_or(i32::MAX)),
         })
         .collect();
     Ok(db::invoices::insert(conn, &invoice, &lines).await?)

@@ -455,7 +455,7 @@ pub async fn attempt_failed(
             }
             Ok("trial_expired")
         }
-        InvoiceKind::Renewal | InvoiceKind::Proration => {
+        InvoiceKind::Renewal | InvoiceKind::Proration | InvoiceKind::Final => {
             let attempt = u32::try_from(invoice.attempt_count).unwrap_or(u32::MAX);
             let due = invoice.due_at.unwrap_or(now);
             let sub = sub.filter(|s| matches!(s.status, SubscriptionStatus::Active | SubscriptionStatus::PastDue));

@@ -12,3 +12,4 @@ mod payments;
 mod simulation;
 mod snapshots;
 mod system;
+mod usage_billing;

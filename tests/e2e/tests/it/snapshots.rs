@@ -39,9 +39,11 @@ async fn responses_and_webhooks_keep_their_shapes() {
     assert_eq!(status, 201, "{registered}");
     snapshot("register", &registered);
     let token = registered["data"]["access_token"].as_str().unwrap_or_default().to_owned();
-    let (_, me) = w.sub_call(Method::GET, "/v1/auth/me", &token, None).await;
+    let (status, me) = w.sub_call(Method::GET, "/v1/auth/me", &token, None).await;
+    assert_eq!(status, 200, "{me}");
     snapshot("auth_me", &me);
-    let (_, plans) = w.call(&w.sub, Method::GET, "/v1/plans", None, None).await;
+    let (status, plans) = w.call(&w.sub, Method::GET, "/v1/plans", None, None).await;
+    assert_eq!(status, 200, "{plans}");
     snapshot("plans", &plans);
 
     let (status, created) =
@@ -63,14 +65,18 @@ async fn responses_and_webhooks_keep_their_shapes() {
         email: email.to_owned(),
     };
     w.wait_status(&customer, &id, "active").await;
-    let (_, subscription) = w.sub_call(Method::GET, &format!("/v1/subscriptions/{id}"), &token, None).await;
+    let (status, subscription) = w.sub_call(Method::GET, &format!("/v1/subscriptions/{id}"), &token, None).await;
+    assert_eq!(status, 200, "{subscription}");
     snapshot("subscription_active", &subscription);
-    let (_, invoices) = w.sub_call(Method::GET, "/v1/invoices/me", &token, None).await;
+    let (status, invoices) = w.sub_call(Method::GET, "/v1/invoices/me", &token, None).await;
+    assert_eq!(status, 200, "{invoices}");
     snapshot("invoices", &invoices);
-    let (_, used) =
-        w.sub_call(Method::POST, "/v1/usage/use", &token, Some(json!({"feature": "api_calls", "delta": 5}))).await;
+    let body = json!({"feature_name": "api_calls", "delta": 5});
+    let (status, used) = w.sub_call(Method::POST, "/v1/usage/use", &token, Some(body)).await;
+    assert_eq!(status, 200, "{used}");
     snapshot("usage_use", &used);
-    let (_, limits) = w.sub_call(Method::GET, "/v1/usage/limits", &token, None).await;
+    let (status, limits) = w.sub_call(Method::GET, "/v1/usage/limits", &token, None).await;
+    assert_eq!(status, 200, "{limits}");
     snapshot("usage_limits", &limits);
 
     let transaction = paid["data"]["transaction_id"].as_str().unwrap_or_default().to_owned();
@@ -87,7 +93,9 @@ async fn responses_and_webhooks_keep_their_shapes() {
     snapshot("refund_accepted", &refund);
 
     let declined = w.customer().await;
-    let (_, other) = w.sub_call(Method::POST, "/v1/subscriptions", &declined.token, Some(json!({"plan_id": 2}))).await;
+    let (status, other) =
+        w.sub_call(Method::POST, "/v1/subscriptions", &declined.token, Some(json!({"plan_id": 2}))).await;
+    assert_eq!(status, 201, "{other}");
     let pay = json!({
         "invoice_id": other["data"]["invoice_id"], "amount": other["data"]["amount"], "currency": "USD",
         "card_number": SOFT_DECLINE, "card_expiry": "12/40", "card_cvv": "123", "cardholder_name": "Ada Lovelace",
@@ -98,9 +106,11 @@ async fn responses_and_webhooks_keep_their_shapes() {
     snapshot("payment_declined", &refused);
 
     w.settle().await;
-    let (_, history) = w.call(&w.pay, Method::GET, "/v1/payments/history", Some(&token), None).await;
+    let (status, history) = w.call(&w.pay, Method::GET, "/v1/payments/history", Some(&token), None).await;
+    assert_eq!(status, 200, "{history}");
     snapshot("payment_history", &history);
-    let (_, events) = w.sub_call(Method::GET, &format!("/v1/subscriptions/{id}/events"), &token, None).await;
+    let (status, events) = w.sub_call(Method::GET, &format!("/v1/subscriptions/{id}/events"), &token, None).await;
+    assert_eq!(status, 200, "{events}");
     snapshot("subscription_events", &events);
     let delivered: Vec<Delivered> = diesel::sql_query(
         "SELECT DISTINCT ON (event_type) event_type, payload FROM webhook_deliveries WHERE delivered \
