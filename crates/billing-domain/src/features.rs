@@ -99,6 +99,11 @@ impl PlanFeatures {
         self.0.get(name)
     }
 
+    /// Every feature, by name.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Feature)> {
+        self.0.iter().map(|(n, f)| (n.as_str(), f))
+    }
+
     /// Billed features with their prices, by name.
     pub fn billed(&self) -> impl Iterator<Item = (&str, &UsagePrice)> {
         self.0.iter().filter_map(|(n, f)| match f {

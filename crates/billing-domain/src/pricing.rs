@@ -34,6 +34,18 @@ pub enum Model {
     Package { size: u64, amount: Decimal },
 }
 
+impl Model {
+    /// The model's name, as a plan states it (`billing`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::PerUnit { .. } => "per_unit",
+            Self::Graduated(_) => "graduated",
+            Self::Volume(_) => "volume",
+            Self::Package { .. } => "package",
+        }
+    }
+}
+
 /// The price of a metered feature billed in arrears.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UsagePrice {

@@ -1,6 +1,7 @@
 //! HTTP routes: extract, call one service function, map the result to a DTO.
 
 pub mod auth;
+pub mod entitlements;
 pub mod internal;
 pub mod invoices;
 pub mod plans;
@@ -45,6 +46,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/v1/usage/use").route(web::post().to(usage::use_feature)))
         .service(web::resource("/v1/usage/me").route(web::get().to(usage::me)))
         .service(web::resource("/v1/usage/limits").route(web::get().to(usage::limits)))
+        .service(web::resource("/v1/entitlements/me").route(web::get().to(entitlements::me)))
         .service(web::resource("/v1/webhooks/payment").route(web::post().to(webhooks::payment)))
         .service(web::resource("/v1/internal/invoices/{id}").route(web::get().to(internal::invoice)))
         .service(web::resource("/v1/internal/subscriptions/{id}/due").route(web::get().to(internal::subscription_due)));

@@ -224,6 +224,60 @@ pub async fn current(state: &AppState, user: UserId) -> Result<PeriodUsage, Serv
     Ok(PeriodUsage { subscription_id: sub.id, plan_id: plan.id, period_start, reset_at, features })
 }
 
+/// What the current plan grants for one feature.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entitlement {
+    /// False only for a feature the plan turns off (`"audit_log": false`).
+    pub enabled: bool,
+    pub limit: Option<i64>,
+    /// Units used this period (counted features only).
+    pub used: Option<i64>,
+    /// The price model of a feature billed in arrears.
+    pub billing: Option<&'static str>,
+    /// The plan's definition of an informational feature that is not a plain switch (`{"limit": "1GB"}`).
+    pub value: Option<serde_json::Value>,
+}
+
+/// Every feature of the caller's current plan: switches, limits, billed usage, with this period's usage.
+pub async fn entitlements(
+    state: &AppState,
+    user: UserId,
+) -> Result<(i32, std::collections::BTreeMap<String, Entitlement>), ServiceError> {
+    let usage = current(state, user).await?;
+    let plan = state.plans.get(&state.infra.db, usage.plan_id).await?.ok_or(ServiceError::PlanNotFound)?;
+    let used = |name: &str| usage.features.iter().find(|f| f.feature == name).map(|f| f.used);
+    let features = plan
+        .features
+        .iter()
+        .map(|(name, feature)| {
+            let entitlement = match feature {
+                Feature::Informational(serde_json::Value::Bool(on)) => {
+                    Entitlement { enabled: *on, limit: None, used: None, billing: None, value: None }
+                }
+                Feature::Informational(other) => {
+                    Entitlement { enabled: true, limit: None, used: None, billing: None, value: Some(other.clone()) }
+                }
+                Feature::Billed(price) => Entitlement {
+                    enabled: true,
+                    limit: None,
+                    used: used(name),
+                    billing: Some(price.model.name()),
+                    value: None,
+                },
+                counted => Entitlement {
+                    enabled: true,
+                    limit: limit_of(counted),
+                    used: used(name),
+                    billing: None,
+                    value: None,
+                },
+            };
+            (name.to_owned(), entitlement)
+        })
+        .collect();
+    Ok((plan.id, features))
+}
+
 /// `q:sub:usage_sync`: fold what Redis counted into PostgreSQL.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct UsageFold {}

@@ -33,6 +33,7 @@ async fn every_route_is_documented_with_schemas() {
         ("post", "/v1/usage/use"),
         ("get", "/v1/usage/me"),
         ("get", "/v1/usage/limits"),
+        ("get", "/v1/entitlements/me"),
         ("get", "/v1/health"),
         ("get", "/v1/health/detailed"),
     ];

@@ -215,3 +215,41 @@ async fn a_counter_lost_from_redis_is_rebuilt_from_postgres() {
         .await;
     assert_eq!(over.status, 429, "the rebuilt counter still enforces the limit");
 }
+
+#[tokio::test]
+async fn entitlements_list_every_feature_of_the_plan_switches_limits_and_billed_usage() {
+    let ctx = Ctx::new().await;
+    let plan = json!({
+        "code": "ent-trial", "name": "Entitled", "price": "0", "currency": "USD", "billing_cycle": "monthly",
+        "is_trial_plan": true, "trial_period_days": 14,
+        "features": {
+            "api_calls": {"limit": 1000}, "sso": true, "audit_log": false, "storage": {"limit": "1GB"},
+            "events": {"billing": "per_unit", "unit_amount": "0.001"},
+        },
+    });
+    let created = ctx.call(Method::POST, "/v1/admin/plans", Some(&ctx.admin), Some(plan)).await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let plan_id = created.data()["id"].clone();
+    let token = ctx.user().await;
+    assert_eq!(ctx.call(Method::GET, "/v1/entitlements/me", Some(&token), None).await.code(), "no_active_subscription");
+    let trial =
+        ctx.call(Method::POST, "/v1/subscriptions/trial", Some(&token), Some(json!({"trial_plan_id": plan_id}))).await;
+    assert_eq!(trial.status, 201, "{}", trial.body);
+    for (feature, delta) in [("api_calls", 10), ("events", 5)] {
+        let body = json!({"feature_name": feature, "delta": delta});
+        assert_eq!(ctx.call(Method::POST, "/v1/usage/use", Some(&token), Some(body)).await.status, 200);
+    }
+    let res = ctx.call(Method::GET, "/v1/entitlements/me", Some(&token), None).await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    assert_eq!(res.data()["plan_id"], plan_id);
+    assert_eq!(
+        res.data()["features"],
+        json!({
+            "api_calls": {"enabled": true, "limit": 1000, "used": 10, "remaining": 990},
+            "audit_log": {"enabled": false, "limit": null, "used": null, "remaining": null},
+            "events": {"enabled": true, "limit": null, "used": 5, "remaining": null, "billing": "per_unit"},
+            "sso": {"enabled": true, "limit": null, "used": null, "remaining": null},
+            "storage": {"enabled": true, "limit": null, "used": null, "remaining": null, "value": {"limit": "1GB"}},
+        })
+    );
+}
