@@ -55,6 +55,8 @@ pub enum ServiceError {
     FeatureNotInPlan(String),
     #[error("no active subscription")]
     NoActiveSubscription,
+    #[error("no subscription with an upcoming invoice")]
+    NothingUpcoming,
     #[error("dependency unavailable: {0}")]
     Unavailable(String),
     #[error("internal error: {0}")]
@@ -164,6 +166,10 @@ impl From<ServiceError> for ApiError {
             ServiceError::NoActiveSubscription => {
                 ApiError::forbidden("no_active_subscription", "the user has no subscription giving access")
             }
+            ServiceError::NothingUpcoming => ApiError::not_found(
+                "no_active_subscription",
+                "no active or past-due subscription: nothing will be invoiced at a period end",
+            ),
             ServiceError::Unavailable(cause) => ApiError::unavailable(&cause),
             ServiceError::Internal(cause) => ApiError::internal(&cause),
         }

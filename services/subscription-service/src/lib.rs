@@ -42,7 +42,7 @@ pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/s
         routes::subscriptions::create, routes::subscriptions::create_trial, routes::subscriptions::list_mine,
         routes::subscriptions::get, routes::subscriptions::change, routes::subscriptions::cancel,
         routes::subscriptions::reactivate, routes::subscriptions::events,
-        routes::invoices::list_mine, routes::invoices::get,
+        routes::invoices::list_mine, routes::invoices::upcoming, routes::invoices::get,
         routes::usage::use_feature, routes::usage::me, routes::usage::limits, routes::entitlements::me,
         routes::webhooks::payment,
     ),

@@ -293,14 +293,38 @@ pub async fn unbilled_for_update(
     conn: &mut AsyncPgConnection,
     subscription: SubscriptionId,
 ) -> Result<Vec<PendingItemRow>, DbError> {
-    Ok(pending_invoice_items::table
+    Ok(unbilled_query(subscription).for_update().load(conn).await?)
+}
+
+/// The lines waiting for the subscription's next invoice, read without a lock (a preview).
+pub async fn unbilled(
+    conn: &mut AsyncPgConnection,
+    subscription: SubscriptionId,
+) -> Result<Vec<PendingItemRow>, DbError> {
+    Ok(unbilled_query(subscription).load(conn).await?)
+}
+
+/// The lines of a subscription not yet on an invoice, oldest first.
+type UnbilledQuery = diesel::dsl::Select<
+    diesel::dsl::Order<
+        diesel::dsl::Filter<
+            diesel::dsl::Filter<
+                pending_invoice_items::table,
+                diesel::dsl::Eq<pending_invoice_items::subscription_id, SubscriptionId>,
+            >,
+            diesel::dsl::IsNull<pending_invoice_items::invoice_id>,
+        >,
+        pending_invoice_items::id,
+    >,
+    diesel::dsl::AsSelect<PendingItemRow, diesel::pg::Pg>,
+>;
+
+fn unbilled_query(subscription: SubscriptionId) -> UnbilledQuery {
+    pending_invoice_items::table
         .filter(pending_invoice_items::subscription_id.eq(subscription))
         .filter(pending_invoice_items::invoice_id.is_null())
         .order(pending_invoice_items::id)
         .select(PendingItemRow::as_select())
-        .for_update()
-        .load(conn)
-        .await?)
 }
 
 /// Records that `ids` are on `invoice`.

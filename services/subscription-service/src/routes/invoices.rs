@@ -21,6 +21,77 @@ pub async fn list_mine(state: web::Data<AppState>, user: AuthUser) -> Result<Htt
     Ok(ok(list.into_iter().map(InvoiceDto::from).collect::<Vec<_>>(), "invoices"))
 }
 
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct UpcomingQuery {
+    /// A subscription of the caller (any, for an administrator); default: the caller's active one.
+    pub subscription_id: Option<Uuid>,
+}
+
+/// The invoice a subscription's period end would issue if it came now: the next period's fee (a scheduled
+/// downgrade included), the usage counted so far, the prorations waiting for it. Nothing is written; the invoice
+/// issued later for the same usage is the same.
+#[utoipa::path(get, path = "/v1/invoices/upcoming", tag = "invoices", security(("bearer" = [])),
+    params(UpcomingQuery),
+    responses(
+        (status = 200, description = "The next invoice, not issued", body = UpcomingInvoiceDto),
+        (status = 404, description = "`no_active_subscription` (nothing will be invoiced), or `subscription_not_found`", body = billing_http::error::ErrorEnvelope)))]
+pub async fn upcoming(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    query: web::Query<UpcomingQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let draft = invoices::upcoming(&state, user, query.into_inner().subscription_id.map(Into::into)).await?;
+    let c = draft.currency;
+    let total = draft.lines.iter().map(|l| l.amount.to_decimal()).sum::<rust_decimal::Decimal>();
+    let dto = UpcomingInvoiceDto {
+        subscription_id: draft.subscription_id.map(Into::into),
+        kind: draft.kind,
+        currency: c,
+        period_start: ts(draft.period.map(|p| p.0)),
+        period_end: ts(draft.period.map(|p| p.1)),
+        subtotal: amount(total, c),
+        total: amount(total, c),
+        amount_due: amount(total.max(rust_decimal::Decimal::ZERO), c),
+        lines: draft
+            .lines
+            .into_iter()
+            .map(|l| InvoiceLineDto {
+                kind: l.kind,
+                description: l.description,
+                quantity: l.quantity,
+                unit_amount: amount(l.unit_amount, c),
+                amount: amount(l.amount.to_decimal(), c),
+                period_start: ts(l.period.map(|p| p.0)),
+                period_end: ts(l.period.map(|p| p.1)),
+                feature: l.feature,
+                tier: l.tier.map(|t| i32::try_from(t).unwrap_or(i32::MAX)),
+            })
+            .collect(),
+    };
+    Ok(ok(dto, "upcoming invoice"))
+}
+
+/// An invoice not yet issued.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UpcomingInvoiceDto {
+    pub subscription_id: Option<Uuid>,
+    /// `renewal`, or `final` for a subscription ending at its period end.
+    #[schema(value_type = String, example = "renewal")]
+    pub kind: InvoiceKind,
+    #[schema(value_type = String, example = "USD")]
+    pub currency: Currency,
+    pub period_start: Option<String>,
+    pub period_end: Option<String>,
+    pub lines: Vec<InvoiceLineDto>,
+    #[schema(example = "29.99")]
+    pub subtotal: String,
+    #[schema(example = "29.99")]
+    pub total: String,
+    #[schema(example = "29.99")]
+    pub amount_due: String,
+}
+
 /// One invoice (owner or admin).
 #[utoipa::path(get, path = "/v1/invoices/{id}", tag = "invoices", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Invoice id")),

@@ -6,6 +6,8 @@
 //! step checks the state it acts on again under a row lock, so a tick or a job that runs twice, or races a copy of
 //! itself, changes nothing the second time.
 
+use std::collections::BTreeMap;
+
 use billing_domain::invoice::Line;
 use billing_domain::{
     HistoryEntry, InvoiceId, InvoiceKind, InvoiceStatus, Money, SubscriptionEvent, SubscriptionId, SubscriptionStatus,
@@ -181,7 +183,8 @@ async fn renew_one(state: &AppState, id: SubscriptionId) -> Result<bool, Service
             // The plan in effect during the period that ended prices its usage, whatever comes next.
             let ended_plan = plans.iter().find(|p| p.id == sub.plan_id).ok_or(ServiceError::PlanNotFound)?;
             let ended_period = (sub.current_period_start.unwrap_or(end), end);
-            let usage = usage_lines(conn, &sub, ended_plan, ended_period).await?;
+            let used = folded_usage(conn, &sub, ended_plan, ended_period.0).await?;
+            let usage = usage_lines(ended_plan, &used, ended_period)?;
             if sub.cancel_at_period_end {
                 let final_invoice = if usage.iter().any(|line| !line.amount.is_zero()) {
                     let draft = InvoiceDraft {
@@ -216,9 +219,7 @@ async fn renew_one(state: &AppState, id: SubscriptionId) -> Result<bool, Service
                 None => sub,
             };
             let plan = plans.iter().find(|p| p.id == sub.plan_id).ok_or(ServiceError::PlanNotFound)?;
-            let anchor = sub.billing_anchor.unwrap_or(end);
-            let (_, start, next_end) = plan.cycle.period_at(anchor, end);
-            let period = if start == end { (end, next_end) } else { (end, plan.cycle.period_end(end, 0)) };
+            let period = renewal_period(plan, sub.billing_anchor.unwrap_or(end), end);
             let draft = InvoiceDraft {
                 user_id: sub.user_id,
                 subscription_id: Some(sub.id),
@@ -257,24 +258,94 @@ async fn renew_one(state: &AppState, id: SubscriptionId) -> Result<bool, Service
     Ok(true)
 }
 
-/// The usage lines of `sub`'s `period` under `plan`'s billed features: one per feature, one per tier reached for
-/// graduated tiers (see `billing_domain::pricing`). Hard-limited and unlimited features are not billed.
-async fn usage_lines(
+/// The period a renewal at `end` opens on `plan`, for a subscription anchored at `anchor`.
+fn renewal_period(plan: &Plan, anchor: DateTime<Utc>, end: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
+    let (_, start, next_end) = plan.cycle.period_at(anchor, end);
+    if start == end { (end, next_end) } else { (end, plan.cycle.period_end(end, 0)) }
+}
+
+/// What `sub` used of each billed feature of `plan` in the period starting at `start`, as folded into PostgreSQL.
+async fn folded_usage(
     conn: &mut AsyncPgConnection,
     sub: &SubscriptionRow,
     plan: &Plan,
+    start: DateTime<Utc>,
+) -> Result<BTreeMap<String, u64>, ServiceError> {
+    let mut used = BTreeMap::new();
+    for (feature, _) in plan.features.billed() {
+        let n = db::usage::used(conn, sub.id, feature, start).await?;
+        used.insert(feature.to_owned(), u64::try_from(n).unwrap_or(0));
+    }
+    Ok(used)
+}
+
+/// The usage lines of a `period` under `plan`'s billed features, given what was `used` of each: one per feature,
+/// one per tier reached for graduated tiers (see `billing_domain::pricing`). Hard-limited and unlimited features
+/// are not billed.
+fn usage_lines(
+    plan: &Plan,
+    used: &BTreeMap<String, u64>,
     period: (DateTime<Utc>, DateTime<Utc>),
 ) -> Result<Vec<Line>, ServiceError> {
     let mut lines = Vec::new();
     for (feature, price) in plan.features.billed() {
-        let used = db::usage::used(conn, sub.id, feature, period.0).await?;
-        let charges =
-            price.charges(u64::try_from(used).unwrap_or(0), plan.price.currency()).map_err(ServiceError::internal)?;
+        let units = used.get(feature).copied().unwrap_or(0);
+        let charges = price.charges(units, plan.price.currency()).map_err(ServiceError::internal)?;
         for charge in &charges {
             lines.push(Line::usage(feature, charge, period).map_err(ServiceError::internal)?);
         }
     }
     Ok(lines)
+}
+
+/// The invoice `sub`'s period end would issue if it came now: the next period's fee (on the plan and seats it
+/// will have, a scheduled downgrade included), the usage counted so far, and prorations waiting for it; for a
+/// subscription ending at its period end, its final usage. Nothing is written.
+pub async fn upcoming(state: &AppState, sub: &SubscriptionRow) -> Result<InvoiceDraft, ServiceError> {
+    let plans = state.plans.all(&state.infra.db).await?;
+    let (Some(start), Some(end)) = (sub.current_period_start, sub.current_period_end) else {
+        return Err(ServiceError::NoActiveSubscription);
+    };
+    let plan = plans.iter().find(|p| p.id == sub.plan_id).ok_or(ServiceError::PlanNotFound)?;
+    let counted = crate::services::usage::current(state, sub.user_id).await?;
+    let used: BTreeMap<String, u64> =
+        counted.features.iter().map(|f| (f.feature.clone(), u64::try_from(f.used).unwrap_or(0))).collect();
+    let usage = usage_lines(plan, &used, (start, end))?;
+    let currency = plan.price.currency();
+    if sub.cancel_at_period_end {
+        return Ok(InvoiceDraft {
+            user_id: sub.user_id,
+            subscription_id: Some(sub.id),
+            kind: InvoiceKind::Final,
+            currency,
+            lines: usage,
+            period: Some((start, end)),
+            due_at: Some(end),
+        });
+    }
+    let next = match sub.pending_plan_id {
+        Some(id) => plans.iter().find(|p| p.id == id).ok_or(ServiceError::PlanNotFound)?,
+        None => plan,
+    };
+    let quantity = sub.pending_quantity.unwrap_or(sub.quantity);
+    let anchor = if next.cycle == plan.cycle { sub.billing_anchor.unwrap_or(end) } else { end };
+    let period = renewal_period(next, anchor, end);
+    let mut lines = vec![
+        Line::subscription(&next.name, next.cycle, quantity, next.price, Some(period))
+            .map_err(ServiceError::internal)?,
+    ];
+    lines.extend(usage);
+    let carried = invoices::waiting(&mut *state.conn().await?, sub.id, currency).await?;
+    lines.extend(carried);
+    Ok(InvoiceDraft {
+        user_id: sub.user_id,
+        subscription_id: Some(sub.id),
+        kind: InvoiceKind::Renewal,
+        currency,
+        lines,
+        period: Some(period),
+        due_at: Some(end),
+    })
 }
 
 /// A downgrade scheduled for the period end takes effect: the plan and seats change before the renewal is

@@ -2,7 +2,9 @@
 
 use billing_contract::internal::InvoiceDue;
 use billing_domain::invoice::{Line, invoice_number, sequence_month};
-use billing_domain::{Currency, InvoiceId, InvoiceKind, InvoiceStatus, Money, SubscriptionId, UserId};
+use billing_domain::{
+    Currency, InvoiceId, InvoiceKind, InvoiceStatus, Money, SubscriptionId, SubscriptionStatus, UserId,
+};
 use billing_http::AuthUser;
 use chrono::{DateTime, Utc};
 use diesel_async::AsyncConnection;
@@ -86,7 +88,22 @@ pub async fn unbilled(
     subscription: SubscriptionId,
     currency: Currency,
 ) -> Result<Vec<(i64, Line)>, ServiceError> {
-    let rows = db::invoices::unbilled_for_update(conn, subscription).await?;
+    pending_lines(db::invoices::unbilled_for_update(conn, subscription).await?, currency)
+}
+
+/// The lines waiting for `subscription`'s next invoice in `currency`, unlocked: what a preview shows.
+pub async fn waiting(
+    conn: &mut AsyncPgConnection,
+    subscription: SubscriptionId,
+    currency: Currency,
+) -> Result<Vec<Line>, ServiceError> {
+    Ok(pending_lines(db::invoices::unbilled(conn, subscription).await?, currency)?
+        .into_iter()
+        .map(|(_, l)| l)
+        .collect())
+}
+
+fn pending_lines(rows: Vec<PendingItemRow>, currency: Currency) -> Result<Vec<(i64, Line)>, ServiceError> {
     let money = |value| Money::from_decimal(value, currency).map_err(ServiceError::internal);
     rows.into_iter()
         .filter(|row| row.currency == currency)
@@ -197,6 +214,35 @@ pub async fn get(state: &AppState, caller: AuthUser, id: InvoiceId) -> Result<In
     let lines = db::invoices::lines(&mut conn, &[id]).await?;
     let credit_notes = db::invoices::credit_notes(&mut conn, &[id]).await?;
     Ok(InvoiceView { invoice, lines, credit_notes })
+}
+
+/// The next invoice of the caller's active (or past-due) subscription, or of `subscription` (its owner or an
+/// administrator), as its period end would issue it now. Nothing is written.
+pub async fn upcoming(
+    state: &AppState,
+    caller: AuthUser,
+    subscription: Option<SubscriptionId>,
+) -> Result<InvoiceDraft, ServiceError> {
+    let renewing = |s: &crate::db::models::SubscriptionRow| {
+        matches!(s.status, SubscriptionStatus::Active | SubscriptionStatus::PastDue)
+    };
+    let mut conn = state.conn().await?;
+    let sub = match subscription {
+        Some(id) => db::subscriptions::find(&mut conn, id)
+            .await?
+            .filter(|s| s.user_id == UserId::from(caller.id) || caller.is_admin())
+            .ok_or(ServiceError::SubscriptionNotFound)?,
+        None => db::subscriptions::current_for_user(&mut conn, caller.id.into())
+            .await?
+            .into_iter()
+            .find(renewing)
+            .ok_or(ServiceError::NothingUpcoming)?,
+    };
+    drop(conn);
+    if !renewing(&sub) {
+        return Err(ServiceError::NothingUpcoming);
+    }
+    crate::services::billing::upcoming(state, &sub).await
 }
 
 /// What is due on invoice `id`, for the payment service (asked before every charge).

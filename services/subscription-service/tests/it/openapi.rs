@@ -29,6 +29,7 @@ async fn every_route_is_documented_with_schemas() {
         ("post", "/v1/subscriptions/{id}/reactivate"),
         ("get", "/v1/subscriptions/{id}/events"),
         ("get", "/v1/invoices/me"),
+        ("get", "/v1/invoices/upcoming"),
         ("get", "/v1/invoices/{id}"),
         ("post", "/v1/usage/use"),
         ("get", "/v1/usage/me"),

@@ -136,3 +136,43 @@ async fn a_subscription_ending_at_its_period_end_is_billed_its_last_usage() {
     assert_eq!(lines(&last), [line("usage", Some("api_calls"), Some(1), 250, "0.01", "2.50")], "{last}");
     assert_eq!(w.invoices(&c).await.iter().filter(|i| i["kind"] == "renewal").count(), 0, "no next period");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_upcoming_invoice_is_the_invoice_later_issued_for_the_same_usage() {
+    let w = Clocked::new().await;
+    let plan = metered_plan(&w).await;
+    let nobody = w.customer().await;
+    let (status, none) = w.sub_call(Method::GET, "/v1/invoices/upcoming", &nobody.token, None).await;
+    assert_eq!((status, none["code"].as_str()), (404, Some("no_active_subscription")), "{none}");
+
+    let c = w.customer().await;
+    let id = w.subscribe(&c, plan, 1, GOOD_CARD).await;
+    let end = at(&w.subscription(&c, &id).await["current_period_end"]);
+    // 1,150 billable calls: 1,000 at 0.01 and 150 at 0.005, after the next month's 10.00.
+    use_feature(&w, &c, "api_calls", 1_250).await;
+    let (status, preview) = w.sub_call(Method::GET, "/v1/invoices/upcoming", &c.token, None).await;
+    assert_eq!(status, 200, "{preview}");
+    let preview = &preview["data"];
+    assert_eq!((preview["kind"].as_str(), preview["total"].as_str()), (Some("renewal"), Some("20.75")), "{preview}");
+    let invoices_before = w.invoices(&c).await.len();
+    assert_eq!(invoices_before, 1, "a preview issues nothing");
+
+    w.advance(end - w.now() + Duration::minutes(1)).await;
+    w.cycle().await;
+    let issued = billing_testkit::poll_until(std::time::Duration::from_secs(20), "the renewal", || async {
+        w.invoices(&c).await.into_iter().find(|i| i["kind"] == "renewal")
+    })
+    .await;
+    assert_eq!(lines(preview), lines(&issued), "preview {preview}\nissued {issued}");
+    assert_eq!(
+        (preview["total"].clone(), preview["period_start"].clone(), preview["period_end"].clone()),
+        (issued["total"].clone(), issued["period_start"].clone(), issued["period_end"].clone())
+    );
+    let periods = |v: &Value| -> Vec<(Value, Value)> {
+        v["lines"]
+            .as_array()
+            .map(|l| l.iter().map(|l| (l["period_start"].clone(), l["period_end"].clone())).collect())
+            .unwrap_or_default()
+    };
+    assert_eq!(periods(preview), periods(&issued));
+}
