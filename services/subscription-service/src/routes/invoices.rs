@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::{amount, ts};
 use crate::services::invoices;
-use crate::services::invoices::{InvoiceLineRow, InvoiceRow, InvoiceView};
+use crate::services::invoices::{InvoiceDraft, InvoiceLineRow, InvoiceRow, InvoiceView};
 use crate::state::AppState;
 
 /// The caller's invoices, newest first.
@@ -42,9 +42,15 @@ pub async fn upcoming(
     query: web::Query<UpcomingQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let draft = invoices::upcoming(&state, user, query.into_inner().subscription_id.map(Into::into)).await?;
+    let dto = draft_dto(draft);
+    Ok(ok(dto, "upcoming invoice"))
+}
+
+/// An invoice not yet issued, as the API shows it.
+pub(crate) fn draft_dto(draft: InvoiceDraft) -> UpcomingInvoiceDto {
     let c = draft.currency;
     let total = draft.lines.iter().map(|l| l.amount.to_decimal()).sum::<rust_decimal::Decimal>();
-    let dto = UpcomingInvoiceDto {
+    UpcomingInvoiceDto {
         subscription_id: draft.subscription_id.map(Into::into),
         kind: draft.kind,
         currency: c,
@@ -68,8 +74,7 @@ pub async fn upcoming(
                 tier: l.tier.map(|t| i32::try_from(t).unwrap_or(i32::MAX)),
             })
             .collect(),
-    };
-    Ok(ok(dto, "upcoming invoice"))
+    }
 }
 
 /// An invoice not yet issued.

@@ -113,10 +113,10 @@ fn if_match(req: &HttpRequest) -> Result<Option<i32>, ServiceError> {
 /// Change plan or seats. An upgrade applies now with a proration invoice; a downgrade waits for the period end.
 /// Send `If-Match: <version>` to change only the version you read (409 `concurrent_update` otherwise).
 #[utoipa::path(put, path = "/v1/subscriptions/{id}", tag = "subscriptions", request_body = ChangeSubscriptionBody, security(("bearer" = [])),
-    params(("id" = Uuid, Path, description = "Subscription id"),
+    params(("id" = Uuid, Path, description = "Subscription id"), ChangeQuery,
         ("If-Match" = Option<String>, Header, description = "The `version` the change is based on", pattern = r#"^(W/)?"?[0-9]{1,9}"?$"#)),
     responses(
-        (status = 200, description = "Changed or scheduled", body = ChangeDto),
+        (status = 200, description = "Changed or scheduled (or, with `preview=true`, what would happen)", body = ChangeDto),
         (status = 404, description = "`subscription_not_found` or `plan_not_found`", body = billing_http::error::ErrorEnvelope),
         (status = 409, description = "`invalid_state` or `concurrent_update`", body = billing_http::error::ErrorEnvelope),
         (status = 422, description = "`validation_failed`", body = billing_http::error::ErrorEnvelope)))]
@@ -125,12 +125,15 @@ pub async fn change(
     user: AuthUser,
     req: HttpRequest,
     id: web::Path<Uuid>,
+    query: web::Query<ChangeQuery>,
     body: Json<ChangeSubscriptionBody>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let version = if_match(&req)?;
+    let preview = query.preview.unwrap_or(false);
     let changed =
-        subscriptions::change(&state, user, id.into_inner().into(), body.plan_id, body.quantity, version).await?;
+        subscriptions::change(&state, user, id.into_inner().into(), body.plan_id, body.quantity, version, preview)
+            .await?;
     let effective_at = if changed.scheduled {
         changed.subscription.current_period_end.map(billing_http::rfc3339)
     } else {
@@ -148,8 +151,14 @@ pub async fn change(
         scheduled: changed.scheduled,
         effective_at,
         subscription: dto(&state, changed.subscription).await?,
+        preview: changed.preview.is_some(),
+        invoice: changed.preview.flatten().map(super::invoices::draft_dto),
     };
-    let message = if out.scheduled { "plan change scheduled for the period end" } else { "plan changed" };
+    let message = match (out.preview, out.scheduled) {
+        (true, _) => "what the change would do (nothing changed)",
+        (false, true) => "plan change scheduled for the period end",
+        (false, false) => "plan changed",
+    };
     Ok(ok(out, message))
 }
 
@@ -389,6 +398,20 @@ pub struct ChangeDto {
     /// True when the change takes effect at the period end (a downgrade).
     pub scheduled: bool,
     pub effective_at: Option<String>,
+    /// True for `?preview=true`: nothing was changed, `subscription` is what it would become.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub preview: bool,
+    /// With `?preview=true`: the invoice the change would issue now (an upgrade's proration), or the next renewal
+    /// as it would then be; absent when the proration would be carried to the next invoice.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub invoice: Option<super::invoices::UpcomingInvoiceDto>,
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ChangeQuery {
+    /// Show what the change would do, and change nothing.
+    pub preview: Option<bool>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -48,6 +48,9 @@ pub struct Changed {
     /// True when the proration's net (with earlier carried lines) is below the currency's minimum charge, so its
     /// lines wait for the subscription's next invoice instead of being charged alone.
     pub carried: bool,
+    /// A preview: the invoice the change would issue now (an upgrade's proration), or the next renewal as it would
+    /// then be; nothing was written and `subscription` is what it would become.
+    pub preview: Option<Option<InvoiceDraft>>,
 }
 
 fn check_quantity(quantity: i32) -> Result<(), ServiceError> {
@@ -304,6 +307,7 @@ pub async fn change(
     new_plan_id: Option<i32>,
     new_quantity: Option<i32>,
     expected_version: Option<i32>,
+    preview: bool,
 ) -> Result<Changed, ServiceError> {
     if new_plan_id.is_none() && new_quantity.is_none() {
         return Err(ServiceError::invalid("body", "give plan_id, quantity or both"));
@@ -338,6 +342,18 @@ pub async fn change(
             return Err(ServiceError::invalid("body", "this is already the subscription's plan and quantity"));
         }
         // Back to what it has: the change scheduled for the period end is undone.
+        if preview {
+            let would = SubscriptionRow { pending_plan_id: None, pending_quantity: None, ..row };
+            let next = crate::services::billing::upcoming(state, &would).await?;
+            return Ok(Changed {
+                subscription: would,
+                proration: None,
+                invoice: None,
+                scheduled: false,
+                carried: false,
+                preview: Some(Some(next)),
+            });
+        }
         let now = state.now();
         let data = json!({"pending_plan_id": row.pending_plan_id, "pending_quantity": row.pending_quantity});
         let subscription = state
@@ -353,7 +369,14 @@ pub async fn change(
                 transition(conn, &row, event, HistoryEntry::PlanChangeUnscheduled, changes, data, now).await
             })
             .await?;
-        return Ok(Changed { subscription, proration: None, invoice: None, scheduled: false, carried: false });
+        return Ok(Changed {
+            subscription,
+            proration: None,
+            invoice: None,
+            scheduled: false,
+            carried: false,
+            preview: None,
+        });
     }
     seat_total(&new_plan, quantity)?;
     let (Some(start), Some(end)) = (row.current_period_start, row.current_period_end) else {
@@ -364,6 +387,18 @@ pub async fn change(
     let new_seats = Seats { plan: &new_plan.name, unit: new_plan.price, cycle: new_plan.cycle, quantity };
     let applies_now = plan_change::applies_now(&old_seats, &new_seats).map_err(ServiceError::internal)?;
 
+    if !applies_now && preview {
+        let would = SubscriptionRow { pending_plan_id: Some(new_plan.id), pending_quantity: Some(quantity), ..row };
+        let next = crate::services::billing::upcoming(state, &would).await?;
+        return Ok(Changed {
+            subscription: would,
+            proration: None,
+            invoice: None,
+            scheduled: true,
+            carried: false,
+            preview: Some(Some(next)),
+        });
+    }
     if !applies_now {
         // Scheduled for the period end: the customer keeps what they paid for until then.
         let data = json!({"from_plan_id": row.plan_id, "to_plan_id": new_plan.id, "from_quantity": row.quantity, "to_quantity": quantity, "effective_at": end});
@@ -380,7 +415,14 @@ pub async fn change(
                 transition(conn, &row, event, HistoryEntry::PlanChangeScheduled, changes, data, now).await
             })
             .await?;
-        return Ok(Changed { subscription, proration: None, invoice: None, scheduled: true, carried: false });
+        return Ok(Changed {
+            subscription,
+            proration: None,
+            invoice: None,
+            scheduled: true,
+            carried: false,
+            preview: None,
+        });
     }
 
     let Upgrade { proration, period, restarts_period, lines } =
@@ -396,6 +438,35 @@ pub async fn change(
     let user_id = row.user_id;
     let currency = new_plan.price.currency();
     let net = proration.net;
+    if preview {
+        // The same decision the change makes below, on the lines waiting now, without their lock.
+        let waiting = invoices::waiting(&mut *state.conn().await?, row.id, currency).await?;
+        let due =
+            waiting.iter().try_fold(net, |sum, line| sum.checked_add(line.amount)).map_err(ServiceError::internal)?;
+        let carried = !due.is_negative() && due.minor() < currency.min_charge().minor();
+        let mut would =
+            SubscriptionRow { plan_id: new_plan.id, quantity, pending_plan_id: None, pending_quantity: None, ..row };
+        if let Some((s, e)) = new_period {
+            (would.billing_anchor, would.current_period_start, would.current_period_end) = (Some(s), Some(s), Some(e));
+        }
+        let invoice = (!carried).then(|| InvoiceDraft {
+            user_id,
+            subscription_id: Some(would.id),
+            kind: InvoiceKind::Proration,
+            currency,
+            lines: lines.iter().cloned().chain(waiting).collect(),
+            period: Some(period),
+            due_at: Some(now),
+        });
+        return Ok(Changed {
+            subscription: would,
+            proration: Some(proration),
+            invoice: None,
+            scheduled: false,
+            carried,
+            preview: Some(invoice),
+        });
+    }
     let (subscription, billed) = state
         .conn()
         .await?
@@ -463,6 +534,7 @@ pub async fn change(
             invoice: None,
             scheduled: false,
             carried: true,
+            preview: None,
         });
     };
     outbox::send_now(
@@ -472,7 +544,14 @@ pub async fn change(
         job,
     )
     .await;
-    Ok(Changed { subscription, proration: Some(proration), invoice: Some(invoice), scheduled: false, carried: false })
+    Ok(Changed {
+        subscription,
+        proration: Some(proration),
+        invoice: Some(invoice),
+        scheduled: false,
+        carried: false,
+        preview: None,
+    })
 }
 
 /// Cancels: an active or past-due subscription at the period end (or now with `immediately`); a trial or a

@@ -529,3 +529,80 @@ async fn usage_resets_at_the_period_boundary_and_limits_follow_an_upgrade_at_onc
         w.sub_call(Method::POST, "/v1/usage/use", &c.token, Some(json!({"feature_name": "api_calls"}))).await;
     assert_eq!((status, used["data"]["current_usage"].as_i64()), (200, Some(1)));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_preview_changes_nothing_and_shows_what_the_change_then_does() {
+    let w = Clocked::new().await;
+    let (c, id, end) = subscribed(&w, BASIC).await;
+    let before = w.subscription(&c, &id).await;
+    let path = format!("/v1/subscriptions/{id}");
+    let preview_of = |body: Value| {
+        let (w, c, path) = (&w, &c, format!("{path}?preview=true"));
+        async move {
+            let (status, out) = w.sub_call(Method::PUT, &path, &c.token, Some(body)).await;
+            assert_eq!(status, 200, "{out}");
+            assert_eq!(out["data"]["preview"], true, "{out}");
+            out["data"].clone()
+        }
+    };
+    // (kind, quantity, unit amount) of each line: what a preview and the change share exactly (amounts prorated to
+    // the second may differ by the seconds between the two calls).
+    let shape = |invoice: &Value| -> Vec<(String, i64, String)> {
+        invoice["lines"]
+            .as_array()
+            .map(|l| {
+                l.iter()
+                    .map(|l| {
+                        let text = |k: &str| l[k].as_str().unwrap_or_default().to_owned();
+                        (text("kind"), l["quantity"].as_i64().unwrap_or_default(), text("unit_amount"))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+
+    let up = preview_of(json!({"plan_id": PRO})).await;
+    assert_eq!((up["scheduled"].as_bool(), up["invoice"]["kind"].as_str()), (Some(false), Some("proration")), "{up}");
+    assert_eq!(up["subscription"]["plan_id"], PRO, "what it would become");
+    let after_preview = w.subscription(&c, &id).await;
+    assert_eq!(
+        (after_preview["plan_id"].clone(), after_preview["version"].clone()),
+        (before["plan_id"].clone(), before["version"].clone())
+    );
+    assert_eq!(w.invoices(&c).await.len(), 1, "a preview issues nothing");
+
+    let changed = change_now(&w, &c, &id, json!({"plan_id": PRO})).await;
+    let (status, issued) = w
+        .sub_call(
+            Method::GET,
+            &format!("/v1/invoices/{}", changed["invoice_id"].as_str().unwrap_or_default()),
+            &c.token,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{issued}");
+    assert_eq!(shape(&up["invoice"]), shape(&issued["data"]));
+    let off =
+        money(&up["invoice"]["total"]).checked_sub(money(&issued["data"]["total"])).unwrap_or_else(|e| panic!("{e}"));
+    assert!(off.minor().abs() <= 1, "the preview's total is the issued one's, to the second's cent: {off:?}");
+
+    // A downgrade previews the renewal it leads to, which is then issued exactly.
+    let down = preview_of(json!({"plan_id": BASIC})).await;
+    assert_eq!(
+        (down["scheduled"].as_bool(), down["invoice"]["kind"].as_str()),
+        (Some(true), Some("renewal")),
+        "{down}"
+    );
+    assert_eq!(down["invoice"]["total"], "29.99", "{down}");
+    assert_eq!(at(&down["invoice"]["period_start"]), end);
+    let (status, _) = w.sub_call(Method::PUT, &path, &c.token, Some(json!({"plan_id": BASIC}))).await;
+    assert_eq!(status, 200);
+    w.advance(end - w.now() + Duration::minutes(1)).await;
+    w.cycle().await;
+    let renewal = paid_invoice(&w, &c, "renewal").await;
+    assert_eq!(shape(&down["invoice"]), shape(&renewal));
+    assert_eq!(
+        (down["invoice"]["total"].clone(), down["invoice"]["period_end"].clone()),
+        (renewal["total"].clone(), renewal["period_end"].clone())
+    );
+}
