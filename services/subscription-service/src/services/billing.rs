@@ -187,15 +187,7 @@ async fn renew_one(state: &AppState, id: SubscriptionId) -> Result<bool, Service
             let usage = usage_lines(ended_plan, &used, ended_period)?;
             if sub.cancel_at_period_end {
                 let final_invoice = if usage.iter().any(|line| !line.amount.is_zero()) {
-                    let draft = InvoiceDraft {
-                        user_id: sub.user_id,
-                        subscription_id: Some(sub.id),
-                        kind: InvoiceKind::Final,
-                        currency: ended_plan.price.currency(),
-                        lines: usage,
-                        period: Some(ended_period),
-                        due_at: Some(end),
-                    };
+                    let draft = final_draft(&sub, ended_plan, ended_period, usage);
                     let draft_row = invoices::insert_draft(conn, &draft).await?;
                     Some(invoices::finalize(conn, draft_row.id, now).await?)
                 } else {
@@ -220,21 +212,7 @@ async fn renew_one(state: &AppState, id: SubscriptionId) -> Result<bool, Service
             };
             let plan = plans.iter().find(|p| p.id == sub.plan_id).ok_or(ServiceError::PlanNotFound)?;
             let period = renewal_period(plan, sub.billing_anchor.unwrap_or(end), end);
-            let draft = InvoiceDraft {
-                user_id: sub.user_id,
-                subscription_id: Some(sub.id),
-                kind: InvoiceKind::Renewal,
-                currency: plan.price.currency(),
-                lines: std::iter::once(
-                    Line::subscription(&plan.name, plan.cycle, sub.quantity, plan.price, Some(period))
-                        .map_err(ServiceError::internal)?,
-                )
-                .chain(usage)
-                .collect(),
-                period: Some(period),
-                // Dunning counts its retries from here.
-                due_at: Some(end),
-            };
+            let draft = renewal_draft(&sub, plan, sub.quantity, period, end, usage)?;
             let draft_row = invoices::insert_draft(conn, &draft).await?;
             // The total may differ from the plan's price: lines carried forward from earlier prorations join it.
             let invoice = invoices::finalize(conn, draft_row.id, now).await?;
@@ -311,17 +289,8 @@ pub async fn upcoming(state: &AppState, sub: &SubscriptionRow) -> Result<Invoice
     let used: BTreeMap<String, u64> =
         counted.features.iter().map(|f| (f.feature.clone(), u64::try_from(f.used).unwrap_or(0))).collect();
     let usage = usage_lines(plan, &used, (start, end))?;
-    let currency = plan.price.currency();
     if sub.cancel_at_period_end {
-        return Ok(InvoiceDraft {
-            user_id: sub.user_id,
-            subscription_id: Some(sub.id),
-            kind: InvoiceKind::Final,
-            currency,
-            lines: usage,
-            period: Some((start, end)),
-            due_at: Some(end),
-        });
+        return Ok(final_draft(sub, plan, (start, end), usage));
     }
     let next = match sub.pending_plan_id {
         Some(id) => plans.iter().find(|p| p.id == id).ok_or(ServiceError::PlanNotFound)?,
@@ -330,22 +299,52 @@ pub async fn upcoming(state: &AppState, sub: &SubscriptionRow) -> Result<Invoice
     let quantity = sub.pending_quantity.unwrap_or(sub.quantity);
     let anchor = if next.cycle == plan.cycle { sub.billing_anchor.unwrap_or(end) } else { end };
     let period = renewal_period(next, anchor, end);
-    let mut lines = vec![
-        Line::subscription(&next.name, next.cycle, quantity, next.price, Some(period))
-            .map_err(ServiceError::internal)?,
-    ];
-    lines.extend(usage);
-    let carried = invoices::waiting(&mut *state.conn().await?, sub.id, currency).await?;
-    lines.extend(carried);
+    let mut draft = renewal_draft(sub, next, quantity, period, end, usage)?;
+    // What `insert_draft` adds to a real renewal: the lines carried forward for it.
+    draft.lines.extend(invoices::waiting(&mut *state.conn().await?, sub.id, draft.currency).await?);
+    Ok(draft)
+}
+
+/// The renewal of `sub` at `end`: `quantity` seats of `plan` for `period`, then the `usage` of the period that
+/// ended. (Carried prorations join when the draft is inserted.)
+fn renewal_draft(
+    sub: &SubscriptionRow,
+    plan: &Plan,
+    quantity: i32,
+    period: (DateTime<Utc>, DateTime<Utc>),
+    end: DateTime<Utc>,
+    usage: Vec<Line>,
+) -> Result<InvoiceDraft, ServiceError> {
+    let fee = Line::subscription(&plan.name, plan.cycle, quantity, plan.price, Some(period))
+        .map_err(ServiceError::internal)?;
     Ok(InvoiceDraft {
         user_id: sub.user_id,
         subscription_id: Some(sub.id),
         kind: InvoiceKind::Renewal,
-        currency,
-        lines,
+        currency: plan.price.currency(),
+        lines: std::iter::once(fee).chain(usage).collect(),
         period: Some(period),
+        // Dunning counts its retries from here.
         due_at: Some(end),
     })
+}
+
+/// The final invoice of a subscription ending at the end of `period`: the `usage` of that period under `plan`.
+fn final_draft(
+    sub: &SubscriptionRow,
+    plan: &Plan,
+    period: (DateTime<Utc>, DateTime<Utc>),
+    usage: Vec<Line>,
+) -> InvoiceDraft {
+    InvoiceDraft {
+        user_id: sub.user_id,
+        subscription_id: Some(sub.id),
+        kind: InvoiceKind::Final,
+        currency: plan.price.currency(),
+        lines: usage,
+        period: Some(period),
+        due_at: Some(period.1),
+    }
 }
 
 /// A downgrade scheduled for the period end takes effect: the plan and seats change before the renewal is
