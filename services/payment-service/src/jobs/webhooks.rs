@@ -1,6 +1,7 @@
 //! `q:pay:subscription_update`: delivers signed payment events to the subscription service and records every
-//! attempt. 2xx is done; 422 (and any other 4xx) can never succeed and is not retried; 5xx, 408, 429 and
-//! timeouts are retried on the queue's policy (about a day).
+//! attempt. 2xx is done; 5xx, 408, 429, timeouts and a refused signature (401, or 400 `stale_timestamp`: the
+//! clocks apart, a secret rotated on one side first) are retried on the queue's policy (about a day), each attempt
+//! signed anew; 422 (and any other 4xx) can never succeed and is not retried.
 
 use std::time::Instant;
 
@@ -39,7 +40,7 @@ async fn deliver(state: &AppState, event: PaymentEvent, envelope: &Envelope) -> 
         Ok(res) => {
             let status = res.status().as_u16();
             let answer: serde_json::Value =
-                if status == 409 { res.json().await.unwrap_or_default() } else { Default::default() };
+                if matches!(status, 400 | 409) { res.json().await.unwrap_or_default() } else { Default::default() };
             let outcome = match status {
                 200..=299 => Ok(()),
                 // The charge went through but its invoice can no longer take it: the money goes back.
@@ -53,6 +54,12 @@ async fn deliver(state: &AppState, event: PaymentEvent, envelope: &Envelope) -> 
                     .map_err(|e| JobError::Retry(e.to_string()))
                 }
                 408 | 429 | 500..=599 => Err(JobError::Retry(format!("the subscription service answered {status}"))),
+                // The signature, not the event, was refused: the two clocks apart (a moved test clock not yet seen
+                // by both) or a secret rotated on one side first. The next attempt is signed anew.
+                401 => Err(JobError::Retry("the subscription service refused the signature (401)".to_owned())),
+                400 if answer["code"] == "stale_timestamp" => {
+                    Err(JobError::Retry("the subscription service found the signature's time stale (400)".to_owned()))
+                }
                 _ => Err(JobError::Permanent(format!("the subscription service refused the event ({status})"))),
             };
             (Some(i32::from(status)), outcome.as_ref().err().map(ToString::to_string), outcome)
