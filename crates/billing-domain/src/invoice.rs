@@ -118,6 +118,35 @@ impl Line {
         })
     }
 
+    /// One period of a plan's price for `quantity` seats: one line at the price per seat, or the base fee and a
+    /// `seats` line for the seats above those included (`Seats: 5, 3 included`, 2 × the seat price).
+    pub fn period_fee(
+        plan: &str,
+        cycle: crate::BillingCycle,
+        price: &crate::pricing::PlanPrice,
+        quantity: i32,
+        period: Option<(DateTime<Utc>, DateTime<Utc>)>,
+    ) -> Result<Vec<Line>, MoneyError> {
+        let Some(seats) = price.per_seat else {
+            return Ok(vec![Line::subscription(plan, cycle, quantity, price.base, period)?]);
+        };
+        let count = u32::try_from(quantity).map_err(|_| MoneyError::OutOfRange)?;
+        let billable = seats.billable(count);
+        Ok(vec![
+            Line::subscription(plan, cycle, 1, price.base, period)?,
+            Line {
+                kind: LineKind::Seats,
+                description: format!("Seats: {quantity}, {} included", seats.included_seats),
+                quantity: i64::from(billable),
+                unit_amount: seats.unit_amount.to_decimal(),
+                amount: seats.total(count)?,
+                period,
+                feature: None,
+                tier: None,
+            },
+        ])
+    }
+
     /// The usage of `feature` in `period` priced by one of its charges: `api_calls: 12345 × 0.0005`, with the tier
     /// when the price has tiers.
     pub fn usage(

@@ -9,21 +9,23 @@
 use chrono::{DateTime, Utc};
 
 use crate::invoice::Line;
+use crate::pricing::PlanPrice;
 use crate::proration::{Price, Proration, ProrationError, prorate};
 use crate::{BillingCycle, LineKind, Money};
 
-/// One side of a change: a plan's name, its price per seat and cycle, and the seats.
+/// One side of a change: a plan's name, its price and cycle, and the seats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Seats<'a> {
     pub plan: &'a str,
-    pub unit: Money,
+    pub price: PlanPrice,
     pub cycle: BillingCycle,
     pub quantity: i32,
 }
 
 impl Seats<'_> {
-    fn price(&self) -> Price {
-        Price { unit: self.unit, quantity: i64::from(self.quantity) }
+    fn price(&self) -> Result<Price, ProrationError> {
+        let quantity = u32::try_from(self.quantity).map_err(|_| ProrationError::Overflow)?;
+        self.price.as_units(quantity).map_err(|_| ProrationError::Overflow)
     }
 }
 
@@ -32,7 +34,7 @@ pub fn applies_now(old: &Seats<'_>, new: &Seats<'_>) -> Result<bool, ProrationEr
     if old.cycle != new.cycle {
         return Ok(new.cycle == BillingCycle::Yearly);
     }
-    Ok(new.price().total()?.minor() > old.price().total()?.minor())
+    Ok(new.price()?.total()?.minor() > old.price()?.total()?.minor())
 }
 
 /// What an upgrade applied at `now` charges.
@@ -56,24 +58,25 @@ pub fn upgrade(
     now: DateTime<Utc>,
 ) -> Result<Upgrade, ProrationError> {
     let (proration, period, restarts_period) = if old.cycle == new.cycle {
-        (prorate(old.price(), new.price(), start, end, now)?, (now, end), false)
+        (prorate(old.price()?, new.price()?, start, end, now)?, (now, end), false)
     } else {
-        let credit = prorate(old.price(), old.price(), start, end, now)?.credit;
+        let credit = prorate(old.price()?, old.price()?, start, end, now)?.credit;
         let period_end = new.cycle.period_end(now, 0);
-        let charge = new.price().total()?;
+        let charge = new.price()?.total()?;
         let seconds = (period_end - now).num_seconds();
         let net = charge.checked_sub(credit).map_err(|_| ProrationError::Overflow)?;
         let proration = Proration { credit, charge, net, remaining_seconds: seconds, period_seconds: seconds };
         (proration, (now, period_end), true)
     };
+    let (old_units, new_units) = (old.price()?, new.price()?);
     let credited =
         Money::zero(proration.credit.currency()).checked_sub(proration.credit).map_err(|_| ProrationError::Overflow)?;
     let lines = [
         Line {
             kind: LineKind::ProrationCredit,
             description: format!("Unused time on {} × {}", old.plan, old.quantity),
-            quantity: i64::from(old.quantity),
-            unit_amount: old.unit.to_decimal(),
+            quantity: old_units.quantity,
+            unit_amount: old_units.unit.to_decimal(),
             amount: credited,
             period: Some((now, end)),
             feature: None,
@@ -82,8 +85,8 @@ pub fn upgrade(
         Line {
             kind: LineKind::ProrationCharge,
             description: format!("Remaining time on {} × {}", new.plan, new.quantity),
-            quantity: i64::from(new.quantity),
-            unit_amount: new.unit.to_decimal(),
+            quantity: new_units.quantity,
+            unit_amount: new_units.unit.to_decimal(),
             amount: proration.charge,
             period: Some(period),
             feature: None,
@@ -105,7 +108,7 @@ mod tests {
     }
 
     fn seats(plan: &str, minor: i64, cycle: BillingCycle, quantity: i32) -> Seats<'_> {
-        Seats { plan, unit: usd(minor), cycle, quantity }
+        Seats { plan, price: PlanPrice { base: usd(minor), per_seat: None }, cycle, quantity }
     }
 
     #[test]
@@ -121,6 +124,31 @@ mod tests {
         let yearly_basic = seats("Basic yearly", 100, BillingCycle::Yearly, 1);
         assert_eq!(applies_now(&pro, &yearly_basic), Ok(true));
         assert_eq!(applies_now(&yearly_basic, &pro), Ok(false));
+    }
+
+    #[test]
+    fn adding_seats_above_the_included_ones_is_an_upgrade_prorated_on_the_whole_price() -> Result<(), ProrationError> {
+        let start = Utc.with_ymd_and_hms(2026, 4, 1, 0, 0, 0).single().unwrap_or_default();
+        let end = Utc.with_ymd_and_hms(2026, 5, 1, 0, 0, 0).single().unwrap_or_default();
+        let half = Utc.with_ymd_and_hms(2026, 4, 16, 0, 0, 0).single().unwrap_or_default();
+        let seat = crate::pricing::SeatPrice { unit_amount: usd(1000), included_seats: 3 };
+        let team = |quantity| Seats {
+            plan: "Team",
+            price: PlanPrice { base: usd(4900), per_seat: Some(seat) },
+            cycle: BillingCycle::Monthly,
+            quantity,
+        };
+        // Within the included seats nothing costs more: a change of seats there is not an upgrade.
+        assert_eq!(applies_now(&team(1), &team(3)), Ok(false));
+        assert_eq!(applies_now(&team(3), &team(5)), Ok(true));
+        assert_eq!(applies_now(&team(5), &team(4)), Ok(false));
+        let up = upgrade(&team(3), &team(5), (start, end), half)?;
+        // 49.00 → 69.00 for the second half of April.
+        assert_eq!((up.proration.credit, up.proration.charge, up.proration.net), (usd(2450), usd(3450), usd(1000)));
+        assert_eq!((up.lines[0].quantity, up.lines[0].unit_amount.to_string()), (1, "49.00".to_owned()));
+        assert_eq!((up.lines[1].quantity, up.lines[1].unit_amount.to_string()), (1, "69.00".to_owned()));
+        assert_eq!(up.lines[1].description, "Remaining time on Team × 5");
+        Ok(())
     }
 
     #[test]

@@ -158,6 +158,34 @@ impl SeatPrice {
     }
 }
 
+/// What a plan charges per period for `quantity` seats. Without a seat price the plan's price is per seat
+/// (`price × quantity`, as a Stripe per-unit price); with one, the price is a base fee, paid once, and each seat
+/// above the included ones adds the seat price.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PlanPrice {
+    pub base: Money,
+    pub per_seat: Option<SeatPrice>,
+}
+
+impl PlanPrice {
+    /// The price of one period for `quantity` seats.
+    pub fn total(&self, quantity: u32) -> Result<Money, MoneyError> {
+        match self.per_seat {
+            None => self.base.checked_mul(i64::from(quantity)),
+            Some(seats) => self.base.checked_add(seats.total(quantity)?),
+        }
+    }
+
+    /// The price as a proration sees it: a unit price and a count. A price per seat keeps its seats (the lines
+    /// read `Pro × 3` at the seat price); a base fee with seats is one period of the whole (`× 1` at the total).
+    pub fn as_units(&self, quantity: u32) -> Result<crate::Price, MoneyError> {
+        Ok(match self.per_seat {
+            None => crate::Price { unit: self.base, quantity: i64::from(quantity) },
+            Some(_) => crate::Price { unit: self.total(quantity)?, quantity: 1 },
+        })
+    }
+}
+
 fn whole(value: &Value) -> Option<u64> {
     value
         .as_u64()
@@ -290,6 +318,28 @@ mod tests {
         assert_eq!(lines(&jpy, 3, "JPY"), [(3, "2".into(), None)], "1.5 yen rounds half away from zero");
         let kwd = price(json!({"billing": "per_unit", "unit_amount": "0.0015"}), "KWD");
         assert_eq!(lines(&kwd, 3, "KWD"), [(3, "0.005".into(), None)], "0.0045 dinar rounds to 0.005");
+    }
+
+    #[test]
+    fn a_plan_price_is_per_seat_or_a_base_fee_with_seats_above_those_included() {
+        let usd = currency("USD");
+        let per_seat = PlanPrice { base: Money::from_minor(1000, usd), per_seat: None };
+        assert_eq!(per_seat.total(3).map(Money::amount_string), Ok("30.00".into()));
+        let based = PlanPrice {
+            base: Money::from_minor(4900, usd),
+            per_seat: Some(SeatPrice { unit_amount: Money::from_minor(1000, usd), included_seats: 3 }),
+        };
+        assert_eq!(based.total(1).map(Money::amount_string), Ok("49.00".into()), "below the included seats");
+        assert_eq!(based.total(3).map(Money::amount_string), Ok("49.00".into()), "exactly the included seats");
+        assert_eq!(based.total(4).map(Money::amount_string), Ok("59.00".into()), "one past");
+        assert_eq!(based.as_units(5).map(|p| (p.unit.amount_string(), p.quantity)), Ok(("69.00".into(), 1)));
+        assert_eq!(per_seat.as_units(5).map(|p| (p.unit.amount_string(), p.quantity)), Ok(("10.00".into(), 5)));
+        let kwd = currency("KWD");
+        let dinar = PlanPrice {
+            base: Money::from_minor(10_500, kwd),
+            per_seat: Some(SeatPrice { unit_amount: Money::from_minor(1_250, kwd), included_seats: 0 }),
+        };
+        assert_eq!(dinar.total(2).map(Money::amount_string), Ok("13.000".into()));
     }
 
     #[test]

@@ -25,6 +25,10 @@ words! {
         Canceled => "canceled",
         Expired => "expired",
         TrialReplaced => "trial_replaced",
+        PauseScheduled => "pause_scheduled",
+        PauseUnscheduled => "pause_unscheduled",
+        Paused => "paused",
+        Resumed => "resumed",
     }
 }
 
@@ -42,6 +46,8 @@ pub enum SubscriptionStatus {
     Active,
     /// A renewal payment failed; dunning is retrying.
     PastDue,
+    /// Paused by the customer: nothing is invoiced or charged, usage is refused, until resumed.
+    Paused,
     /// Ended by the customer, by dunning, or replaced.
     Canceled,
     /// A trial ended unconverted, or a pending subscription stayed unpaid.
@@ -73,6 +79,12 @@ pub enum SubscriptionEvent {
     Expire,
     /// A paid subscription replaced this trial.
     ReplaceTrial,
+    /// A pause was scheduled for the period end, or the scheduled one undone.
+    SchedulePause,
+    /// Paused now, or at the period end it was scheduled for.
+    Pause,
+    /// A paused subscription starts a new period.
+    Resume,
 }
 
 /// A transition the state machine does not allow.
@@ -85,8 +97,8 @@ pub struct TransitionError {
 
 impl SubscriptionStatus {
     /// Every status.
-    pub const ALL: [SubscriptionStatus; 6] =
-        [Self::Pending, Self::Trial, Self::Active, Self::PastDue, Self::Canceled, Self::Expired];
+    pub const ALL: [SubscriptionStatus; 7] =
+        [Self::Pending, Self::Trial, Self::Active, Self::PastDue, Self::Paused, Self::Canceled, Self::Expired];
 
     /// The stored and rendered name.
     pub fn as_str(self) -> &'static str {
@@ -95,6 +107,7 @@ impl SubscriptionStatus {
             Self::Trial => "trial",
             Self::Active => "active",
             Self::PastDue => "past_due",
+            Self::Paused => "paused",
             Self::Canceled => "canceled",
             Self::Expired => "expired",
         }
@@ -107,7 +120,7 @@ impl SubscriptionStatus {
 
     /// A user has at most one current subscription (the database enforces it for these statuses).
     pub fn is_current(self) -> bool {
-        matches!(self, Self::Pending | Self::Trial | Self::Active | Self::PastDue)
+        matches!(self, Self::Pending | Self::Trial | Self::Active | Self::PastDue | Self::Paused)
     }
 
     /// Gives access to the plan's features (usage can be recorded).
@@ -126,7 +139,10 @@ impl SubscriptionStatus {
             (S::PastDue, E::Recover) => S::Active,
             (S::Active, E::ChangePlan | E::SchedulePlanChange) => S::Active,
             (S::Active | S::PastDue, E::ScheduleCancel | E::Reactivate) => self,
-            (S::Pending | S::Trial | S::Active | S::PastDue, E::Cancel) => S::Canceled,
+            (S::Active, E::SchedulePause) => S::Active,
+            (S::Active, E::Pause) => S::Paused,
+            (S::Paused, E::Resume) => S::Active,
+            (S::Pending | S::Trial | S::Active | S::PastDue | S::Paused, E::Cancel) => S::Canceled,
             (S::Pending | S::Trial, E::Expire) => S::Expired,
             (S::Trial, E::ReplaceTrial) => S::Canceled,
             _ => return Err(TransitionError { from: self, event }),
@@ -147,7 +163,7 @@ mod tests {
     use super::SubscriptionStatus as S;
     use super::*;
 
-    const EVENTS: [E; 11] = [
+    const EVENTS: [E; 14] = [
         E::Activate,
         E::Renew,
         E::PaymentFailed,
@@ -159,6 +175,9 @@ mod tests {
         E::Cancel,
         E::Expire,
         E::ReplaceTrial,
+        E::SchedulePause,
+        E::Pause,
+        E::Resume,
     ];
 
     /// The whole table: (from, event) → to. Anything not listed must be refused.
@@ -182,6 +201,10 @@ mod tests {
         (S::Pending, E::Expire, S::Expired),
         (S::Trial, E::Expire, S::Expired),
         (S::Trial, E::ReplaceTrial, S::Canceled),
+        (S::Active, E::SchedulePause, S::Active),
+        (S::Active, E::Pause, S::Paused),
+        (S::Paused, E::Resume, S::Active),
+        (S::Paused, E::Cancel, S::Canceled),
     ];
 
     #[test]
@@ -212,8 +235,8 @@ mod tests {
             assert_eq!(serde_json::to_value(status).ok(), Some(serde_json::json!(status.as_str())));
         }
         let current: Vec<_> = S::ALL.into_iter().filter(|s| s.is_current()).collect();
-        assert_eq!(current, vec![S::Pending, S::Trial, S::Active, S::PastDue]);
-        assert!(!S::Pending.grants_access());
+        assert_eq!(current, vec![S::Pending, S::Trial, S::Active, S::PastDue, S::Paused]);
+        assert!(!S::Pending.grants_access() && !S::Paused.grants_access());
         assert!(S::Trial.grants_access() && S::PastDue.grants_access());
     }
 }

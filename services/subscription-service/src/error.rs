@@ -55,6 +55,10 @@ pub enum ServiceError {
     FeatureNotInPlan(String),
     #[error("no active subscription")]
     NoActiveSubscription,
+    #[error("the subscription is paused")]
+    SubscriptionPaused,
+    #[error("no such period")]
+    PeriodNotFound,
     #[error("no subscription with an upcoming invoice")]
     NothingUpcoming,
     #[error("dependency unavailable: {0}")]
@@ -166,6 +170,14 @@ impl From<ServiceError> for ApiError {
             ServiceError::NoActiveSubscription => {
                 ApiError::forbidden("no_active_subscription", "the user has no subscription giving access")
             }
+            ServiceError::SubscriptionPaused => ApiError::forbidden(
+                "subscription_paused",
+                "the subscription is paused: resume it (POST /v1/subscriptions/{id}/resume) to use its features",
+            ),
+            ServiceError::PeriodNotFound => ApiError::not_found(
+                "period_not_found",
+                "no period of the caller's subscriptions starts at period_start (see its invoices' periods)",
+            ),
             ServiceError::NothingUpcoming => ApiError::not_found(
                 "no_active_subscription",
                 "no active or past-due subscription: nothing will be invoiced at a period end",

@@ -1,7 +1,7 @@
 //! Invoices, their lines, and the gapless monthly number sequence.
 
 use billing_domain::{InvoiceId, SubscriptionId, TransactionId, UserId};
-use billing_domain::{InvoiceKind, InvoiceStatus};
+use billing_domain::{InvoiceKind, InvoiceStatus, LineKind};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::upsert::excluded;
@@ -374,4 +374,72 @@ pub async fn credit_notes(conn: &mut AsyncPgConnection, invoices: &[InvoiceId]) 
         .select(CreditNoteRow::as_select())
         .load(conn)
         .await?)
+}
+
+/// The period of one of `subscriptions` starting within `[from, to)` as its invoices say: (subscription, start,
+/// end), the end being that of the period its usage was billed for (a period cut short by a pause or an upgrade
+/// ends there), else that of the period an invoice paid for.
+pub async fn period_from(
+    conn: &mut AsyncPgConnection,
+    subscriptions: &[SubscriptionId],
+    (from, to): (DateTime<Utc>, DateTime<Utc>),
+) -> Result<Option<(SubscriptionId, DateTime<Utc>, DateTime<Utc>)>, DbError> {
+    type Bounds = (Option<SubscriptionId>, Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+    let billed: Option<Bounds> = invoice_lines::table
+        .inner_join(invoices::table)
+        .filter(invoices::subscription_id.eq_any(subscriptions))
+        .filter(invoices::status.ne(InvoiceStatus::Void))
+        .filter(invoice_lines::kind.eq(LineKind::Usage))
+        .filter(invoice_lines::period_start.ge(from))
+        .filter(invoice_lines::period_start.lt(to))
+        .select((invoices::subscription_id, invoice_lines::period_start, invoice_lines::period_end))
+        .first(conn)
+        .await
+        .optional()?;
+    if let Some((Some(sub), Some(start), Some(end))) = billed {
+        return Ok(Some((sub, start, end)));
+    }
+    let paid: Option<Bounds> = invoices::table
+        .filter(invoices::subscription_id.eq_any(subscriptions))
+        .filter(invoices::status.ne(InvoiceStatus::Void))
+        .filter(invoices::period_start.ge(from))
+        .filter(invoices::period_start.lt(to))
+        .order(invoices::period_end.asc())
+        .select((invoices::subscription_id, invoices::period_start, invoices::period_end))
+        .first(conn)
+        .await
+        .optional()?;
+    Ok(match paid {
+        Some((Some(sub), Some(start), Some(end))) => Some((sub, start, end)),
+        _ => None,
+    })
+}
+
+/// The features of `subscription` whose usage in the period starting at `start` is already on an invoice (void
+/// ones aside) or waiting for one: an upgrade to a plan that does not bill a feature bills it early.
+pub async fn usage_billed(
+    conn: &mut AsyncPgConnection,
+    subscription: SubscriptionId,
+    start: DateTime<Utc>,
+) -> Result<Vec<String>, DbError> {
+    let mut on_invoices: Vec<Option<String>> = invoice_lines::table
+        .inner_join(invoices::table)
+        .filter(invoices::subscription_id.eq(subscription))
+        .filter(invoices::status.ne(InvoiceStatus::Void))
+        .filter(invoice_lines::kind.eq(LineKind::Usage))
+        .filter(invoice_lines::period_start.eq(start))
+        .select(invoice_lines::feature)
+        .distinct()
+        .load(conn)
+        .await?;
+    let waiting: Vec<Option<String>> = pending_invoice_items::table
+        .filter(pending_invoice_items::subscription_id.eq(subscription))
+        .filter(pending_invoice_items::kind.eq(LineKind::Usage))
+        .filter(pending_invoice_items::period_start.eq(start))
+        .select(pending_invoice_items::feature)
+        .distinct()
+        .load(conn)
+        .await?;
+    on_invoices.extend(waiting);
+    Ok(on_invoices.into_iter().flatten().collect())
 }

@@ -74,6 +74,8 @@ pub struct PlanRow {
     pub is_active: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    pub seat_price: Option<Decimal>,
+    pub included_seats: Option<i32>,
 }
 
 #[derive(Debug, Insertable, AsChangeset, Default, PartialEq)]
@@ -90,6 +92,8 @@ pub struct PlanChanges {
     pub converts_to_plan_id: Option<Option<i32>>,
     pub features: Option<Value>,
     pub is_active: Option<bool>,
+    pub seat_price: Option<Option<Decimal>>,
+    pub included_seats: Option<Option<i32>>,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
@@ -116,6 +120,10 @@ pub struct SubscriptionRow {
     pub version: i32,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// A pause scheduled for this instant (the period end).
+    pub pause_at: Option<DateTime<Utc>>,
+    /// When the subscription was paused (set while `paused`).
+    pub paused_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Insertable)]
@@ -150,6 +158,8 @@ pub struct SubscriptionChanges {
     pub ended_at: Option<Option<DateTime<Utc>>>,
     pub pending_plan_id: Option<Option<i32>>,
     pub pending_quantity: Option<Option<i32>>,
+    pub pause_at: Option<Option<DateTime<Utc>>>,
+    pub paused_at: Option<Option<DateTime<Utc>>>,
 }
 
 #[derive(Debug, Insertable)]
@@ -246,12 +256,14 @@ pub struct PendingItemRow {
     pub subscription_id: SubscriptionId,
     pub kind: LineKind,
     pub description: String,
-    pub quantity: i32,
+    pub quantity: i64,
     pub unit_amount: Decimal,
     pub amount: Decimal,
     pub currency: Currency,
     pub period_start: Option<DateTime<Utc>>,
     pub period_end: Option<DateTime<Utc>>,
+    pub feature: Option<String>,
+    pub tier: Option<i32>,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]

@@ -46,6 +46,8 @@ diesel::table! {
         is_active -> Bool,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        seat_price -> Nullable<Numeric>,
+        included_seats -> Nullable<Int4>,
     }
 }
 
@@ -72,6 +74,8 @@ diesel::table! {
         version -> Int4,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        pause_at -> Nullable<Timestamptz>,
+        paused_at -> Nullable<Timestamptz>,
     }
 }
 
@@ -193,7 +197,7 @@ diesel::table! {
         subscription_id -> Uuid,
         kind -> Text,
         description -> Text,
-        quantity -> Int4,
+        quantity -> Int8,
         unit_amount -> Numeric,
         amount -> Numeric,
         currency -> Bpchar,
@@ -202,6 +206,8 @@ diesel::table! {
         invoice_id -> Nullable<Uuid>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        feature -> Nullable<Text>,
+        tier -> Nullable<Int4>,
     }
 }
 

@@ -12,8 +12,13 @@ use super::models::{
 use super::schema::{subscription_events, subscriptions};
 use billing_infra::DbError;
 
-const CURRENT: [SubscriptionStatus; 4] =
-    [SubscriptionStatus::Pending, SubscriptionStatus::Trial, SubscriptionStatus::Active, SubscriptionStatus::PastDue];
+const CURRENT: [SubscriptionStatus; 5] = [
+    SubscriptionStatus::Pending,
+    SubscriptionStatus::Trial,
+    SubscriptionStatus::Active,
+    SubscriptionStatus::PastDue,
+    SubscriptionStatus::Paused,
+];
 
 /// Inserts a subscription; unique violations name the partial index that refused it.
 pub async fn insert(conn: &mut AsyncPgConnection, new: &NewSubscription) -> Result<SubscriptionRow, DbError> {
@@ -39,7 +44,7 @@ pub async fn list_for_user(conn: &mut AsyncPgConnection, user: UserId) -> Result
         .await?)
 }
 
-/// A user's current subscriptions (pending, trial, active, past due): at most a trial and a pending one.
+/// A user's current subscriptions (pending, trial, active, past due, paused): at most a trial and a pending one.
 pub async fn current_for_user(conn: &mut AsyncPgConnection, user: UserId) -> Result<Vec<SubscriptionRow>, DbError> {
     Ok(subscriptions::table
         .filter(subscriptions::user_id.eq(user))

@@ -78,3 +78,20 @@ pub async fn used(
         .optional()?
         .unwrap_or(0))
 }
+
+/// The folded counters of `subscriptions` for the period starting within `[from, to)`: (subscription, feature,
+/// used).
+pub async fn counters_at(
+    conn: &mut AsyncPgConnection,
+    subscriptions: &[SubscriptionId],
+    (from, to): (DateTime<Utc>, DateTime<Utc>),
+) -> Result<Vec<(SubscriptionId, String, i64)>, DbError> {
+    Ok(usage_counters::table
+        .filter(usage_counters::subscription_id.eq_any(subscriptions))
+        .filter(usage_counters::period_start.ge(from))
+        .filter(usage_counters::period_start.lt(to))
+        .order(usage_counters::feature.asc())
+        .select((usage_counters::subscription_id, usage_counters::feature, usage_counters::used))
+        .load(conn)
+        .await?)
+}

@@ -58,7 +58,7 @@ async fn convert_or_expire(state: &AppState, id: SubscriptionId, request_id: &st
         return expire_trial(state, id, reason).await;
     };
     let period = (trial_end, plan.cycle.period_end(trial_end, 0));
-    let total = plan.price;
+    let currency = plan.price.currency();
     let invoice = state
         .conn()
         .await
@@ -75,11 +75,9 @@ async fn convert_or_expire(state: &AppState, id: SubscriptionId, request_id: &st
                 user_id: sub.user_id,
                 subscription_id: Some(sub.id),
                 kind: InvoiceKind::TrialConversion,
-                currency: total.currency(),
-                lines: vec![
-                    Line::subscription(&plan.name, plan.cycle, 1, total, Some(period))
-                        .map_err(ServiceError::internal)?,
-                ],
+                currency,
+                lines: Line::period_fee(&plan.name, plan.cycle, &plan.pricing(), sub.quantity, Some(period))
+                    .map_err(ServiceError::internal)?,
                 period: Some(period),
                 due_at: Some(trial_end),
             };

@@ -40,6 +40,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route(web::delete().to(subscriptions::cancel)),
         )
         .service(web::resource("/v1/subscriptions/{id}/reactivate").route(web::post().to(subscriptions::reactivate)))
+        .service(web::resource("/v1/subscriptions/{id}/pause").route(web::post().to(subscriptions::pause)))
+        .service(web::resource("/v1/subscriptions/{id}/resume").route(web::post().to(subscriptions::resume)))
         .service(web::resource("/v1/subscriptions/{id}/events").route(web::get().to(subscriptions::events)))
         .service(web::resource("/v1/invoices/me").route(web::get().to(invoices::list_mine)))
         .service(web::resource("/v1/invoices/upcoming").route(web::get().to(invoices::upcoming)))

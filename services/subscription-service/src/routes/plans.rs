@@ -36,8 +36,10 @@ pub async fn get(state: web::Data<AppState>, id: web::Path<i32>) -> Result<HttpR
     Ok(ok(PlanDto::from(&plan), "plan"))
 }
 
-/// Validates every given field; the currency is needed to read the price, so it comes first.
-fn validate(body: PlanUpdateBody, existing_currency: Option<Currency>) -> Result<PlanChanges, ServiceError> {
+/// Validates every given field; the currency is needed to read the prices, so it comes first. `existing` is the
+/// plan's currency and whether it prices seats (for an update).
+fn validate(body: PlanUpdateBody, existing: Option<(Currency, bool)>) -> Result<PlanChanges, ServiceError> {
+    let existing_currency = existing.map(|(c, _)| c);
     let mut fields = BTreeMap::new();
     let mut changes = PlanChanges::default();
     if let Some(code) = body.code {
@@ -103,6 +105,30 @@ fn validate(body: PlanUpdateBody, existing_currency: Option<Currency>) -> Result
     } else if changes.currency.is_some() && existing_currency.is_some() {
         fields.insert("price".into(), "give the price again when changing the currency".into());
     }
+    match body.per_seat {
+        Some(Some(seats)) => {
+            match currency.map(|c| seats.unit_amount.to_money(c)) {
+                Some(Ok(m)) if !m.is_negative() => changes.seat_price = Some(Some(m.to_decimal())),
+                Some(Ok(_)) => {
+                    fields.insert("per_seat.unit_amount".into(), "must not be negative".into());
+                }
+                Some(Err(e)) => {
+                    fields.insert("per_seat.unit_amount".into(), e.to_string());
+                }
+                None => {}
+            }
+            if (0..=MAX_SEATS).contains(&seats.included_seats) {
+                changes.included_seats = Some(Some(seats.included_seats));
+            } else {
+                fields.insert("per_seat.included_seats".into(), format!("from 0 to {MAX_SEATS}"));
+            }
+        }
+        Some(None) => (changes.seat_price, changes.included_seats) = (Some(None), Some(None)),
+        None if changes.currency.is_some() && existing.is_some_and(|(_, seats)| seats) => {
+            fields.insert("per_seat".into(), "give the seat price again when changing the currency".into());
+        }
+        None => {}
+    }
     if let Some(cycle) = body.billing_cycle {
         if let Some(cycle) = BillingCycle::parse(&cycle) {
             changes.billing_cycle = Some(cycle)
@@ -159,6 +185,7 @@ pub async fn create(
         converts_to_plan_id: b.converts_to_plan_id,
         features: Some(b.features.unwrap_or_else(|| serde_json::json!({}))),
         is_active: Some(b.is_active.unwrap_or(true)),
+        per_seat: b.per_seat.map(Some),
     };
     let mut changes = validate(update, None)?;
     if changes.is_trial_plan == Some(true) && changes.trial_period_days == Some(0) {
@@ -187,7 +214,7 @@ pub async fn update(
     let id = id.into_inner();
     let existing = state.plans.get(&state.infra.db, id).await?.ok_or(ServiceError::PlanNotFound)?;
     let body = body.into_inner();
-    let changes = validate(body, Some(existing.price.currency()))?;
+    let changes = validate(body, Some((existing.price.currency(), existing.per_seat.is_some())))?;
     if changes == PlanChanges::default() {
         return Err(ServiceError::invalid("body", "give at least one field to change").into());
     }
@@ -214,7 +241,18 @@ pub async fn deactivate(
 /// States in the document the plan bodies' rules between fields, which the derive cannot: the price's digits and
 /// minimum depend on the currency, a trial plan needs trial days, and feature names and limits have a form.
 pub fn document_rules(doc: &mut utoipa::openapi::OpenApi) {
-    let prices = amounts_by_currency("price", Currency::all().iter().map(|c| (c.code(), c.amount_pattern(true))));
+    let mut prices = amounts_by_currency("price", Currency::all().iter().map(|c| (c.code(), c.amount_pattern(true))));
+    // A seat price is read in the plan's currency too: the same digits as the price.
+    for alternative in &mut prices {
+        let pattern = alternative["properties"]["price"]["pattern"].clone();
+        alternative["properties"]["per_seat"] = json!({"anyOf": [{"type": "null"}, {
+            "type": "object", "required": ["unit_amount", "included_seats"], "additionalProperties": false,
+            "properties": {
+                "unit_amount": {"type": "string", "pattern": pattern},
+                "included_seats": {"type": "integer", "minimum": 0, "maximum": MAX_SEATS},
+            },
+        }]});
+    }
     refine_schema(doc, "PlanCreateBody", |mut plan| {
         plan["properties"]["features"] = features_schema(true);
         let trial = vec![
@@ -239,7 +277,8 @@ pub fn document_rules(doc: &mut utoipa::openapi::OpenApi) {
             alt["required"] = json!(["price", "currency"]);
             alt
         };
-        let mut price = vec![json!({"properties": {"price": null, "currency": null}})];
+        // Without the currency, a seat price could not be checked against its digits either: only `null`.
+        let mut price = vec![json!({"properties": {"price": null, "currency": null, "per_seat": {"type": "null"}}})];
         price.extend(prices.iter().map(both));
         let trial = vec![
             json!({"required": ["is_trial_plan"], "properties": {"is_trial_plan": {"enum": [false]}}}),
@@ -311,8 +350,41 @@ mod tests {
     fn decimal_prices_are_read_exactly() {
         // 0.70 is not 0.7000000000000001 (its nearest binary float), and is above USD's minimum charge.
         let body = PlanUpdateBody { price: Some(billing_domain::AmountText("0.70".into())), ..Default::default() };
-        let changes = validate(body, Currency::from_code("USD")).unwrap_or_else(|e| panic!("{e}"));
+        let changes = validate(body, Currency::from_code("USD").map(|c| (c, false))).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(changes.price, Some(Decimal::new(70, 2)));
+    }
+
+    fn seats(unit_amount: &str, included_seats: i32) -> Option<Option<SeatPriceBody>> {
+        Some(Some(SeatPriceBody { unit_amount: billing_domain::AmountText(unit_amount.into()), included_seats }))
+    }
+
+    fn refused(body: PlanUpdateBody, existing: Option<(Currency, bool)>) -> Vec<String> {
+        match validate(body, existing) {
+            Err(ServiceError::Validation(fields)) => fields.into_keys().collect(),
+            other => panic!("expected a 422, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_seat_price_is_read_in_the_plan_currency_and_named_when_wrong() {
+        let yen = Currency::from_code("JPY").map(|c| (c, true));
+        let ok = PlanUpdateBody { per_seat: seats("500", 2), ..Default::default() };
+        let changes = validate(ok, yen).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((changes.seat_price, changes.included_seats), (Some(Some(Decimal::new(500, 0))), Some(Some(2))));
+        let cents = PlanUpdateBody { per_seat: seats("5.50", 2), ..Default::default() };
+        assert_eq!(refused(cents, yen), vec!["per_seat.unit_amount"]);
+        let negative = PlanUpdateBody { per_seat: seats("-1", 10_001), ..Default::default() };
+        assert_eq!(refused(negative, yen), vec!["per_seat.included_seats", "per_seat.unit_amount"]);
+        // A new currency needs the seat price again, as it needs the price.
+        let moved = PlanUpdateBody {
+            currency: Some("USD".into()),
+            price: Some(billing_domain::AmountText("10.00".into())),
+            ..Default::default()
+        };
+        assert_eq!(refused(moved, yen), vec!["per_seat"]);
+        let removed = PlanUpdateBody { per_seat: Some(None), ..Default::default() };
+        let changes = validate(removed, yen).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((changes.seat_price, changes.included_seats), (Some(None), Some(None)));
     }
 }
 
@@ -340,6 +412,39 @@ pub struct PlanDto {
     #[schema(value_type = Object)]
     pub features: Value,
     pub is_active: bool,
+    /// Set when `price` is a base fee and seats above `included_seats` cost `unit_amount` each; `null` when
+    /// `price` is per seat.
+    pub per_seat: Option<SeatPriceDto>,
+}
+
+/// A price per seat above those included.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct SeatPriceDto {
+    #[schema(example = "10.00")]
+    pub unit_amount: String,
+    #[schema(example = 3)]
+    pub included_seats: u32,
+}
+
+/// A seat price as a plan body gives it.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SeatPriceBody {
+    /// Per period, for each seat above `included_seats`: ≥ 0 with the currency's digits.
+    #[schema(value_type = String, example = "10.00")]
+    pub unit_amount: AmountText,
+    /// Seats the base price covers: 0–10000.
+    #[schema(minimum = 0, maximum = 10000, example = 3)]
+    #[serde(deserialize_with = "billing_http::extract::whole::deserialize")]
+    pub included_seats: i32,
+}
+
+/// Seats a plan may include, as many as a subscription may have.
+const MAX_SEATS: i32 = 10_000;
+
+/// `Some(None)` for an explicit `null` (remove), `None` when absent.
+fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
 }
 
 impl From<&Plan> for PlanDto {
@@ -357,6 +462,9 @@ impl From<&Plan> for PlanDto {
             converts_to_plan_id: p.converts_to_plan_id,
             features: p.features_json.clone(),
             is_active: p.is_active,
+            per_seat: p
+                .per_seat
+                .map(|s| SeatPriceDto { unit_amount: s.unit_amount.amount_string(), included_seats: s.included_seats }),
         }
     }
 }
@@ -392,6 +500,8 @@ pub struct PlanCreateBody {
     #[schema(value_type = Option<Object>)]
     pub features: Option<Value>,
     pub is_active: Option<bool>,
+    /// A base fee (`price`) plus a price for each seat above those included; absent: `price` is per seat.
+    pub per_seat: Option<SeatPriceBody>,
 }
 
 /// A partial update of a plan (admin): any subset of the fields.
@@ -420,4 +530,9 @@ pub struct PlanUpdateBody {
     #[schema(value_type = Option<Object>, example = json!({"api_calls": {"limit": 20000}}))]
     pub features: Option<Value>,
     pub is_active: Option<bool>,
+    /// A new seat price (in the plan's currency, or the new `currency`, which needs it again); `null` removes
+    /// it, making `price` per seat again.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<SeatPriceBody>)]
+    pub per_seat: Option<Option<SeatPriceBody>>,
 }

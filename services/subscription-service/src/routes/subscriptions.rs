@@ -12,6 +12,7 @@ use uuid::Uuid;
 use super::plans::PlanDto;
 use super::{amount, ts};
 use crate::error::ServiceError;
+use crate::services::pause::{self, PauseAt};
 use crate::services::plans::Plan;
 use crate::services::subscriptions;
 use crate::services::subscriptions::{SubscriptionEventRow, SubscriptionRow};
@@ -196,6 +197,58 @@ pub async fn reactivate(
     Ok(ok(dto(&state, row).await?, "subscription reactivated"))
 }
 
+/// Pause an active subscription now, or at its period end (the default). While paused nothing is invoiced or
+/// charged and usage is refused (403 `subscription_paused`). Pausing now gives up the rest of the period (nothing
+/// is refunded) and bills the usage counted so far.
+#[utoipa::path(post, path = "/v1/subscriptions/{id}/pause", tag = "subscriptions", request_body = Option<PauseBody>,
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Subscription id")),
+    responses(
+        (status = 200, description = "Paused, or `pause_at` set", body = SubscriptionDto),
+        (status = 404, description = "`subscription_not_found`", body = billing_http::error::ErrorEnvelope),
+        (status = 409, description = "`invalid_state`: not active, ending at its period end, or its renewal under way", body = billing_http::error::ErrorEnvelope),
+        (status = 422, description = "`validation_failed`", body = billing_http::error::ErrorEnvelope)))]
+pub async fn pause(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    id: web::Path<Uuid>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    // The body is optional; when sent, it is read as strictly as any other.
+    let body: PauseBody = if body.iter().all(u8::is_ascii_whitespace) {
+        PauseBody { at: None }
+    } else {
+        billing_http::extract::parse_json_request(&req, &body)?
+    };
+    let at = match body.at.as_deref() {
+        None | Some("period_end") => PauseAt::PeriodEnd,
+        Some("now") => PauseAt::Now,
+        Some(_) => return Err(ServiceError::invalid("at", "now or period_end").into()),
+    };
+    let paused = pause::pause(&state, user, id.into_inner().into(), at).await?;
+    let message = if paused.subscription.status == SubscriptionStatus::Paused {
+        "subscription paused"
+    } else {
+        "pause scheduled for the period end"
+    };
+    Ok(ok(dto(&state, paused.subscription).await?, message))
+}
+
+/// Resume a paused subscription: a new period starts now, invoiced and charged like a renewal. On an active
+/// subscription with a pause scheduled, undoes the pause.
+#[utoipa::path(post, path = "/v1/subscriptions/{id}/resume", tag = "subscriptions", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Subscription id")),
+    responses(
+        (status = 200, description = "Active, with a new period (or the scheduled pause undone)", body = SubscriptionDto),
+        (status = 404, description = "`subscription_not_found`", body = billing_http::error::ErrorEnvelope),
+        (status = 409, description = "`invalid_state`: neither paused nor pausing", body = billing_http::error::ErrorEnvelope)))]
+pub async fn resume(state: web::Data<AppState>, user: AuthUser, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+    let resumed = pause::resume(&state, user, id.into_inner().into()).await?;
+    let message = if resumed.invoice_id.is_some() { "subscription resumed" } else { "scheduled pause undone" };
+    Ok(ok(dto(&state, resumed.subscription).await?, message))
+}
+
 /// The subscription's history, oldest first (owner or admin).
 #[utoipa::path(get, path = "/v1/subscriptions/{id}/events", tag = "subscriptions", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Subscription id")),
@@ -276,6 +329,14 @@ pub struct ChangeSubscriptionBody {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+pub struct PauseBody {
+    /// `now`, or `period_end` (the default).
+    #[schema(pattern = "^(now|period_end)$", example = "period_end")]
+    pub at: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct CancelQuery {
     /// End now instead of at the period end.
     pub immediately: Option<bool>,
@@ -301,6 +362,10 @@ pub struct SubscriptionDto {
     pub ended_at: Option<String>,
     pub pending_plan_id: Option<i32>,
     pub pending_quantity: Option<i32>,
+    /// A pause scheduled for this instant (the period end).
+    pub pause_at: Option<String>,
+    /// When the subscription was paused (while `paused`).
+    pub paused_at: Option<String>,
     /// Goes up by one with every change; send it as `If-Match` to change only what you read.
     pub version: i32,
     pub created_at: String,
@@ -328,6 +393,8 @@ impl SubscriptionDto {
             ended_at: ts(row.ended_at),
             pending_plan_id: row.pending_plan_id,
             pending_quantity: row.pending_quantity,
+            pause_at: ts(row.pause_at),
+            paused_at: ts(row.paused_at),
             version: row.version,
             created_at: rfc3339(row.created_at),
             updated_at: rfc3339(row.updated_at),

@@ -63,13 +63,28 @@ pub async fn use_feature(
     ))
 }
 
-/// Usage of every metered feature of the current plan in the current period.
-#[utoipa::path(get, path = "/v1/usage/me", tag = "usage", security(("bearer" = [])),
+/// Usage of every metered feature in the current period, or in the period starting at `period_start` (an
+/// instant as `GET /v1/usage/me` or an invoice's period gave it): `reset_at` is then that period's end.
+#[utoipa::path(get, path = "/v1/usage/me", tag = "usage", security(("bearer" = [])), params(UsagePeriodQuery),
     responses(
         (status = 200, description = "Usage", body = UsageMeDto),
-        (status = 403, description = "`no_active_subscription`", body = billing_http::error::ErrorEnvelope)))]
-pub async fn me(state: web::Data<AppState>, user: AuthUser) -> Result<HttpResponse, ApiError> {
-    let u = usage::current(&state, user.id.into()).await?;
+        (status = 403, description = "`no_active_subscription` or `subscription_paused` (current period)", body = billing_http::error::ErrorEnvelope),
+        (status = 404, description = "`period_not_found`: no period of the caller's starts at `period_start`", body = billing_http::error::ErrorEnvelope),
+        (status = 422, description = "`validation_failed`: `period_start` is not an RFC 3339 instant", body = billing_http::error::ErrorEnvelope)))]
+pub async fn me(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    query: web::Query<UsagePeriodQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let u = match query.into_inner().period_start {
+        None => usage::current(&state, user.id.into()).await?,
+        Some(text) => {
+            let start = chrono::DateTime::parse_from_rfc3339(text.trim())
+                .map_err(|_| ServiceError::invalid("period_start", "an RFC 3339 instant, e.g. 2026-11-01T00:00:00Z"))?
+                .with_timezone(&chrono::Utc);
+            usage::of_period(&state, user.id.into(), start).await?
+        }
+    };
     let features = u
         .features
         .iter()
@@ -107,6 +122,14 @@ pub async fn limits(state: web::Data<AppState>, user: AuthUser) -> Result<HttpRe
         LimitsDto { plan_id: u.plan_id, period_start: rfc3339(u.period_start), reset_at: rfc3339(u.reset_at), limits },
         "limits",
     ))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct UsagePeriodQuery {
+    /// The start of the period (RFC 3339); the current period when omitted.
+    #[param(example = "2026-11-01T00:00:00Z")]
+    pub period_start: Option<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

@@ -186,32 +186,30 @@ async fn renew_one(state: &AppState, id: SubscriptionId) -> Result<bool, Service
             let used = folded_usage(conn, &sub, ended_plan, ended_period.0).await?;
             let usage = usage_lines(ended_plan, &used, ended_period)?;
             if sub.cancel_at_period_end {
-                let final_invoice = if usage.iter().any(|line| !line.amount.is_zero()) {
-                    let draft = final_draft(&sub, ended_plan, ended_period, usage);
-                    let draft_row = invoices::insert_draft(conn, &draft).await?;
-                    Some(invoices::finalize(conn, draft_row.id, now).await?)
-                } else {
-                    None
-                };
+                let (invoice, job) = bill_usage_alone(conn, &sub, ended_plan, ended_period, usage, now).await?;
                 let changes = SubscriptionChanges {
                     ended_at: Some(Some(end)),
                     cancel_at_period_end: Some(false),
+                    pause_at: Some(None),
                     ..Default::default()
                 };
-                let data = json!({"at_period_end": true, "reason": sub.cancel_reason, "final_invoice_id": final_invoice.as_ref().map(|i| i.id)});
+                let data = json!({"at_period_end": true, "reason": sub.cancel_reason, "final_invoice_id": invoice});
                 transition(conn, &sub, SubscriptionEvent::Cancel, HistoryEntry::Canceled, changes, data, now).await?;
-                let Some(invoice) = final_invoice.filter(|i| !i.amount_due.is_zero()) else { return Ok(Some(None)) };
-                let attempt = db::invoices::start_attempt(conn, invoice.id).await?;
-                let job = attempt_job(invoice.id, attempt);
-                let row = outbox::push(conn, QueueName::SubPaymentInitiation.as_str(), &job, None).await?;
-                return Ok(Some(Some((row, job))));
+                return Ok(Some(job));
             }
+            if sub.pause_at.is_some_and(|at| at <= end) {
+                let (invoice, job) = bill_usage_alone(conn, &sub, ended_plan, ended_period, usage, now).await?;
+                let changes =
+                    SubscriptionChanges { pause_at: Some(None), paused_at: Some(Some(end)), ..Default::default() };
+                let data = json!({"at_period_end": true, "usage_invoice_id": invoice});
+                transition(conn, &sub, SubscriptionEvent::Pause, HistoryEntry::Paused, changes, data, now).await?;
+                return Ok(Some(job));
+            }
+            let NextPeriod { plan, period, anchor } = next_period(&sub, &plans, end)?;
             let sub = match sub.pending_plan_id {
-                Some(next) => apply_scheduled_change(conn, &sub, next, &plans, end, now).await?,
+                Some(next) => apply_scheduled_change(conn, &sub, next, anchor, end, now).await?,
                 None => sub,
             };
-            let plan = plans.iter().find(|p| p.id == sub.plan_id).ok_or(ServiceError::PlanNotFound)?;
-            let period = renewal_period(plan, sub.billing_anchor.unwrap_or(end), end);
             let draft = renewal_draft(&sub, plan, sub.quantity, period, end, usage)?;
             let draft_row = invoices::insert_draft(conn, &draft).await?;
             // The total may differ from the plan's price: lines carried forward from earlier prorations join it.
@@ -242,15 +240,39 @@ fn renewal_period(plan: &Plan, anchor: DateTime<Utc>, end: DateTime<Utc>) -> (Da
     if start == end { (end, next_end) } else { (end, plan.cycle.period_end(end, 0)) }
 }
 
-/// What `sub` used of each billed feature of `plan` in the period starting at `start`, as folded into PostgreSQL.
-async fn folded_usage(
+/// What `sub`'s renewal at its period end `end` opens.
+pub struct NextPeriod<'p> {
+    /// The plan it then has: its own, or the one scheduled for the period end.
+    pub plan: &'p Plan,
+    pub period: (DateTime<Utc>, DateTime<Utc>),
+    /// The billing anchor from then on.
+    pub anchor: DateTime<Utc>,
+}
+
+/// The period `sub`'s renewal at `end` opens. A change of cycle restarts the billing anchor at the period end;
+/// otherwise the anchor stays (a month anchored on the 31st renews on the 30th, then the 31st again).
+pub fn next_period<'p>(
+    sub: &SubscriptionRow,
+    plans: &'p [Plan],
+    end: DateTime<Utc>,
+) -> Result<NextPeriod<'p>, ServiceError> {
+    let find = |id: i32| plans.iter().find(|p| p.id == id).ok_or(ServiceError::PlanNotFound);
+    let (current, plan) = (find(sub.plan_id)?, find(sub.pending_plan_id.unwrap_or(sub.plan_id))?);
+    let anchor = if plan.cycle == current.cycle { sub.billing_anchor.unwrap_or(end) } else { end };
+    Ok(NextPeriod { plan, period: renewal_period(plan, anchor, end), anchor })
+}
+
+/// What `sub` used of each billed feature of `plan` in the period starting at `start`, as folded into PostgreSQL,
+/// leaving out features whose usage of that period was billed already (early, by an upgrade).
+pub async fn folded_usage(
     conn: &mut AsyncPgConnection,
     sub: &SubscriptionRow,
     plan: &Plan,
     start: DateTime<Utc>,
 ) -> Result<BTreeMap<String, u64>, ServiceError> {
+    let billed = db::invoices::usage_billed(conn, sub.id, start).await?;
     let mut used = BTreeMap::new();
-    for (feature, _) in plan.features.billed() {
+    for (feature, _) in plan.features.billed().filter(|(f, _)| !billed.iter().any(|b| b == f)) {
         let n = db::usage::used(conn, sub.id, feature, start).await?;
         used.insert(feature.to_owned(), u64::try_from(n).unwrap_or(0));
     }
@@ -259,15 +281,15 @@ async fn folded_usage(
 
 /// The usage lines of a `period` under `plan`'s billed features, given what was `used` of each: one per feature,
 /// one per tier reached for graduated tiers (see `billing_domain::pricing`). Hard-limited and unlimited features
-/// are not billed.
-fn usage_lines(
+/// are not billed, nor features missing from `used` (billed already).
+pub fn usage_lines(
     plan: &Plan,
     used: &BTreeMap<String, u64>,
     period: (DateTime<Utc>, DateTime<Utc>),
 ) -> Result<Vec<Line>, ServiceError> {
     let mut lines = Vec::new();
     for (feature, price) in plan.features.billed() {
-        let units = used.get(feature).copied().unwrap_or(0);
+        let Some(&units) = used.get(feature) else { continue };
         let charges = price.charges(units, plan.price.currency()).map_err(ServiceError::internal)?;
         for charge in &charges {
             lines.push(Line::usage(feature, charge, period).map_err(ServiceError::internal)?);
@@ -285,29 +307,25 @@ pub async fn upcoming(state: &AppState, sub: &SubscriptionRow) -> Result<Invoice
         return Err(ServiceError::NoActiveSubscription);
     };
     let plan = plans.iter().find(|p| p.id == sub.plan_id).ok_or(ServiceError::PlanNotFound)?;
-    let counted = crate::services::usage::current(state, sub.user_id).await?;
-    let used: BTreeMap<String, u64> =
-        counted.features.iter().map(|f| (f.feature.clone(), u64::try_from(f.used).unwrap_or(0))).collect();
+    // As the renewal will: what Redis accepted, folded, less what was billed early.
+    crate::services::usage::sync(state).await?;
+    let mut conn = state.conn().await?;
+    let used = folded_usage(&mut conn, sub, plan, start).await?;
     let usage = usage_lines(plan, &used, (start, end))?;
     if sub.cancel_at_period_end {
         return Ok(final_draft(sub, plan, (start, end), usage));
     }
-    let next = match sub.pending_plan_id {
-        Some(id) => plans.iter().find(|p| p.id == id).ok_or(ServiceError::PlanNotFound)?,
-        None => plan,
-    };
+    let NextPeriod { plan: next, period, .. } = next_period(sub, &plans, end)?;
     let quantity = sub.pending_quantity.unwrap_or(sub.quantity);
-    let anchor = if next.cycle == plan.cycle { sub.billing_anchor.unwrap_or(end) } else { end };
-    let period = renewal_period(next, anchor, end);
     let mut draft = renewal_draft(sub, next, quantity, period, end, usage)?;
     // What `insert_draft` adds to a real renewal: the lines carried forward for it.
-    draft.lines.extend(invoices::waiting(&mut *state.conn().await?, sub.id, draft.currency).await?);
+    draft.lines.extend(invoices::waiting(&mut conn, sub.id, draft.currency).await?);
     Ok(draft)
 }
 
 /// The renewal of `sub` at `end`: `quantity` seats of `plan` for `period`, then the `usage` of the period that
 /// ended. (Carried prorations join when the draft is inserted.)
-fn renewal_draft(
+pub fn renewal_draft(
     sub: &SubscriptionRow,
     plan: &Plan,
     quantity: i32,
@@ -315,14 +333,14 @@ fn renewal_draft(
     end: DateTime<Utc>,
     usage: Vec<Line>,
 ) -> Result<InvoiceDraft, ServiceError> {
-    let fee = Line::subscription(&plan.name, plan.cycle, quantity, plan.price, Some(period))
+    let fee = Line::period_fee(&plan.name, plan.cycle, &plan.pricing(), quantity, Some(period))
         .map_err(ServiceError::internal)?;
     Ok(InvoiceDraft {
         user_id: sub.user_id,
         subscription_id: Some(sub.id),
         kind: InvoiceKind::Renewal,
         currency: plan.price.currency(),
-        lines: std::iter::once(fee).chain(usage).collect(),
+        lines: fee.into_iter().chain(usage).collect(),
         period: Some(period),
         // Dunning counts its retries from here.
         due_at: Some(end),
@@ -347,29 +365,51 @@ fn final_draft(
     }
 }
 
+/// The `usage` of `sub`'s `period` under `plan` on an invoice of its own (kind `final`), finalized, with its first
+/// charge attempt in the outbox: for a period that ends without a renewal to carry its usage (a cancellation or
+/// a pause). Nothing when no line charges anything. Returns the invoice's id and the job to send once committed.
+pub async fn bill_usage_alone(
+    conn: &mut AsyncPgConnection,
+    sub: &SubscriptionRow,
+    plan: &Plan,
+    period: (DateTime<Utc>, DateTime<Utc>),
+    usage: Vec<Line>,
+    now: DateTime<Utc>,
+) -> Result<(Option<InvoiceId>, Option<(i64, NewJob)>), ServiceError> {
+    if usage.iter().all(|line| line.amount.is_zero()) {
+        return Ok((None, None));
+    }
+    let draft = final_draft(sub, plan, period, usage);
+    let draft_row = invoices::insert_draft(conn, &draft).await?;
+    let invoice = invoices::finalize(conn, draft_row.id, now).await?;
+    if invoice.amount_due.is_zero() {
+        return Ok((Some(invoice.id), None));
+    }
+    let attempt = db::invoices::start_attempt(conn, invoice.id).await?;
+    let job = attempt_job(invoice.id, attempt);
+    let row = outbox::push(conn, QueueName::SubPaymentInitiation.as_str(), &job, None).await?;
+    Ok((Some(invoice.id), Some((row, job))))
+}
+
 /// A downgrade scheduled for the period end takes effect: the plan and seats change before the renewal is
-/// invoiced. A change of cycle restarts the anchor at the period end.
+/// invoiced, and the billing anchor becomes `anchor` (see [`next_period`]).
 async fn apply_scheduled_change(
     conn: &mut AsyncPgConnection,
     sub: &SubscriptionRow,
     next: i32,
-    plans: &[Plan],
+    anchor: DateTime<Utc>,
     end: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Result<SubscriptionRow, ServiceError> {
-    let old = plans.iter().find(|p| p.id == sub.plan_id).ok_or(ServiceError::PlanNotFound)?;
-    let new = plans.iter().find(|p| p.id == next).ok_or(ServiceError::PlanNotFound)?;
     let quantity = sub.pending_quantity.unwrap_or(sub.quantity);
-    let mut changes = SubscriptionChanges {
+    let changes = SubscriptionChanges {
         plan_id: Some(next),
         quantity: Some(quantity),
         pending_plan_id: Some(None),
         pending_quantity: Some(None),
+        billing_anchor: Some(Some(anchor)),
         ..Default::default()
     };
-    if old.cycle != new.cycle {
-        changes.billing_anchor = Some(Some(end));
-    }
     let data = json!({"scheduled": true, "from_plan_id": sub.plan_id, "to_plan_id": next, "from_quantity": sub.quantity, "to_quantity": quantity, "effective_at": end});
     transition(conn, sub, SubscriptionEvent::ChangePlan, HistoryEntry::PlanChanged, changes, data, now).await
 }

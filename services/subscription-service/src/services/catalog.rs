@@ -3,6 +3,7 @@
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
+use billing_domain::pricing::{PlanPrice, SeatPrice};
 use billing_domain::{BillingCycle, Money, PlanFeatures};
 use billing_infra::DbPool;
 use chrono::{DateTime, Utc};
@@ -19,7 +20,10 @@ pub struct Plan {
     pub code: String,
     pub name: String,
     pub description: String,
+    /// The price per seat, or the base fee when `per_seat` is set.
     pub price: Money,
+    /// Seats above those included, each at a price of its own.
+    pub per_seat: Option<SeatPrice>,
     pub cycle: BillingCycle,
     pub trial_period_days: u32,
     pub is_trial_plan: bool,
@@ -40,6 +44,13 @@ impl TryFrom<PlanRow> for Plan {
         Ok(Plan {
             id: row.id,
             price: Money::from_decimal(row.price, currency).map_err(|_| bad("price"))?,
+            per_seat: match (row.seat_price, row.included_seats) {
+                (Some(unit), Some(included)) => Some(SeatPrice {
+                    unit_amount: Money::from_decimal(unit, currency).map_err(|_| bad("seat price"))?,
+                    included_seats: u32::try_from(included).map_err(|_| bad("included seats"))?,
+                }),
+                _ => None,
+            },
             cycle: row.billing_cycle,
             trial_period_days: u32::try_from(row.trial_period_days).map_err(|_| bad("trial length"))?,
             features: PlanFeatures::parse(&row.features).map_err(|_| bad("features"))?,
@@ -52,6 +63,13 @@ impl TryFrom<PlanRow> for Plan {
             is_active: row.is_active,
             created_at: row.created_at,
         })
+    }
+}
+
+impl Plan {
+    /// What a period of this plan costs, by seats.
+    pub fn pricing(&self) -> PlanPrice {
+        PlanPrice { base: self.price, per_seat: self.per_seat }
     }
 }
 

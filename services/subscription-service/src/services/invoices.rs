@@ -69,12 +69,14 @@ pub async fn carry_forward(
                 subscription_id: subscription,
                 kind: line.kind,
                 description: line.description.clone(),
-                quantity: i32::try_from(line.quantity).map_err(ServiceError::internal)?,
+                quantity: line.quantity,
                 unit_amount: line.unit_amount,
                 amount: line.amount.to_decimal(),
                 currency: line.amount.currency(),
                 period_start: line.period.map(|p| p.0),
                 period_end: line.period.map(|p| p.1),
+                feature: line.feature.clone(),
+                tier: line.tier.map(|t| i32::try_from(t).unwrap_or(i32::MAX)),
             })
         })
         .collect::<Result<_, _>>()?;
@@ -111,12 +113,12 @@ fn pending_lines(rows: Vec<PendingItemRow>, currency: Currency) -> Result<Vec<(i
             let line = Line {
                 kind: row.kind,
                 description: row.description,
-                quantity: i64::from(row.quantity),
+                quantity: row.quantity,
                 unit_amount: row.unit_amount,
                 amount: money(row.amount)?,
                 period: row.period_start.zip(row.period_end),
-                feature: None,
-                tier: None,
+                feature: row.feature,
+                tier: row.tier.and_then(|t| u32::try_from(t).ok()),
             };
             Ok((row.id, line))
         })

@@ -4,6 +4,7 @@ pub mod auth;
 pub mod billing;
 pub mod catalog;
 pub mod invoices;
+pub mod pause;
 pub mod plans;
 pub mod seed;
 pub mod settlement;

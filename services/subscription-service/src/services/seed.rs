@@ -35,6 +35,7 @@ fn plan(
         converts_to_plan_id: Some(None),
         features: Some(features),
         is_active: Some(true),
+        ..PlanChanges::default()
     }
 }
 

@@ -268,7 +268,11 @@ async fn succeeded(
             advance_period(conn, &sub, &invoice, data, now).await?;
             "subscription_renewed"
         }
-        (InvoiceKind::Proration, Some(SubscriptionStatus::PastDue)) => {
+        // An upgrade's proration, or the invoice of the period a resume started, paid during dunning.
+        (InvoiceKind::Proration, Some(SubscriptionStatus::PastDue))
+        | (InvoiceKind::Renewal, Some(SubscriptionStatus::PastDue))
+            if invoice.kind == InvoiceKind::Proration || invoice.period_start == sub.current_period_start =>
+        {
             transition(
                 conn,
                 &sub,

@@ -17,6 +17,7 @@ use crate::db;
 use crate::db::models::{InvoiceRow, NewSubscription, NewSubscriptionEvent, SubscriptionChanges};
 pub use crate::db::models::{SubscriptionEventRow, SubscriptionRow};
 use crate::error::ServiceError;
+use crate::services::billing;
 use crate::services::invoices::{self, InvoiceDraft};
 use crate::services::plans::{self, Plan};
 use crate::state::AppState;
@@ -62,7 +63,8 @@ fn check_quantity(quantity: i32) -> Result<(), ServiceError> {
 }
 
 fn seat_total(plan: &Plan, quantity: i32) -> Result<Money, ServiceError> {
-    plan.price.checked_mul(i64::from(quantity)).map_err(|_| ServiceError::invalid("quantity", "the total is too large"))
+    let too_large = || ServiceError::invalid("quantity", "the total is too large");
+    plan.pricing().total(u32::try_from(quantity).map_err(|_| too_large())?).map_err(|_| too_large())
 }
 
 /// Applies `event` to `row`: the state machine decides the new status; the update only lands if nobody changed
@@ -175,10 +177,8 @@ pub async fn create_paid(state: &AppState, user: UserId, plan_id: i32, quantity:
                 subscription_id: Some(row.id),
                 kind: InvoiceKind::Initial,
                 currency: plan_for_tx.price.currency(),
-                lines: vec![
-                    Line::subscription(&plan_for_tx.name, plan_for_tx.cycle, quantity, plan_for_tx.price, None)
-                        .map_err(ServiceError::internal)?,
-                ],
+                lines: Line::period_fee(&plan_for_tx.name, plan_for_tx.cycle, &plan_for_tx.pricing(), quantity, None)
+                    .map_err(ServiceError::internal)?,
                 period: None,
                 due_at: Some(now + PENDING_TTL),
             };
@@ -344,7 +344,7 @@ pub async fn change(
         // Back to what it has: the change scheduled for the period end is undone.
         if preview {
             let would = SubscriptionRow { pending_plan_id: None, pending_quantity: None, ..row };
-            let next = crate::services::billing::upcoming(state, &would).await?;
+            let next = billing::upcoming(state, &would).await?;
             return Ok(Changed {
                 subscription: would,
                 proration: None,
@@ -383,13 +383,14 @@ pub async fn change(
         return Err(ServiceError::Internal("an active subscription without a period".to_owned()));
     };
     let now = state.now();
-    let old_seats = Seats { plan: &old_plan.name, unit: old_plan.price, cycle: old_plan.cycle, quantity: row.quantity };
-    let new_seats = Seats { plan: &new_plan.name, unit: new_plan.price, cycle: new_plan.cycle, quantity };
+    let old_seats =
+        Seats { plan: &old_plan.name, price: old_plan.pricing(), cycle: old_plan.cycle, quantity: row.quantity };
+    let new_seats = Seats { plan: &new_plan.name, price: new_plan.pricing(), cycle: new_plan.cycle, quantity };
     let applies_now = plan_change::applies_now(&old_seats, &new_seats).map_err(ServiceError::internal)?;
 
     if !applies_now && preview {
         let would = SubscriptionRow { pending_plan_id: Some(new_plan.id), pending_quantity: Some(quantity), ..row };
-        let next = crate::services::billing::upcoming(state, &would).await?;
+        let next = billing::upcoming(state, &would).await?;
         return Ok(Changed {
             subscription: would,
             proration: None,
@@ -428,7 +429,26 @@ pub async fn change(
     let Upgrade { proration, period, restarts_period, lines } =
         plan_change::upgrade(&old_seats, &new_seats, (start, end), now)
             .map_err(|e| ServiceError::InvalidState(e.to_string()))?;
-    let lines = lines.to_vec();
+    let mut lines = lines.to_vec();
+    // Usage the renewal will not bill is billed with the change, priced by the plan it was used under: all of it
+    // when the period ends now (a longer cycle), else that of features the new plan does not bill (the rest of the
+    // period's usage is billed at its end, by the plan then in effect).
+    let ends_here: Vec<&str> = old_plan
+        .features
+        .billed()
+        .map(|(name, _)| name)
+        .filter(|name| restarts_period || !new_plan.features.billed().any(|(kept, _)| kept == *name))
+        .collect();
+    if !ends_here.is_empty() {
+        crate::services::usage::sync(state).await?;
+        let used = billing::folded_usage(&mut *state.conn().await?, &row, &old_plan, start).await?;
+        let used = used.into_iter().filter(|(name, _)| ends_here.contains(&name.as_str())).collect();
+        lines.extend(
+            billing::usage_lines(&old_plan, &used, (start, now))?
+                .into_iter()
+                .filter(|line| line.feature.as_deref().is_some_and(|f| ends_here.contains(&f))),
+        );
+    }
     let new_period = restarts_period.then_some(period);
     let mut data = json!({
         "from_plan_id": row.plan_id, "to_plan_id": new_plan.id, "from_quantity": row.quantity, "to_quantity": quantity,
@@ -437,7 +457,12 @@ pub async fn change(
     });
     let user_id = row.user_id;
     let currency = new_plan.price.currency();
-    let net = proration.net;
+    // What this change asks for: the proration, and the usage of a period it ends.
+    let net = lines
+        .iter()
+        .skip(2)
+        .try_fold(proration.net, |sum, line| sum.checked_add(line.amount))
+        .map_err(ServiceError::internal)?;
     if preview {
         // The same decision the change makes below, on the lines waiting now, without their lock.
         let waiting = invoices::waiting(&mut *state.conn().await?, row.id, currency).await?;
@@ -570,6 +595,8 @@ pub async fn end_now(
         ended_at: Some(Some(now)),
         cancel_reason: Some(Some(reason.to_owned())),
         cancel_at_period_end: Some(false),
+        pause_at: Some(None),
+        paused_at: Some(None),
         ..Default::default()
     };
     // Invoices first, then the subscription: the order a payment being applied takes them in.
@@ -603,9 +630,11 @@ pub async fn cancel(
                     cancel_at_period_end: Some(true),
                     canceled_at: Some(Some(now)),
                     cancel_reason: Some(Some("requested".to_owned())),
+                    // Ending supersedes a pause scheduled for the same period end.
+                    pause_at: Some(None),
                     ..Default::default()
                 };
-                let data = json!({"effective_at": row.current_period_end});
+                let data = json!({"effective_at": row.current_period_end, "pause_unscheduled": row.pause_at.is_some()});
                 return transition(
                     conn,
                     &row,

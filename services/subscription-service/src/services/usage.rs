@@ -98,19 +98,50 @@ impl<'a> UsageMeter<'a> {
     }
 }
 
-fn period_of(sub: &SubscriptionRow) -> Result<(DateTime<Utc>, DateTime<Utc>), ServiceError> {
-    match (sub.current_period_start, sub.current_period_end) {
-        (Some(start), Some(end)) => Ok((start, end)),
-        _ => Err(ServiceError::NoActiveSubscription),
+/// The period usage at `now` counts in. Before the period end, the current one. After it, until the renewal
+/// moves the subscription on (its invoice waits for the payment, and dunning may take days), the next one: the
+/// renewal has billed the period that ended, and the next renewal bills this one. The start is the key of the
+/// counters either way (a renewal always starts the next period at the end of the last).
+pub fn usage_period(
+    sub: &SubscriptionRow,
+    plans: &[Plan],
+    now: DateTime<Utc>,
+) -> Result<(DateTime<Utc>, DateTime<Utc>), ServiceError> {
+    let (Some(start), Some(end)) = (sub.current_period_start, sub.current_period_end) else {
+        return Err(ServiceError::NoActiveSubscription);
+    };
+    if now < end {
+        return Ok((start, end));
     }
+    Ok(crate::services::billing::next_period(sub, plans, end)?.period)
 }
 
-async fn access(state: &AppState, user: UserId) -> Result<(SubscriptionRow, Plan), ServiceError> {
-    let sub = db::subscriptions::with_access(&mut *state.conn().await?, user)
-        .await?
-        .ok_or(ServiceError::NoActiveSubscription)?;
-    let plan = state.plans.get(&state.infra.db, sub.plan_id).await?.ok_or(ServiceError::PlanNotFound)?;
-    Ok((sub, plan))
+/// The subscription giving `user` access at `now` and its plan. One that ends or pauses at its period end gives
+/// none once the end has passed, though the tick has not yet ended or paused it; a paused one is named.
+async fn access(
+    state: &AppState,
+    user: UserId,
+) -> Result<(SubscriptionRow, Plan, std::sync::Arc<Vec<Plan>>), ServiceError> {
+    let mut conn = state.conn().await?;
+    let Some(sub) = db::subscriptions::with_access(&mut conn, user).await? else {
+        let paused = db::subscriptions::current_for_user(&mut conn, user)
+            .await?
+            .iter()
+            .any(|s| s.status == billing_domain::SubscriptionStatus::Paused);
+        return Err(if paused { ServiceError::SubscriptionPaused } else { ServiceError::NoActiveSubscription });
+    };
+    drop(conn);
+    let now = state.now();
+    let ended = sub.current_period_end.is_some_and(|end| end <= now);
+    if ended && sub.cancel_at_period_end {
+        return Err(ServiceError::NoActiveSubscription);
+    }
+    if ended && sub.pause_at.is_some_and(|at| at <= now) {
+        return Err(ServiceError::SubscriptionPaused);
+    }
+    let plans = state.plans.all(&state.infra.db).await?;
+    let plan = plans.iter().find(|p| p.id == sub.plan_id).cloned().ok_or(ServiceError::PlanNotFound)?;
+    Ok((sub, plan, plans))
 }
 
 fn limit_of(feature: &Feature) -> Option<i64> {
@@ -125,19 +156,19 @@ pub async fn use_feature(
     delta: i64,
     idempotency_key: Option<&str>,
 ) -> Result<UseOutcome, ServiceError> {
-    let (sub, plan) = access(state, user).await?;
+    let (sub, plan, plans) = access(state, user).await?;
+    let now = state.now();
     let spec = plan
         .features
         .get(feature)
         .filter(|f| f.is_counted())
         .ok_or_else(|| ServiceError::FeatureNotInPlan(feature.to_owned()))?;
     let limit = limit_of(spec);
-    let (period_start, period_end) = period_of(&sub)?;
+    let (period_start, period_end) = usage_period(&sub, &plans, now)?;
     let meter = UsageMeter::of(state);
     let counter = meter.counter_key(sub.id, feature, period_start);
     let idem =
         idempotency_key.map(|k| meter.idempotency_key(sub.id, k)).unwrap_or_else(|| meter.redis.key("{usage}:i:none"));
-    let now = state.now();
     let ttl_ms = ((period_end - now).max(Duration::zero()) + COUNTER_GRACE).num_milliseconds().max(1);
     let event_id = Uuid::now_v7();
 
@@ -206,9 +237,9 @@ async fn rebuild_counter(
 
 /// Current usage of every counted feature of the caller's plan.
 pub async fn current(state: &AppState, user: UserId) -> Result<PeriodUsage, ServiceError> {
-    let (sub, plan) = access(state, user).await?;
-    let (period_start, reset_at) = period_of(&sub)?;
+    let (sub, plan, plans) = access(state, user).await?;
     let now = state.now();
+    let (period_start, reset_at) = usage_period(&sub, &plans, now)?;
     let ttl_ms = ((reset_at - now).max(Duration::zero()) + COUNTER_GRACE).num_milliseconds().max(1);
     let mut features = Vec::new();
     for (name, spec) in plan.features.counted() {
@@ -222,6 +253,65 @@ pub async fn current(state: &AppState, user: UserId) -> Result<PeriodUsage, Serv
         features.push(FeatureUsage { feature: name.to_owned(), used: value.unwrap_or(0), limit: limit_of(spec) });
     }
     Ok(PeriodUsage { subscription_id: sub.id, plan_id: plan.id, period_start, reset_at, features })
+}
+
+/// The caller's usage in the period starting at `start`: the current period as [`current`] answers it, or a past
+/// period of any of the caller's subscriptions, from the ledger (its end as its invoices say; limits are those of
+/// the subscription's plan today). Instants are shown to the second, so `start` names the period starting within
+/// that second. 404 `period_not_found` when no period of theirs starts there.
+pub async fn of_period(state: &AppState, user: UserId, start: DateTime<Utc>) -> Result<PeriodUsage, ServiceError> {
+    let second = (start, start + Duration::seconds(1));
+    let within = |at: DateTime<Utc>| second.0 <= at && at < second.1;
+    match current(state, user).await {
+        Ok(usage) if within(usage.period_start) => return Ok(usage),
+        Ok(_) | Err(ServiceError::NoActiveSubscription | ServiceError::SubscriptionPaused) => {}
+        Err(other) => return Err(other),
+    }
+    // A period that just ended may still have events in the stream.
+    sync(state).await?;
+    let mut conn = state.conn().await?;
+    let subs = db::subscriptions::list_for_user(&mut conn, user).await?;
+    let ids: Vec<SubscriptionId> = subs.iter().map(|s| s.id).collect();
+    let (sub_id, start, end) = match db::invoices::period_from(&mut conn, &ids, second).await? {
+        Some(bounds) => bounds,
+        // No invoice names it: a trial, or a period that ended without one (paused or canceled, nothing billed).
+        None => subs
+            .iter()
+            .find_map(|s| {
+                if let (Some(start), Some(end)) = (s.trial_start, s.trial_end)
+                    && within(start)
+                {
+                    Some((s.id, start, end))
+                } else if let (Some(start), Some(end)) = (s.current_period_start, s.current_period_end)
+                    && within(start)
+                {
+                    Some((s.id, start, s.paused_at.or(s.ended_at).map_or(end, |at| at.min(end))))
+                } else {
+                    None
+                }
+            })
+            .ok_or(ServiceError::PeriodNotFound)?,
+    };
+    let counters = db::usage::counters_at(&mut conn, &[sub_id], (start, start + Duration::microseconds(1))).await?;
+    drop(conn);
+    let sub = subs.iter().find(|s| s.id == sub_id).ok_or(ServiceError::PeriodNotFound)?;
+    let plan = state.plans.get(&state.infra.db, sub.plan_id).await?.ok_or(ServiceError::PlanNotFound)?;
+    let used = |name: &str| counters.iter().find(|(_, f, _)| f == name).map(|(_, _, n)| *n);
+    let mut features: Vec<FeatureUsage> = plan
+        .features
+        .counted()
+        .map(|(name, spec)| FeatureUsage {
+            feature: name.to_owned(),
+            used: used(name).unwrap_or(0),
+            limit: limit_of(spec),
+        })
+        .collect();
+    for (_, name, n) in &counters {
+        if !features.iter().any(|f| &f.feature == name) {
+            features.push(FeatureUsage { feature: name.clone(), used: *n, limit: None });
+        }
+    }
+    Ok(PeriodUsage { subscription_id: sub_id, plan_id: plan.id, period_start: start, reset_at: end, features })
 }
 
 /// What the current plan grants for one feature.

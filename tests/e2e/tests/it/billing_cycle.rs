@@ -44,14 +44,6 @@ fn invoice_of_kind(invoices: &[Value], kind: &str) -> Value {
     invoices.iter().find(|i| i["kind"] == kind).cloned().unwrap_or_else(|| panic!("no {kind} invoice in {invoices:?}"))
 }
 
-/// The customer's paid invoice of `kind`, once its charge has been applied.
-async fn paid_invoice(w: &Clocked, c: &Customer, kind: &str) -> Value {
-    billing_testkit::poll_until(std::time::Duration::from_secs(20), &format!("the {kind} to be paid"), || async {
-        w.invoices(c).await.into_iter().find(|i| i["kind"] == kind && i["status"] == "paid")
-    })
-    .await
-}
-
 /// The subscription once it has moved into the period starting at `start`.
 async fn renewed_from(w: &Clocked, c: &Customer, id: &str, start: DateTime<Utc>) -> Value {
     billing_testkit::poll_until(std::time::Duration::from_secs(20), "the renewal", || async {
@@ -74,10 +66,11 @@ async fn a_renewal_charges_the_saved_card_and_advances_the_period_once() {
     assert_eq!(w.cycle().await.renewals, 0);
 
     w.advance(Duration::days(1) + Duration::minutes(1)).await;
+    // The worker's own scheduler may take the renewal before the test's ticks do; either way there is one.
     let report = w.cycle().await;
-    assert_eq!(report.renewals, 1, "one renewal however often the tick runs: {report:?}");
-    let renewed = w.wait_status(&c, &id, "active").await;
-    assert_eq!(at(&renewed["current_period_start"]), end);
+    assert!(report.renewals <= 1, "one renewal however often the tick runs: {report:?}");
+    let renewed = renewed_from(&w, &c, &id, end).await;
+    assert_eq!(renewed["status"], "active");
     assert_eq!(at(&renewed["current_period_end"]), billing_domain::BillingCycle::Monthly.period_end(end, 0));
 
     let invoices = w.invoices(&c).await;
@@ -281,7 +274,7 @@ async fn an_upgrade_charges_its_proration_to_the_minor_unit_in_two_and_zero_deci
     assert_eq!(proration["total"].as_str(), Some(net.amount_string().as_str()));
     let paid = w.wait_status(&c, &id, "active").await;
     assert_eq!(paid["plan_id"], PRO);
-    let proration = paid_invoice(&w, &c, "proration").await;
+    let proration = w.paid_invoice(&c, "proration").await;
     let history = payments(&w, &c).await;
     let charge = of_invoice(&history, &proration);
     assert_eq!(charge.len(), 1);
@@ -302,7 +295,7 @@ async fn an_upgrade_charges_its_proration_to_the_minor_unit_in_two_and_zero_deci
     w.advance(Duration::days(7) + Duration::seconds(777)).await;
     let net = upgrade_and_check(&w, &y, &yid, big, (jpy("1000"), jpy("3333"))).await;
     assert!(!net.amount_string().contains('.'), "{}", net.amount_string());
-    let proration = paid_invoice(&w, &y, "proration").await;
+    let proration = w.paid_invoice(&y, "proration").await;
     assert_eq!(proration["total"].as_str(), Some(net.amount_string().as_str()));
     let history = payments(&w, &y).await;
     assert_eq!(of_invoice(&history, &proration)[0]["amount"].as_str(), Some(net.amount_string().as_str()));
@@ -364,7 +357,7 @@ async fn a_proration_below_the_minimum_charge_waits_for_the_next_invoice() {
     let changed = change_now(&w, &y, &yid, json!({"plan_id": big})).await;
     assert_eq!(changed["proration"]["carried_to_next_invoice"], false, "{changed}");
     let due = sum([carried[1], money(&changed["proration"]["net"])]);
-    let proration = paid_invoice(&w, &y, "proration").await;
+    let proration = w.paid_invoice(&y, "proration").await;
     assert_eq!(proration["id"], changed["invoice_id"]);
     assert_eq!(money(&proration["total"]), due, "{proration}");
     assert_eq!(
@@ -384,7 +377,7 @@ async fn a_proration_below_the_minimum_charge_waits_for_the_next_invoice() {
         (&x, &xid, sum([usd("59.98"), carried[0]]), vec!["subscription", "proration_credit", "proration_charge"]),
         (&y, &yid, usd("4000.00"), vec!["subscription"]),
     ] {
-        let renewal = paid_invoice(&w, c, "renewal").await;
+        let renewal = w.paid_invoice(c, "renewal").await;
         assert_eq!(money(&renewal["total"]), expected, "{renewal}");
         assert_eq!(line_kinds(&renewal), kinds, "{renewal}");
         let history = payments(&w, c).await;
@@ -599,7 +592,7 @@ async fn a_change_preview_changes_nothing_and_shows_what_the_change_then_does() 
     assert_eq!(status, 200);
     w.advance(end - w.now() + Duration::minutes(1)).await;
     w.cycle().await;
-    let renewal = paid_invoice(&w, &c, "renewal").await;
+    let renewal = w.paid_invoice(&c, "renewal").await;
     assert_eq!(shape(&down["invoice"]), shape(&renewal));
     assert_eq!(
         (down["invoice"]["total"].clone(), down["invoice"]["period_end"].clone()),

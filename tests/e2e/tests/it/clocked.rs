@@ -203,6 +203,14 @@ impl Clocked {
         body["data"].as_array().cloned().unwrap_or_default()
     }
 
+    /// The customer's first invoice of `kind` once it is paid (its charge applied).
+    pub async fn paid_invoice(&self, customer: &Customer, kind: &str) -> Value {
+        poll_until(Duration::from_secs(20), &format!("the {kind} invoice to be paid"), || async {
+            self.invoices(customer).await.into_iter().find(|i| i["kind"] == kind && i["status"] == "paid")
+        })
+        .await
+    }
+
     pub async fn wait_status(&self, customer: &Customer, id: &str, status: &str) -> Value {
         poll_until(Duration::from_secs(20), &format!("subscription {id} to be {status}"), || async {
             let sub = self.subscription(customer, id).await;

@@ -9,6 +9,7 @@ mod billing_cycle;
 mod clocked;
 mod journeys;
 mod payments;
+mod seats_and_pause;
 mod simulation;
 mod snapshots;
 mod system;
