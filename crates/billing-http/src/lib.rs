@@ -24,6 +24,11 @@ pub use error::ApiError;
 pub use extract::Json;
 pub use server::{AppContext, app};
 
+/// How long an outgoing client keeps an idle connection for reuse: less than the 5 s an actix server keeps one
+/// open, so a request is never sent on a connection the server is closing at that moment (a transport error
+/// that would cost a charge job a retry delay).
+pub const IDLE_CONNECTION: std::time::Duration = std::time::Duration::from_secs(4);
+
 /// Every request body is refused above this size (413).
 pub const BODY_LIMIT_BYTES: usize = 64 * 1024;
 

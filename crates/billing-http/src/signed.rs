@@ -285,8 +285,11 @@ impl SignedClient {
         clock: billing_infra::SharedClock,
         timeout: std::time::Duration,
     ) -> Result<Self, reqwest::Error> {
-        let http =
-            reqwest::Client::builder().timeout(timeout).connect_timeout(std::time::Duration::from_secs(2)).build()?;
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(std::time::Duration::from_secs(2))
+            .pool_idle_timeout(crate::IDLE_CONNECTION)
+            .build()?;
         Ok(Self { http, base: base.trim_end_matches('/').to_owned(), keys, clock })
     }
 

@@ -62,6 +62,8 @@ impl TestApp {
         // Later entries win: an override replaces the test database or Redis.
         all.extend(overrides.iter().cloned());
         let settings = Arc::new(crate::test_settings(S::KIND, &all));
+        // As the service's `main` does: the test environment's retry delays are scaled down.
+        billing_queue::set_time_scale(settings.queue_time_scale);
         let infra = Infra::connect(settings.clone()).expect("connecting the test infrastructure");
         let running = billing_runtime::start_server::<S>(infra, listener).expect("starting the test server");
         let handle = running.server.handle();

@@ -4,11 +4,15 @@
 //! - every paid invoice has exactly one successful charge, of what it asked, and no invoice was charged twice;
 //! - refunds never exceed their charge;
 //! - every subscription's status agrees with its invoices and with its event log;
+//! - usage billed equals usage accepted: every period's metered usage is on exactly one invoice (or waiting for
+//!   one), unit for unit, once its period has ended without the subscription ending at once;
 //! - no job is left in a failed list.
 //!
-//! The customers mix plans (monthly, yearly, trials), seats, cards (succeeding, soft-declining, hard-declining,
-//! declined at the first payment) and actions (upgrades, downgrades, cancellations at the period end or at once,
-//! reactivations, card changes during dunning, refunds, usage), drawn from a fixed seed so a failure replays.
+//! The customers mix plans (monthly, yearly, trials, a base fee with seats, metered usage priced per unit, by
+//! graduated or volume tiers, or by package), seats, cards (succeeding, soft-declining, hard-declining, declined at
+//! the first payment) and actions (upgrades, downgrades, seat changes, pauses now or at the period end and resumes,
+//! cancellations at the period end or at once, reactivations, card changes during dunning, refunds, usage), drawn
+//! from a fixed seed so a failure replays.
 
 use crate::clocked;
 
@@ -60,6 +64,69 @@ enum Action {
     CancelNow,
     Refund,
     Use(i64),
+    Seats(i64),
+    Pause { now: bool },
+    Resume,
+}
+
+/// The plans the simulation adds to the seeded catalog (all monthly, USD).
+#[derive(Debug, Clone, Copy)]
+struct Catalog {
+    /// A little dearer than Basic, so that some upgrades' prorations fall below the minimum charge.
+    plus: i64,
+    /// 20.00 for 2 seats, 4.00 for each seat above.
+    team: i64,
+    /// `events` billed per unit, by graduated tiers, by volume tiers; `blocks` by packages of 10.
+    per_unit: i64,
+    graduated: i64,
+    volume: i64,
+    package: i64,
+}
+
+impl Catalog {
+    async fn create(w: &Clocked) -> Self {
+        let monthly = |code: &str, price: &str, extra: serde_json::Value| {
+            let mut plan = json!({"code": code, "name": code, "price": price, "currency": "USD", "billing_cycle": "monthly",
+                "features": {"api_calls": {"limit": 20000}}});
+            if let (Some(plan), serde_json::Value::Object(extra)) = (plan.as_object_mut(), extra) {
+                for (key, value) in extra {
+                    if key == "features" {
+                        plan["features"].as_object_mut().into_iter().for_each(|f| {
+                            f.extend(value.as_object().cloned().unwrap_or_default());
+                        });
+                    } else {
+                        plan.insert(key, value);
+                    }
+                }
+            }
+            plan
+        };
+        let tiers =
+            |low: &str, high: &str| json!([{"up_to": 20, "unit_amount": low}, {"up_to": null, "unit_amount": high}]);
+        Self {
+            plus: w.plan(monthly("basic_plus", "30.39", json!({}))).await,
+            team: w
+                .plan(monthly("team", "20.00", json!({"per_seat": {"unit_amount": "4.00", "included_seats": 2}})))
+                .await,
+            per_unit: w
+                .plan(monthly("metered_unit", "5.00", json!({"features": {"events": {"billing": "per_unit", "unit_amount": "0.013"}}})))
+                .await,
+            graduated: w
+                .plan(monthly("metered_graduated", "8.00", json!({"features": {"events": {"billing": "graduated", "tiers": tiers("0.05", "0.0125")}}})))
+                .await,
+            volume: w
+                .plan(monthly("metered_volume", "12.00", json!({"features": {"events": {"billing": "volume", "tiers": tiers("0.04", "0.0333")}}})))
+                .await,
+            package: w
+                .plan(monthly("metered_package", "15.00", json!({"features": {"blocks": {"billing": "package", "package_size": 10, "package_amount": "1.25"}}})))
+                .await,
+        }
+    }
+
+    /// Every plan a customer may buy or change to.
+    fn choices(&self) -> [i64; 11] {
+        [2, 2, 3, 4, 5, self.team, self.team, self.per_unit, self.graduated, self.volume, self.package]
+    }
 }
 
 struct Sim {
@@ -67,9 +134,8 @@ struct Sim {
     subscription: Option<String>,
 }
 
-/// The day's actions of each customer, drawn from the seed. `plus` is a plan a little dearer than Basic, so that
-/// some upgrades' prorations fall below the minimum charge and are carried to the next invoice.
-fn plan_for(rng: &mut Rng, plus: i64) -> Vec<(i64, Action)> {
+/// The day's actions of each customer, drawn from the seed.
+fn plan_for(rng: &mut Rng, catalog: &Catalog) -> Vec<(i64, Action)> {
     let mut actions = Vec::new();
     let start = i64::try_from(rng.below(28)).unwrap_or(0);
     if rng.chance(15) {
@@ -80,7 +146,9 @@ fn plan_for(rng: &mut Rng, plus: i64) -> Vec<(i64, Action)> {
         actions.push((start + 45, Action::Use(3)));
         return actions;
     }
-    let plan = [2, 2, 2, 3, 3, 4, 5][usize::try_from(rng.below(7)).unwrap_or(0)];
+    let choices = catalog.choices();
+    let pick = |rng: &mut Rng| choices[usize::try_from(rng.below(choices.len() as u64)).unwrap_or(0)];
+    let plan = pick(rng);
     let quantity = i64::try_from(1 + rng.below(3)).unwrap_or(1);
     let first_card = if rng.chance(5) { HARD_DECLINE } else { GOOD_CARD };
     actions.push((start, Action::Subscribe { plan, quantity, first_card }));
@@ -90,6 +158,10 @@ fn plan_for(rng: &mut Rng, plus: i64) -> Vec<(i64, Action)> {
         0..=14 => {
             let day = start + 20 + i64::try_from(rng.below(250)).unwrap_or(0);
             actions.push((day, Action::SaveCard(SOFT_DECLINE)));
+            // Usage while the next renewal is in dunning: it counts in the period the renewal would open.
+            for later in [26, 31, 36, 41, 46] {
+                actions.push((day + later, Action::Use(i64::try_from(1 + rng.below(40)).unwrap_or(1))));
+            }
             if rng.chance(50) {
                 actions.push((day + 33 + i64::try_from(rng.below(5)).unwrap_or(0), Action::SaveCard(GOOD_CARD)));
             }
@@ -100,16 +172,31 @@ fn plan_for(rng: &mut Rng, plus: i64) -> Vec<(i64, Action)> {
         }
         _ => {}
     }
-    for _ in 0..rng.below(4) {
+    // Metered customers use their features through the year.
+    for _ in 0..rng.below(8) {
+        let day = start + 2 + i64::try_from(rng.below(380)).unwrap_or(0);
+        actions.push((day, Action::Use(i64::try_from(1 + rng.below(60)).unwrap_or(1))));
+    }
+    for _ in 0..rng.below(5) {
         let day = start + 3 + i64::try_from(rng.below(360)).unwrap_or(0);
-        let action = match rng.below(8) {
-            0 | 1 => Action::ChangePlan([2, 3, 4, 5, plus][usize::try_from(rng.below(5)).unwrap_or(0)]),
-            2 => Action::CancelAtPeriodEnd,
-            3 => Action::Reactivate,
-            4 => Action::CancelNow,
-            5 | 6 => Action::Refund,
+        let action = match rng.below(12) {
+            0 => Action::ChangePlan(catalog.plus),
+            1 | 2 => Action::ChangePlan(pick(rng)),
+            3 => Action::CancelAtPeriodEnd,
+            4 => Action::Reactivate,
+            5 => Action::CancelNow,
+            6 => Action::Refund,
+            7 => Action::Seats(i64::try_from(1 + rng.below(6)).unwrap_or(1)),
+            8 | 9 => Action::Pause { now: rng.chance(50) },
+            10 => Action::Resume,
             _ => Action::Use(i64::try_from(1 + rng.below(50)).unwrap_or(1)),
         };
+        if matches!(action, Action::Pause { .. }) {
+            // Most pauses end: a resume one to three months later.
+            if rng.chance(75) {
+                actions.push((day + 20 + i64::try_from(rng.below(70)).unwrap_or(0), Action::Resume));
+            }
+        }
         actions.push((day, action));
         if matches!(actions.last(), Some((_, Action::CancelAtPeriodEnd))) && rng.chance(50) {
             actions.push((day + 3, Action::Reactivate));
@@ -228,10 +315,42 @@ async fn act(w: &Clocked, sim: &mut Sim, action: &Action, tally: &mut BTreeMap<S
             ("refund_rest", rest)
         }
         Action::Use(n) => {
+            // Whichever of these the current plan meters is counted; the others are 403 `feature_not_in_plan`.
+            for feature in ["events", "blocks"] {
+                let body = json!({"feature_name": feature, "delta": n});
+                let (status, _) = w.sub_call(Method::POST, "/v1/usage/use", &c.token, Some(body)).await;
+                assert!(matches!(status, 200 | 403), "use {feature} answered {status}");
+                *tally.entry(format!("use_{feature} {status}")).or_default() += 1;
+            }
             let body = json!({"feature_name": "api_calls", "delta": n});
             let (status, _) = w.sub_call(Method::POST, "/v1/usage/use", &c.token, Some(body)).await;
             ("use", status)
         }
+        Action::Seats(quantity) => match &sim.subscription {
+            Some(id) => {
+                let (status, _) =
+                    w.sub_call(Method::PUT, &sub_path(id), &c.token, Some(json!({"quantity": quantity}))).await;
+                ("seats", status)
+            }
+            None => return,
+        },
+        Action::Pause { now } => match &sim.subscription {
+            Some(id) => {
+                let at = if *now { "now" } else { "period_end" };
+                let (status, _) = w
+                    .sub_call(Method::POST, &format!("{}/pause", sub_path(id)), &c.token, Some(json!({"at": at})))
+                    .await;
+                (if *now { "pause_now" } else { "pause_at_period_end" }, status)
+            }
+            None => return,
+        },
+        Action::Resume => match &sim.subscription {
+            Some(id) => {
+                let (status, _) = w.sub_call(Method::POST, &format!("{}/resume", sub_path(id)), &c.token, None).await;
+                ("resume", status)
+            }
+            None => return,
+        },
     };
     assert!(status < 500, "{name} answered {status}");
     // 402 a declined first payment, 403 usage without access, 409 a change the status does not allow, 422 a
@@ -285,7 +404,26 @@ struct SubscriptionFact {
     #[diesel(sql_type = Nullable<Text>)]
     cancel_reason: Option<String>,
     #[diesel(sql_type = Nullable<Timestamptz>)]
+    current_period_start: Option<chrono::DateTime<Utc>>,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
     current_period_end: Option<chrono::DateTime<Utc>>,
+}
+
+/// A period's accepted usage of a billed feature and the units its usage lines bill (on any invoice, or waiting).
+#[derive(Debug, QueryableByName)]
+struct UsageFact {
+    #[diesel(sql_type = SqlUuid)]
+    subscription_id: Uuid,
+    #[diesel(sql_type = Text)]
+    feature: String,
+    #[diesel(sql_type = Timestamptz)]
+    period_start: chrono::DateTime<Utc>,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    used: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    billed: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    invoices: i64,
 }
 
 #[derive(Debug, QueryableByName)]
@@ -327,12 +465,10 @@ struct CarriedFact {
 async fn thirteen_months_of_billing_keep_the_ledger_consistent() {
     let w = Clocked::new().await;
     let mut rng = Rng(0x5EED_2026_1121);
-    let plus = w
-        .plan(json!({"code": "basic_plus", "name": "Basic Plus", "price": "30.39", "currency": "USD", "billing_cycle": "monthly", "features": {"api_calls": {"limit": 20000}}}))
-        .await;
+    let catalog = Catalog::create(&w).await;
     let people = customers(&w, CUSTOMERS).await;
     let mut sims: Vec<Sim> = people.into_iter().map(|customer| Sim { customer, subscription: None }).collect();
-    let schedules: Vec<Vec<(i64, Action)>> = (0..CUSTOMERS).map(|_| plan_for(&mut rng, plus)).collect();
+    let schedules: Vec<Vec<(i64, Action)>> = (0..CUSTOMERS).map(|_| plan_for(&mut rng, &catalog)).collect();
     let mut by_day: HashMap<i64, Vec<(usize, Action)>> = HashMap::new();
     for (who, schedule) in schedules.into_iter().enumerate() {
         for (day, action) in schedule {
@@ -384,11 +520,12 @@ async fn check_ledger(w: &Clocked) {
     .load(&mut pay_db)
     .await
     .unwrap_or_else(|e| panic!("{e}"));
-    let subscriptions: Vec<SubscriptionFact> =
-        diesel::sql_query("SELECT id, status, cancel_reason, current_period_end FROM subscriptions")
-            .load(&mut sub_db)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
+    let subscriptions: Vec<SubscriptionFact> = diesel::sql_query(
+        "SELECT id, status, cancel_reason, current_period_start, current_period_end FROM subscriptions",
+    )
+    .load(&mut sub_db)
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
     let events: Vec<EventFact> = diesel::sql_query(
         "SELECT subscription_id, from_status, to_status, event_type FROM subscription_events ORDER BY subscription_id, id",
     )
@@ -464,6 +601,49 @@ async fn check_ledger(w: &Clocked) {
     assert!(credited.values().all(|c| c.notes == c.numbers), "a credit note number used twice");
     assert!(!credited.is_empty(), "the year issued credit notes");
 
+    // Usage billed equals usage accepted. `events` is billed per unit or by tiers with nothing included (a line's
+    // quantity is the units), `blocks` by packages of 10. A period's usage is billed once, in full, or (a
+    // subscription ended at once, or ended in dunning) not at all; every period a running subscription has left is
+    // billed.
+    let usage: Vec<UsageFact> = diesel::sql_query(
+        "SELECT c.subscription_id, c.feature, c.period_start, c.used,
+                COALESCE(l.billed, 0) + COALESCE(p.billed, 0) AS billed,
+                COALESCE(l.invoices, 0) + COALESCE(p.invoices, 0) AS invoices
+         FROM usage_counters c
+         LEFT JOIN (SELECT i.subscription_id, l.feature, l.period_start, SUM(l.quantity)::bigint AS billed,
+                           COUNT(DISTINCT l.invoice_id) AS invoices
+                    FROM invoice_lines l JOIN invoices i ON i.id = l.invoice_id WHERE l.kind = 'usage'
+                    GROUP BY 1, 2, 3) l
+           ON l.subscription_id = c.subscription_id AND l.feature = c.feature AND l.period_start = c.period_start
+         LEFT JOIN (SELECT subscription_id, feature, period_start, SUM(quantity)::bigint AS billed,
+                           1::bigint AS invoices
+                    FROM pending_invoice_items WHERE kind = 'usage' AND invoice_id IS NULL GROUP BY 1, 2, 3) p
+           ON p.subscription_id = c.subscription_id AND p.feature = c.feature AND p.period_start = c.period_start
+         WHERE c.feature IN ('events', 'blocks') AND c.used > 0",
+    )
+    .load(&mut sub_db)
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    let by_sub: HashMap<Uuid, &SubscriptionFact> = subscriptions.iter().map(|s| (s.id, s)).collect();
+    let (mut accepted, mut billed_units) = (0_i64, 0_i64);
+    for u in &usage {
+        let expected = if u.feature == "blocks" { (u.used + 9) / 10 } else { u.used };
+        let what = format!(
+            "{} {} from {}: {} used, {} billed",
+            u.subscription_id, u.feature, u.period_start, u.used, u.billed
+        );
+        assert!(u.billed == 0 || (u.billed == expected && u.invoices == 1), "billed in part or twice: {what}");
+        let sub = by_sub.get(&u.subscription_id).unwrap_or_else(|| panic!("usage of an unknown subscription {what}"));
+        let running = matches!(sub.status.as_str(), "active" | "past_due" | "paused");
+        if running && sub.current_period_start.is_some_and(|start| u.period_start < start) {
+            assert_eq!(u.billed, expected, "a period the subscription left is not billed: {what}");
+        }
+        accepted += u.used;
+        billed_units += if u.billed == 0 { 0 } else { u.used };
+    }
+    eprintln!("metered usage: {} periods, {accepted} units accepted, {billed_units} billed", usage.len());
+    assert!(billed_units > 0 && usage.iter().any(|u| u.feature == "blocks" && u.billed > 0), "the year billed usage");
+
     // Every subscription's status agrees with its event log and its invoices.
     let mut log: HashMap<Uuid, Vec<&EventFact>> = HashMap::new();
     for e in &events {
@@ -487,8 +667,14 @@ async fn check_ledger(w: &Clocked) {
         }
         assert_eq!(history.last().map(|e| e.to_status.as_str()), Some(s.status.as_str()), "{} status vs log", s.id);
         let mine: Vec<&InvoiceFact> = invoices.iter().filter(|i| i.subscription_id == Some(s.id)).collect();
-        let open: Vec<&&InvoiceFact> = mine.iter().filter(|i| i.status == "open").collect();
+        // The usage of a period that ended with a pause or a cancellation is billed on an invoice of its own
+        // (`final`), whose dunning runs beside whatever the subscription does next.
+        let finals_retrying =
+            mine.iter().filter(|i| i.status == "open" && i.kind == "final").all(|i| i.next_attempt_at.is_some());
+        assert!(finals_retrying, "{}: an open final invoice without a retry planned", s.id);
+        let open: Vec<&&InvoiceFact> = mine.iter().filter(|i| i.status == "open" && i.kind != "final").collect();
         match s.status.as_str() {
+            "paused" => assert!(open.is_empty(), "paused {} has open invoices {open:?}", s.id),
             "active" => {
                 assert!(open.is_empty(), "active {} has open invoices {open:?}", s.id);
                 assert!(s.current_period_end.is_some_and(|end| end > now), "active {} is behind its period", s.id);
@@ -516,6 +702,9 @@ async fn check_ledger(w: &Clocked) {
         }
     }
     eprintln!("final statuses: {statuses:?}");
+    for expected in ["paused", "resumed", "pause_scheduled"] {
+        assert!(events.iter().any(|e| e.event_type == expected), "no subscription was ever {expected}");
+    }
     for expected in [
         "active ",
         "canceled dunning_exhausted",

@@ -51,6 +51,7 @@ impl HttpGateway {
             .connect_timeout(Duration::from_secs(3))
             .timeout(settings.timeout)
             .pool_max_idle_per_host(16)
+            .pool_idle_timeout(billing_http::IDLE_CONNECTION)
             .build()?;
         Ok(Self { http, base: settings.url.clone(), api_key: settings.api_key.clone() })
     }
