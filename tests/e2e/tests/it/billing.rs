@@ -1,6 +1,7 @@
 //! Money moved by the workers on a shared test clock, every process separate: a renewal, a dunning retry after a
-//! failed renewal, a trial conversion, an upgrade's proration charge, and a charge whose answers were all lost,
-//! settled once by the gateway's event. No job is left failed at the end.
+//! failed renewal, a trial conversion, an upgrade's proration charge, the usage billed at a pause and the period a
+//! resume starts, and a charge whose answers were all lost, settled once by the gateway's event. No job is left
+//! failed at the end.
 
 use std::time::Duration;
 
@@ -122,5 +123,59 @@ async fn a_charge_whose_answers_are_all_lost_is_settled_once_by_the_gateway_even
     // Retrying the payment now finds the invoice paid: nothing is charged twice.
     let (status, again) = sys.pay(&token, &id, GOOD).await;
     assert_eq!((status, again["code"].as_str()), (409, Some("invoice_not_payable")), "{again}");
+    assert_eq!(sys.failed_jobs(&admin).await, Vec::<String>::new(), "no job is left failed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usage_billed_at_a_pause_and_the_period_a_resume_starts_are_charged_by_the_workers() {
+    let sys = System::start().await;
+    let admin = sys.admin().await;
+    let plan = json!({
+        "code": "metered", "name": "Metered", "price": "29.99", "currency": "USD", "billing_cycle": "monthly",
+        "features": {"api_calls": {"billing": "per_unit", "included": 100, "unit_amount": "0.01"}},
+    });
+    let (status, plan) = sys.call(&sys.sub_url, Method::POST, "/v1/admin/plans", Some(&admin), Some(plan)).await;
+    assert_eq!(status, 201, "{plan}");
+    let token = sys.customer().await;
+    let body = json!({"plan_id": plan["data"]["id"]});
+    let (status, created) = sys.call(&sys.sub_url, Method::POST, "/v1/subscriptions", Some(&token), Some(body)).await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["data"]["id"].as_str().unwrap_or_default().to_owned();
+    assert_eq!(sys.pay(&token, &id, GOOD).await.0, 201);
+    wait_status(&sys, &token, &id, "active").await;
+    let use_calls = json!({"feature_name": "api_calls", "delta": 450});
+    let (status, used) = sys.call(&sys.sub_url, Method::POST, "/v1/usage/use", Some(&token), Some(use_calls)).await;
+    assert_eq!(status, 200, "{used}");
+
+    let pause = format!("/v1/subscriptions/{id}/pause");
+    let (status, paused) = sys.call(&sys.sub_url, Method::POST, &pause, Some(&token), Some(json!({"at": "now"}))).await;
+    assert_eq!((status, paused["data"]["status"].as_str()), (200, Some("paused")), "{paused}");
+    sys.advance(&admin, 40 * DAY).await;
+    let resume = format!("/v1/subscriptions/{id}/resume");
+    let (status, resumed) = sys.call(&sys.sub_url, Method::POST, &resume, Some(&token), None).await;
+    assert_eq!((status, resumed["data"]["status"].as_str()), (200, Some("active")), "{resumed}");
+
+    // The first invoice, the paused period's 350 billable calls (3.50), the resumed month (29.99): all charged.
+    let amounts = poll_until(Duration::from_secs(30), "both worker charges", || async {
+        let (_, history) = sys.call(&sys.pay_url, Method::GET, "/v1/payments/history", Some(&token), None).await;
+        let items = history["data"]["items"].as_array().cloned().unwrap_or_default();
+        let mut paid: Vec<String> = items
+            .iter()
+            .filter(|p| p["status"] == "success")
+            .filter_map(|p| p["amount"].as_str().map(str::to_owned))
+            .collect();
+        paid.sort();
+        (paid.len() == 3).then_some(paid)
+    })
+    .await;
+    assert_eq!(amounts, ["29.99", "29.99", "3.50"]);
+    let (_, invoices) = sys.call(&sys.sub_url, Method::GET, "/v1/invoices/me", Some(&token), None).await;
+    let kinds: Vec<(&str, &str)> = invoices["data"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|i| Some((i["kind"].as_str()?, i["status"].as_str()?)))
+        .collect();
+    assert_eq!(kinds, [("renewal", "paid"), ("final", "paid"), ("initial", "paid")], "newest first: {invoices}");
     assert_eq!(sys.failed_jobs(&admin).await, Vec::<String>::new(), "no job is left failed");
 }
