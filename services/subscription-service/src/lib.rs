@@ -43,7 +43,7 @@ pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/s
         routes::subscriptions::get, routes::subscriptions::change, routes::subscriptions::cancel,
         routes::subscriptions::reactivate, routes::subscriptions::pause, routes::subscriptions::resume,
         routes::subscriptions::events,
-        routes::invoices::list_mine, routes::invoices::upcoming, routes::invoices::get,
+        routes::invoices::list_mine, routes::invoices::upcoming, routes::invoices::get, routes::invoices::pdf,
         routes::usage::use_feature, routes::usage::me, routes::usage::limits, routes::entitlements::me,
         routes::webhooks::payment,
     ),

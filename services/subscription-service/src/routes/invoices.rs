@@ -108,6 +108,20 @@ pub async fn get(state: web::Data<AppState>, user: AuthUser, id: web::Path<Uuid>
     Ok(ok(InvoiceDto::from(view), "invoice"))
 }
 
+/// The invoice as a PDF (owner or admin).
+#[utoipa::path(get, path = "/v1/invoices/{id}/pdf", tag = "invoices", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Invoice id")),
+    responses(
+        (status = 200, description = "The invoice as a PDF document", content_type = "application/pdf", body = Vec<u8>),
+        (status = 404, description = "`invoice_not_found` (also someone else's)", body = billing_http::error::ErrorEnvelope)))]
+pub async fn pdf(state: web::Data<AppState>, user: AuthUser, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+    let (name, document) = invoices::pdf(&state, user, id.into_inner().into()).await?;
+    Ok(HttpResponse::Ok()
+        .content_type("application/pdf")
+        .insert_header(("Content-Disposition", format!("inline; filename=\"{name}.pdf\"")))
+        .body(document))
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct InvoiceLineDto {
     #[schema(value_type = String, example = "subscription")]

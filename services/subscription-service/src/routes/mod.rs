@@ -46,6 +46,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/v1/invoices/me").route(web::get().to(invoices::list_mine)))
         .service(web::resource("/v1/invoices/upcoming").route(web::get().to(invoices::upcoming)))
         .service(web::resource("/v1/invoices/{id}").route(web::get().to(invoices::get)))
+        .service(web::resource("/v1/invoices/{id}/pdf").route(web::get().to(invoices::pdf)))
         .service(web::resource("/v1/usage/use").route(web::post().to(usage::use_feature)))
         .service(web::resource("/v1/usage/me").route(web::get().to(usage::me)))
         .service(web::resource("/v1/usage/limits").route(web::get().to(usage::limits)))

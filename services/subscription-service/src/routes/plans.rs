@@ -36,10 +36,9 @@ pub async fn get(state: web::Data<AppState>, id: web::Path<i32>) -> Result<HttpR
     Ok(ok(PlanDto::from(&plan), "plan"))
 }
 
-/// Validates every given field; the currency is needed to read the prices, so it comes first. `existing` is the
-/// plan's currency and whether it prices seats (for an update).
-fn validate(body: PlanUpdateBody, existing: Option<(Currency, bool)>) -> Result<PlanChanges, ServiceError> {
-    let existing_currency = existing.map(|(c, _)| c);
+/// Validates every given field; the currency is needed to read the prices, so it comes first. `existing_currency`
+/// is the plan's (for an update).
+fn validate(body: PlanUpdateBody, existing_currency: Option<Currency>) -> Result<PlanChanges, ServiceError> {
     let mut fields = BTreeMap::new();
     let mut changes = PlanChanges::default();
     if let Some(code) = body.code {
@@ -124,9 +123,6 @@ fn validate(body: PlanUpdateBody, existing: Option<(Currency, bool)>) -> Result<
             }
         }
         Some(None) => (changes.seat_price, changes.included_seats) = (Some(None), Some(None)),
-        None if changes.currency.is_some() && existing.is_some_and(|(_, seats)| seats) => {
-            fields.insert("per_seat".into(), "give the seat price again when changing the currency".into());
-        }
         None => {}
     }
     if let Some(cycle) = body.billing_cycle {
@@ -203,7 +199,7 @@ pub async fn create(
         (status = 200, description = "Updated", body = PlanDto),
         (status = 403, description = "Not an administrator", body = billing_http::error::ErrorEnvelope),
         (status = 404, description = "`plan_not_found` (the plan, or the one `converts_to_plan_id` names)", body = billing_http::error::ErrorEnvelope),
-        (status = 409, description = "`plan_code_taken`", body = billing_http::error::ErrorEnvelope),
+        (status = 409, description = "`plan_code_taken`, or `invalid_state`: a new currency without the plan's seat price again", body = billing_http::error::ErrorEnvelope),
         (status = 422, description = "`validation_failed`", body = billing_http::error::ErrorEnvelope)))]
 pub async fn update(
     state: web::Data<AppState>,
@@ -214,7 +210,16 @@ pub async fn update(
     let id = id.into_inner();
     let existing = state.plans.get(&state.infra.db, id).await?.ok_or(ServiceError::PlanNotFound)?;
     let body = body.into_inner();
-    let changes = validate(body, Some((existing.price.currency(), existing.per_seat.is_some())))?;
+    // The seat price is in the plan's currency: a new currency needs it again. The document cannot say so (it
+    // depends on the plan), so it is a conflict with the plan as it is, not a malformed body.
+    if body.currency.is_some() && body.per_seat.is_none() && existing.per_seat.is_some() {
+        return Err(ServiceError::InvalidState(format!(
+            "the plan prices seats in {}: give per_seat again with the new currency (or null to remove it)",
+            existing.price.currency().code()
+        ))
+        .into());
+    }
+    let changes = validate(body, Some(existing.price.currency()))?;
     if changes == PlanChanges::default() {
         return Err(ServiceError::invalid("body", "give at least one field to change").into());
     }
@@ -265,7 +270,8 @@ pub fn document_rules(doc: &mut utoipa::openapi::OpenApi) {
         changes["properties"]["features"] = features_schema(false);
         // A null changes nothing, and a body that changes nothing is refused.
         for property in changes["properties"].as_object_mut().into_iter().flat_map(|p| p.values_mut()) {
-            if let Some(types) = property["type"].as_array_mut() {
+            // `get_mut`: indexing would add `"type": null` to a property that has no `type` (an `anyOf`).
+            if let Some(types) = property.get_mut("type").and_then(Value::as_array_mut) {
                 types.retain(|t| t != "null");
             }
         }
@@ -350,7 +356,7 @@ mod tests {
     fn decimal_prices_are_read_exactly() {
         // 0.70 is not 0.7000000000000001 (its nearest binary float), and is above USD's minimum charge.
         let body = PlanUpdateBody { price: Some(billing_domain::AmountText("0.70".into())), ..Default::default() };
-        let changes = validate(body, Currency::from_code("USD").map(|c| (c, false))).unwrap_or_else(|e| panic!("{e}"));
+        let changes = validate(body, Currency::from_code("USD")).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(changes.price, Some(Decimal::new(70, 2)));
     }
 
@@ -358,7 +364,7 @@ mod tests {
         Some(Some(SeatPriceBody { unit_amount: billing_domain::AmountText(unit_amount.into()), included_seats }))
     }
 
-    fn refused(body: PlanUpdateBody, existing: Option<(Currency, bool)>) -> Vec<String> {
+    fn refused(body: PlanUpdateBody, existing: Option<Currency>) -> Vec<String> {
         match validate(body, existing) {
             Err(ServiceError::Validation(fields)) => fields.into_keys().collect(),
             other => panic!("expected a 422, got {other:?}"),
@@ -367,7 +373,7 @@ mod tests {
 
     #[test]
     fn a_seat_price_is_read_in_the_plan_currency_and_named_when_wrong() {
-        let yen = Currency::from_code("JPY").map(|c| (c, true));
+        let yen = Currency::from_code("JPY");
         let ok = PlanUpdateBody { per_seat: seats("500", 2), ..Default::default() };
         let changes = validate(ok, yen).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!((changes.seat_price, changes.included_seats), (Some(Some(Decimal::new(500, 0))), Some(Some(2))));
@@ -375,13 +381,6 @@ mod tests {
         assert_eq!(refused(cents, yen), vec!["per_seat.unit_amount"]);
         let negative = PlanUpdateBody { per_seat: seats("-1", 10_001), ..Default::default() };
         assert_eq!(refused(negative, yen), vec!["per_seat.included_seats", "per_seat.unit_amount"]);
-        // A new currency needs the seat price again, as it needs the price.
-        let moved = PlanUpdateBody {
-            currency: Some("USD".into()),
-            price: Some(billing_domain::AmountText("10.00".into())),
-            ..Default::default()
-        };
-        assert_eq!(refused(moved, yen), vec!["per_seat"]);
         let removed = PlanUpdateBody { per_seat: Some(None), ..Default::default() };
         let changes = validate(removed, yen).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!((changes.seat_price, changes.included_seats), (Some(None), Some(None)));

@@ -216,7 +216,8 @@ pub async fn pause(
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     // The body is optional; when sent, it is read as strictly as any other.
-    let body: PauseBody = if body.iter().all(u8::is_ascii_whitespace) {
+    let text = body.trim_ascii();
+    let body: PauseBody = if text.is_empty() || text == b"null" {
         PauseBody { at: None }
     } else {
         billing_http::extract::parse_json_request(&req, &body)?

@@ -127,8 +127,12 @@ pub async fn limits(state: web::Data<AppState>, user: AuthUser) -> Result<HttpRe
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct UsagePeriodQuery {
-    /// The start of the period (RFC 3339); the current period when omitted.
-    #[param(example = "2026-11-01T00:00:00Z")]
+    /// The start of the period, an RFC 3339 instant (the pattern is a subset every client can generate valid
+    /// instants from; any RFC 3339 instant is read); the current period when omitted.
+    #[param(
+        example = "2026-11-01T00:00:00Z",
+        pattern = r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,9})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$"
+    )]
     pub period_start: Option<String>,
 }
 

@@ -218,6 +218,17 @@ pub async fn get(state: &AppState, caller: AuthUser, id: InvoiceId) -> Result<In
     Ok(InvoiceView { invoice, lines, credit_notes })
 }
 
+/// The invoice as a PDF, for its owner or an administrator: its number (the file's name) and the document.
+pub async fn pdf(state: &AppState, caller: AuthUser, id: InvoiceId) -> Result<(String, Vec<u8>), ServiceError> {
+    let view = get(state, caller, id).await?;
+    let customer = db::users::find(&mut *state.conn().await?, view.invoice.user_id)
+        .await?
+        .map(|u| u.email)
+        .unwrap_or_else(|| view.invoice.user_id.to_string());
+    let name = view.invoice.number.clone().unwrap_or_else(|| id.to_string());
+    Ok((name, crate::services::invoice_pdf::render(&view, &customer)))
+}
+
 /// The next invoice of the caller's active (or past-due) subscription, or of `subscription` (its owner or an
 /// administrator), as its period end would issue it now. Nothing is written.
 pub async fn upcoming(

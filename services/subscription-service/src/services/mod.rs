@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod billing;
 pub mod catalog;
+pub mod invoice_pdf;
 pub mod invoices;
 pub mod pause;
 pub mod plans;

@@ -33,6 +33,10 @@ async fn seats_above_the_included_ones_are_billed_prorated_when_added_and_renewe
     let (status, shown) = w.call(&w.sub, Method::GET, &format!("/v1/plans/{plan}"), None, None).await;
     assert_eq!(status, 200);
     assert_eq!(shown["data"]["per_seat"], json!({"unit_amount": "10.00", "included_seats": 3}), "{shown}");
+    // The seat price is in the plan's currency: a new currency without it conflicts with the plan.
+    let body = json!({"currency": "EUR", "price": "45.00"});
+    let (status, refused) = w.sub_call(Method::PUT, &format!("/v1/admin/plans/{plan}"), &w.admin, Some(body)).await;
+    assert_eq!((status, refused["code"].as_str()), (409, Some("invalid_state")), "{refused}");
 
     let c = w.customer().await;
     let id = w.subscribe(&c, plan, 5, GOOD_CARD).await;
@@ -232,4 +236,36 @@ async fn an_upgrade_to_a_longer_cycle_bills_the_usage_of_the_period_it_ends() {
     let (status, upcoming) = w.sub_call(Method::GET, "/v1/invoices/upcoming", &c.token, None).await;
     assert_eq!(status, 200, "{upcoming}");
     assert_eq!(lines(&upcoming["data"])[1..], [line("usage", Some("api_calls"), None, 5, "0.002", "0.01")]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invoice_is_a_pdf_a_reader_opens_for_its_owner_and_an_administrator_only() {
+    let w = Clocked::new().await;
+    let plan = team_plan(&w).await;
+    let c = w.customer().await;
+    w.subscribe(&c, plan, 5, GOOD_CARD).await;
+    let invoice = w.paid_invoice(&c, "initial").await;
+    let path = format!("/v1/invoices/{}/pdf", invoice["id"].as_str().unwrap_or_default());
+    let get = |token: String| {
+        let url = w.sub.api().url(&path);
+        async move {
+            let res = reqwest::Client::new().get(url).bearer_auth(token).send().await.unwrap_or_else(|e| panic!("{e}"));
+            let (status, kind) = (res.status().as_u16(), res.headers().get("content-type").cloned());
+            (status, kind, res.bytes().await.unwrap_or_default())
+        }
+    };
+    let (status, kind, pdf) = get(c.token.clone()).await;
+    assert_eq!((status, kind.as_ref().and_then(|k| k.to_str().ok())), (200, Some("application/pdf")));
+    // An independent reader opens it and finds the invoice's number, lines and total.
+    let document = lopdf::Document::load_mem(&pdf).unwrap_or_else(|e| panic!("not a PDF a reader opens: {e}"));
+    let text = document.extract_text(&[1]).unwrap_or_else(|e| panic!("{e}"));
+    let number = invoice["number"].as_str().unwrap_or_default();
+    for expected in [number, "Bill to:", "Team (monthly) × 1", "Seats: 5, 3 included", "69.00 USD", "Amount due"] {
+        assert!(text.contains(expected), "{expected:?} not in {text:?}");
+    }
+    let (status, _, _) = get(w.admin.clone()).await;
+    assert_eq!(status, 200, "an administrator reads anyone's invoice");
+    let other = w.customer().await;
+    let (status, _, body) = get(other.token.clone()).await;
+    assert_eq!(status, 404, "someone else's invoice does not exist for them: {}", String::from_utf8_lossy(&body));
 }
