@@ -1,5 +1,6 @@
-//! `loadgen`: drives one hot path of a running subscription service with N concurrent connections for a fixed
-//! time and prints throughput and the latency distribution (one Markdown table row per scenario).
+//! `loadgen`: drives one hot path of a running subscription service (or of the Python peer, `--target peer`) with
+//! N concurrent connections for a fixed time and prints throughput and the latency distribution: a Markdown table
+//! row, or one JSON object with `--json` (what `bench/sidebyside.py` reads).
 
 use std::time::{Duration, Instant};
 
@@ -7,13 +8,44 @@ use anyhow::{Context, bail};
 use clap::{Parser, ValueEnum};
 use serde_json::{Value, json};
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Scenario {
+    /// `GET /v1/health` (no authentication, no I/O).
+    Health,
+    /// `GET /v1/auth/me` (JWT verification + one indexed read of the user).
+    AuthMe,
     /// `GET /v1/subscriptions/me` (JWT verification + one indexed read + the cached catalog).
     SubscriptionsMe,
-    /// `POST /v1/usage/use` (JWT + one indexed read + the Redis Lua check-and-increment).
+    /// `GET /v1/usage/limits` (JWT + the subscription giving access + each counter).
+    UsageLimits,
+    /// `POST /v1/usage/use` with a fresh idempotency key each time (JWT + one indexed read + the Redis Lua
+    /// check-and-increment).
     UsageUse,
 }
+
+impl Scenario {
+    fn route(self) -> (&'static str, &'static str) {
+        match self {
+            Self::Health => ("GET", "/v1/health"),
+            Self::AuthMe => ("GET", "/v1/auth/me"),
+            Self::SubscriptionsMe => ("GET", "/v1/subscriptions/me"),
+            Self::UsageLimits => ("GET", "/v1/usage/limits"),
+            Self::UsageUse => ("POST", "/v1/usage/use"),
+        }
+    }
+}
+
+/// Which implementation answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Target {
+    /// This project's subscription service: a user is registered and put on a bench trial plan.
+    Ours,
+    /// The FastAPI peer: HS256 tokens for its seeded user 1 (`bench/peer/`).
+    Peer,
+}
+
+/// The peer's token secret (`../shared/peers/fastapi-min/app.py`).
+const PEER_SECRET: &str = "bench-secret-bench-secret-bench!";
 
 #[derive(Debug, Parser)]
 struct Args {
@@ -22,6 +54,11 @@ struct Args {
     url: String,
     #[arg(long, value_enum)]
     scenario: Scenario,
+    #[arg(long, value_enum, default_value = "ours")]
+    target: Target,
+    /// Print one JSON object instead of a Markdown row.
+    #[arg(long)]
+    json: bool,
     #[arg(long, default_value_t = 64)]
     concurrency: usize,
     /// Seconds of measurement (after a one-second warm-up).
@@ -97,16 +134,31 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
     sorted[idx.min(sorted.len() - 1)].as_secs_f64() * 1000.0
 }
 
+/// An HS256 token for the peer's user 1, valid for a day.
+fn peer_token() -> anyhow::Result<String> {
+    let exp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs() + 86_400;
+    let claims = json!({"sub": "1", "exp": exp});
+    Ok(jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(PEER_SECRET.as_bytes()),
+    )?)
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let client = reqwest::Client::builder().pool_max_idle_per_host(args.concurrency).build()?;
-    let token = prepare(&client, &args).await?;
-    let (method_path, body) = match args.scenario {
-        Scenario::SubscriptionsMe => ("GET /v1/subscriptions/me", None),
-        Scenario::UsageUse => ("POST /v1/usage/use", Some(json!({"feature_name": "api_calls", "delta": 1}))),
+    let token = match (args.target, args.scenario) {
+        (_, Scenario::Health) => String::new(),
+        (Target::Ours, _) => prepare(&client, &args).await?,
+        (Target::Peer, _) => peer_token()?,
     };
-    let url = format!("{}{}", args.url, method_path.split_once(' ').map(|(_, p)| p).unwrap_or(""));
+    let (method, path) = args.scenario.route();
+    let method_path = format!("{method} {path}");
+    let use_feature = args.scenario == Scenario::UsageUse;
+    let body = use_feature.then(|| json!({"feature_name": "api_calls", "delta": 1}));
+    let url = format!("{}{path}", args.url);
     let warmup_end = Instant::now() + Duration::from_secs(1);
     let end = warmup_end + Duration::from_secs(args.seconds);
     let mut workers = Vec::with_capacity(args.concurrency);
@@ -115,32 +167,50 @@ async fn main() -> anyhow::Result<()> {
         workers.push(tokio::spawn(async move {
             let mut latencies = Vec::with_capacity(4096);
             let mut errors = 0_u64;
+            // Every answered request, the warm-up's too (what CPU counters see).
+            let mut answered = 0_u64;
             while Instant::now() < end {
                 let started = Instant::now();
                 let req = match &body {
-                    Some(b) => client.post(&url).bearer_auth(&token).json(b),
+                    Some(b) => {
+                        // Both sides record the use under a key of its own, as an integration would send it.
+                        let mut b = b.clone();
+                        b["idempotency_key"] = json!(uuid::Uuid::new_v4().simple().to_string());
+                        client.post(&url).bearer_auth(&token).json(&b)
+                    }
+                    None if token.is_empty() => client.get(&url),
                     None => client.get(&url).bearer_auth(&token),
                 };
                 let ok = match req.send().await {
                     Ok(res) => res.status().is_success() && res.bytes().await.is_ok(),
                     Err(_) => false,
                 };
+                answered += u64::from(ok);
                 if started >= warmup_end {
                     if ok { latencies.push(started.elapsed()) } else { errors += 1 }
                 }
             }
-            (latencies, errors)
+            (latencies, errors, answered)
         }));
     }
     let mut all = Vec::new();
-    let mut errors = 0;
+    let (mut errors, mut answered) = (0, 0);
     for worker in workers {
-        let (latencies, e) = worker.await?;
+        let (latencies, e, a) = worker.await?;
         all.extend(latencies);
         errors += e;
+        answered += a;
     }
     all.sort_unstable();
     let rps = all.len() as f64 / args.seconds as f64;
+    if args.json {
+        let max = all.last().map(|d| d.as_secs_f64() * 1000.0).unwrap_or(0.0);
+        let (p50, p90, p99) = (percentile(&all, 0.50), percentile(&all, 0.90), percentile(&all, 0.99));
+        let summary = json!({"route": method_path, "concurrency": args.concurrency, "requests": all.len(),
+            "all_requests": answered, "rps": rps, "p50": p50, "p90": p90, "p99": p99, "max": max, "errors": errors});
+        println!("{summary}");
+        return Ok(());
+    }
     println!(
         "| {method_path} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {errors} |",
         args.concurrency,

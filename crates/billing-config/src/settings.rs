@@ -90,6 +90,9 @@ pub struct LogSettings {
     /// An `EnvFilter` directive such as `info,billing=debug`.
     pub filter: String,
     pub format: LogFormat,
+    /// One successful request in this many gets an access-log line (1: every one). Server errors and slow
+    /// requests are always logged.
+    pub access_sample: u32,
 }
 
 /// The HTTP server of this service.
@@ -252,6 +255,14 @@ impl Settings {
                 "compact" => Ok(LogFormat::Compact),
                 _ => Err("expected json or compact".to_owned()),
             })?,
+            access_sample: match r.optional("ACCESS_LOG_SAMPLE")? {
+                Some(v) => v
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|n| (1..=1_000_000).contains(n))
+                    .ok_or_else(|| ConfigError::new("ACCESS_LOG_SAMPLE", "a whole number from 1 to 1000000"))?,
+                None => 1,
+            },
         };
 
         let cors_allowed_origins = r.list("CORS_ALLOWED_ORIGINS")?;

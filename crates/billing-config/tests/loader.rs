@@ -397,3 +397,16 @@ fn dunning_offsets_default_to_days_and_are_validated() {
         assert_eq!(err.key, "DUNNING_RETRY_OFFSETS", "{bad}");
     }
 }
+
+#[test]
+fn production_samples_its_access_log_and_a_bad_rate_is_named() {
+    let dev = load_repo(AppEnv::Development, HashMap::new(), ServiceKind::Payment).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(dev.log.access_sample, 1, "development logs every request");
+    let prod = load_repo(AppEnv::Production, deployed_env("production"), ServiceKind::Payment)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(prod.log.access_sample, 100);
+    for bad in ["0", "-3", "often"] {
+        let loaded = load_repo(AppEnv::Development, vars(&[("ACCESS_LOG_SAMPLE", bad)]), ServiceKind::Payment);
+        assert_eq!(expect_err(loaded).key, "ACCESS_LOG_SAMPLE", "{bad}");
+    }
+}

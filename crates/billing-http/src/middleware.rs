@@ -64,13 +64,29 @@ pub async fn request_context(
         let latency_ms = elapsed.as_secs_f64() * 1000.0;
         if status.is_server_error() {
             tracing::warn!(status = status.as_u16(), route, latency_ms, "request completed");
+        } else if elapsed >= SLOW_REQUEST {
+            tracing::info!(status = status.as_u16(), route, latency_ms, slow = true, "request completed");
         } else if route.starts_with("/v1/health") || route == "/metrics" {
             tracing::debug!(status = status.as_u16(), route, latency_ms, "request completed");
-        } else {
+        } else if sampled() {
             tracing::info!(status = status.as_u16(), route, latency_ms, "request completed");
         }
     });
     Ok(res)
+}
+
+/// A request this slow is always access-logged, whatever the sampling.
+const SLOW_REQUEST: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Whether this request is one of the access-logged ones: one in [`crate::telemetry::access_sample`].
+fn sampled() -> bool {
+    static SEEN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    one_in(&SEEN, u64::from(crate::telemetry::access_sample()))
+}
+
+/// True for one call in `every`, counted on `seen`.
+fn one_in(seen: &std::sync::atomic::AtomicU64, every: u64) -> bool {
+    every <= 1 || seen.fetch_add(1, std::sync::atomic::Ordering::Relaxed).is_multiple_of(every)
 }
 
 /// Every `/v1` route answers with or without a trailing slash (`/v1/plans/` == `/v1/plans`).
@@ -123,4 +139,15 @@ pub async fn security_headers(
         set(headers, header::CACHE_CONTROL, "no-store");
     }
     Ok(res)
+}
+
+#[cfg(test)]
+mod sampling_tests {
+    #[test]
+    fn one_request_in_n_is_sampled() {
+        let seen = std::sync::atomic::AtomicU64::new(0);
+        let logged = (0..1000).filter(|_| super::one_in(&seen, 100)).count();
+        assert_eq!(logged, 10);
+        assert!((0..5).all(|_| super::one_in(&seen, 1)), "1 logs every request");
+    }
 }

@@ -198,10 +198,14 @@ pub fn main<S: Service>() -> ExitCode {
         return ExitCode::from(2);
     }
     billing_queue::set_time_scale(settings.queue_time_scale);
-    if let Err(err) = billing_http::telemetry::init(&settings.log) {
-        eprintln!("{}: configuration error: {err}", S::KIND.name());
-        return ExitCode::from(2);
-    }
+    // Held to the end of `main`: dropping it flushes the log lines still buffered.
+    let _log = match billing_http::telemetry::init(&settings.log) {
+        Ok(guard) => guard,
+        Err(err) => {
+            eprintln!("{}: configuration error: {err}", S::KIND.name());
+            return ExitCode::from(2);
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(err) => {

@@ -1,0 +1,211 @@
+#!/usr/bin/env python3
+"""Side by side: the same request streams against our release subscription service (A) and the Python peer (B),
+both on the development PostgreSQL and Redis, in alternating runs (A then B, then B then A, ...), with medians,
+min-max, the A/B ratio per scenario and each process's CPU per request.
+
+    ./bench/sidebyside.py [--rounds 3] [--seconds 10] [--concurrency 64] [--scenarios health,auth-me,...]
+
+The peer is FastAPI + uvicorn (uvloop, httptools, one worker per core, no access log) + asyncpg: the minimal peer
+of ../shared/peers/fastapi-min (run from there) with this directory's peer/app.py adding the other routes. Ours runs
+as production logs: LOG_LEVEL=info, LOG_FORMAT=json, to a file. Prints Markdown; writes the raw figures to
+.run/bench/sidebyside-<timestamp>.json.
+"""
+import argparse
+import datetime
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PG_BIN = "/usr/lib/postgresql/15/bin"
+OURS_PORT, PEER_PORT = 8101, 58101
+SCENARIOS = ["health", "auth-me", "subscriptions-me", "usage-limits", "usage-use"]
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def sh(cmd, **kw):
+    return subprocess.run(cmd, check=True, cwd=ROOT, **kw)
+
+
+def ports():
+    env = {}
+    with open(os.path.join(ROOT, ".run/development/ports.env")) as f:
+        for line in f:
+            key, _, value = line.strip().partition("=")
+            if key:
+                env[key] = value
+    return env
+
+
+def wait_http(url, what):
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=1).read()
+            return
+        except Exception:
+            time.sleep(0.2)
+    sys.exit(f"{what} did not answer at {url}")
+
+
+def cpu_ticks(pids):
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+        except (FileNotFoundError, IndexError, ValueError):
+            pass
+    return total
+
+
+def tree(pid):
+    """`pid` and its descendants."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        try:
+            with open(f"/proc/{p}/task/{p}/children") as f:
+                todo.extend(int(c) for c in f.read().split())
+        except FileNotFoundError:
+            pass
+    return out
+
+
+def pids_named(name):
+    found = subprocess.run(["pgrep", "-x", name], capture_output=True, text=True).stdout.split()
+    return [int(p) for p in found]
+
+
+def venv(path):
+    python = os.path.join(path, "bin", "python")
+    if not os.path.exists(python):
+        sh([sys.executable, "-m", "venv", path])
+    probe = subprocess.run([python, "-c", "import fastapi, uvicorn, uvloop, httptools, asyncpg, jwt"], cwd=ROOT)
+    if probe.returncode != 0:
+        sh([python, "-m", "pip", "install", "--quiet", "fastapi", "uvicorn[standard]", "asyncpg", "pyjwt"])
+    return python
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--seconds", type=int, default=10)
+    ap.add_argument("--concurrency", type=int, default=64)
+    ap.add_argument("--scenarios", default=",".join(SCENARIOS))
+    ap.add_argument("--peer-dir", default=os.path.join(os.path.dirname(ROOT), "shared", "peers", "fastapi-min"))
+    ap.add_argument("--workers", type=int, default=os.cpu_count() or 2, help="HTTP workers on each side")
+    args = ap.parse_args()
+    scenarios = [s for s in args.scenarios.split(",") if s]
+    if not os.path.exists(os.path.join(args.peer_dir, "app.py")):
+        sys.exit(f"the peer is not at {args.peer_dir} (--peer-dir)")
+
+    sh(["cargo", "build", "--release", "--locked", "-p", "subscription-service", "-p", "billing-bench", "--bins"])
+    for service in ["postgres", "redis"]:
+        sh(["./scripts/env-manager.sh", "-e", "development", "start", "-s", service], stdout=subprocess.DEVNULL)
+    p = ports()
+    pg = {"PGHOST": "127.0.0.1", "PGPORT": p["PG_PORT"], "PGUSER": "billing", "PGPASSWORD": "dev-only-password"}
+    env_pg = {**os.environ, **pg}
+    exists = subprocess.run([f"{PG_BIN}/psql", "-d", "postgres", "-tAc",
+                             "SELECT 1 FROM pg_database WHERE datname = 'bench_peer'"],
+                            env=env_pg, capture_output=True, text=True, cwd=ROOT).stdout.strip()
+    if exists != "1":
+        sh([f"{PG_BIN}/createdb", "bench_peer"], env=env_pg)
+    sh([f"{PG_BIN}/psql", "-q", "-d", "bench_peer", "-v", "ON_ERROR_STOP=1", "-f", "bench/peer/schema.sql"],
+       env=env_pg, stdout=subprocess.DEVNULL)
+    python = venv(os.path.join(ROOT, ".run", "bench", "venv"))
+
+    os.makedirs(os.path.join(ROOT, ".run", "bench"), exist_ok=True)
+    logs = os.path.join(ROOT, ".run", "bench")
+    ours_env = {**os.environ, "APP_ENV": "development", "SUBSCRIPTION_PORT": str(OURS_PORT), "LOG_LEVEL": "info",
+                "LOG_FORMAT": "json", "HTTP_WORKERS": str(args.workers), **{k: v for k, v in p.items()}}
+    sh(["./target/release/subscription-service", "seed"], env=ours_env, stdout=subprocess.DEVNULL)
+    ours = subprocess.Popen(["./target/release/subscription-service", "serve"], env=ours_env, cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=open(os.path.join(logs, "ours.log"), "w"))
+    peer_env = {**os.environ, "PEER_DIR": args.peer_dir,
+                "DATABASE_URL": f"postgresql://billing:dev-only-password@127.0.0.1:{p['PG_PORT']}/bench_peer"}
+    peer = subprocess.Popen([python, "-m", "uvicorn", "app:app", "--app-dir", "bench/peer", "--workers",
+                             str(args.workers), "--loop", "uvloop", "--http", "httptools", "--port", str(PEER_PORT),
+                             "--no-access-log", "--log-level", "warning"],
+                            env=peer_env, cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=open(os.path.join(logs, "peer.log"), "w"))
+    try:
+        wait_http(f"http://127.0.0.1:{OURS_PORT}/v1/health", "our service")
+        wait_http(f"http://127.0.0.1:{PEER_PORT}/v1/health", "the peer")
+        results = run(args, scenarios, ours, peer)
+    finally:
+        for proc in (ours, peer):
+            proc.terminate()
+        for proc in (ours, peer):
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H%M%SZ")
+    with open(os.path.join(logs, f"sidebyside-{stamp}.json"), "w") as f:
+        json.dump({"args": vars(args), "results": results}, f, indent=1)
+    report(args, scenarios, results, stamp)
+
+
+def measure(args, scenario, side, pids):
+    groups = {name: [pid for pid in ps] for name, ps in pids.items()}
+    before = {name: cpu_ticks(ps) for name, ps in groups.items()}
+    url = f"http://127.0.0.1:{OURS_PORT if side == 'ours' else PEER_PORT}"
+    out = subprocess.run(["./target/release/loadgen", "--url", url, "--scenario", scenario, "--target", side,
+                          "--concurrency", str(args.concurrency), "--seconds", str(args.seconds), "--json"],
+                         cwd=ROOT, capture_output=True, text=True)
+    if out.returncode != 0:
+        sys.exit(f"loadgen {scenario} {side} failed: {out.stderr}")
+    after = {name: cpu_ticks(ps) for name, ps in groups.items()}
+    figures = json.loads(out.stdout.strip().splitlines()[-1])
+    # CPU over the whole run (its warm-up second too) per request of the whole run.
+    requests = max(figures["all_requests"], 1)
+    figures["cpu_ms"] = {name: (after[name] - before[name]) * 1000 / TICK / requests for name in groups}
+    return figures
+
+
+def run(args, scenarios, ours, peer):
+    results = {s: {"ours": [], "peer": []} for s in scenarios}
+    for r in range(args.rounds):
+        for scenario in scenarios:
+            order = ["ours", "peer"] if r % 2 == 0 else ["peer", "ours"]
+            for side in order:
+                app = tree(ours.pid) if side == "ours" else tree(peer.pid)
+                pids = {"app": app, "postgres": pids_named("postgres"), "redis": pids_named("redis-server")}
+                figures = measure(args, scenario, side, pids)
+                results[scenario][side].append(figures)
+                print(f"round {r + 1} {scenario:>16} {side:>4}: {figures['rps']:8.0f} req/s  p99 "
+                      f"{figures['p99']:6.1f} ms  errors {figures['errors']}", file=sys.stderr, flush=True)
+    return results
+
+
+def spread(values, fmt="{:.0f}"):
+    return f"{fmt.format(statistics.median(values))} ({fmt.format(min(values))}–{fmt.format(max(values))})"
+
+
+def report(args, scenarios, results, stamp):
+    print(f"Side by side, {stamp}: {args.rounds} rounds of {args.seconds} s per side and scenario, "
+          f"{args.concurrency} connections, {args.workers} HTTP workers each; median (min–max).\n")
+    print("| scenario | ours req/s | peer req/s | ratio | ours p99 ms | peer p99 ms | ours CPU ms/req (app, pg, redis) "
+          "| peer CPU ms/req (app, pg) | errors |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for s in scenarios:
+        a, b = results[s]["ours"], results[s]["peer"]
+        ratios = [x["rps"] / max(y["rps"], 1e-9) for x, y in zip(a, b)]
+        cpu = lambda runs, name: statistics.median(r["cpu_ms"][name] for r in runs)
+        print(f"| {s} | {spread([x['rps'] for x in a])} | {spread([y['rps'] for y in b])} | "
+              f"{spread(ratios, '{:.2f}')}× | {spread([x['p99'] for x in a], '{:.1f}')} | "
+              f"{spread([y['p99'] for y in b], '{:.1f}')} | "
+              f"{cpu(a, 'app'):.3f}, {cpu(a, 'postgres'):.3f}, {cpu(a, 'redis'):.3f} | "
+              f"{cpu(b, 'app'):.3f}, {cpu(b, 'postgres'):.3f} | "
+              f"{sum(x['errors'] for x in a)} / {sum(y['errors'] for y in b)} |")
+
+
+if __name__ == "__main__":
+    main()
