@@ -13,6 +13,8 @@ cargo build --release --locked -p subscription-service -p payment-service -p gat
 ./scripts/env-manager.sh -e development start -s redis >/dev/null
 set -a; . .run/development/ports.env; set +a
 export APP_ENV=development SUBSCRIPTION_PORT=8101 LOG_LEVEL=warn HTTP_WORKERS=${HTTP_WORKERS:-2}
+# A bench configuration, not a weaker default: every bench customer signs up from this one address.
+export RATE_LIMIT_REGISTRATIONS_PER_HOUR=1000000 RATE_LIMIT_LOGIN_ATTEMPTS_PER_15_MIN=1000000
 ./target/release/subscription-service seed >/dev/null
 ./target/release/subscription-service serve > .run/development/logs/bench-service.log 2>&1 &
 SERVICE=$!
@@ -47,4 +49,28 @@ trap 'kill $SUB_PID $SUBW_PID $PAY_PID $PAYW_PID $GW_PID 2>/dev/null || true; wa
 for url in http://127.0.0.1:8103 http://127.0.0.1:8101 http://127.0.0.1:8102; do
   for _ in $(seq 1 100); do curl -fs "$url/v1/health/detailed" >/dev/null && break; sleep 0.1; done
 done
-./target/release/paybench --subscription-url http://127.0.0.1:8101 --payment-url http://127.0.0.1:8102 --customers "${PAY_CUSTOMERS:-16}" --seconds "${SECONDS_PER_RUN}"
+# The database work per payment: transactions committed (or rolled back) in each service's database, and the
+# CPU of every PostgreSQL process, over the run, divided by the payments made.
+PSQL="/usr/lib/postgresql/15/bin/psql -h 127.0.0.1 -p $PG_PORT -U billing -d postgres -tA"
+export PGPASSWORD=dev-only-password
+xacts() { $PSQL -c "SELECT datname, xact_commit + xact_rollback FROM pg_stat_database WHERE datname LIKE 'billing_%' ORDER BY 1" | tr '\n' ' '; }
+pg_ticks() { for pid in $(pgrep -x postgres); do awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null; done | awk '{s += $1} END {print s + 0}'; }
+$PSQL -c "SELECT pg_stat_clear_snapshot()" >/dev/null
+BEFORE_X=$(xacts); BEFORE_T=$(pg_ticks)
+ROW=$(./target/release/paybench --subscription-url http://127.0.0.1:8101 --payment-url http://127.0.0.1:8102 --customers "${PAY_CUSTOMERS:-16}" --seconds "${SECONDS_PER_RUN}")
+echo "$ROW"
+sleep 1  # the statistics collector reports at most every 500 ms
+AFTER_X=$(xacts); AFTER_T=$(pg_ticks)
+PAYMENTS=$(echo "$ROW" | tail -1 | awk -F'|' '{gsub(/ /, "", $3); print $3}')
+echo
+echo "Database work per payment ($PAYMENTS payments; each iteration also creates and cancels a subscription):"
+python3 - "$BEFORE_X" "$AFTER_X" "$BEFORE_T" "$AFTER_T" "$PAYMENTS" "$(getconf CLK_TCK)" <<'PY'
+import sys
+before, after, t0, t1, payments, tick = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
+parse = lambda s: dict((p.split("|")[0], int(p.split("|")[1])) for p in s.split())
+b, a = parse(before), parse(after)
+for db in sorted(a):
+    print(f"- {db}: {(a[db] - b.get(db, 0)) / max(payments, 1):.1f} transactions per payment")
+print(f"- all: {sum(a[d] - b.get(d, 0) for d in a) / max(payments, 1):.1f} transactions, "
+      f"{(t1 - t0) * 1000 / tick / max(payments, 1):.2f} PostgreSQL core-ms per payment")
+PY

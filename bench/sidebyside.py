@@ -7,7 +7,8 @@ min-max, the A/B ratio per scenario and each process's CPU per request.
 
 The peer is FastAPI + uvicorn (uvloop, httptools, one worker per core, no access log) + asyncpg: the minimal peer
 of ../shared/peers/fastapi-min (run from there) with this directory's peer/app.py adding the other routes. Ours runs
-as production logs: LOG_LEVEL=info, LOG_FORMAT=json, to a file. Prints Markdown; writes the raw figures to
+as deployed (server and worker) and logs as production does: LOG_LEVEL=info, LOG_FORMAT=json, ACCESS_LOG_SAMPLE=100,
+to a file. Prints Markdown; writes the raw figures to
 .run/bench/sidebyside-<timestamp>.json.
 """
 import argparse
@@ -124,10 +125,15 @@ def main():
     os.makedirs(os.path.join(ROOT, ".run", "bench"), exist_ok=True)
     logs = os.path.join(ROOT, ".run", "bench")
     ours_env = {**os.environ, "APP_ENV": "development", "SUBSCRIPTION_PORT": str(OURS_PORT), "LOG_LEVEL": "info",
-                "LOG_FORMAT": "json", "HTTP_WORKERS": str(args.workers), **{k: v for k, v in p.items()}}
+                "LOG_FORMAT": "json", "ACCESS_LOG_SAMPLE": "100", "HTTP_WORKERS": str(args.workers), **{k: v for k, v in p.items()},
+                # A bench configuration: every bench user signs up from this one address.
+                "RATE_LIMIT_REGISTRATIONS_PER_HOUR": "1000000", "RATE_LIMIT_LOGIN_ATTEMPTS_PER_15_MIN": "1000000"}
     sh(["./target/release/subscription-service", "seed"], env=ours_env, stdout=subprocess.DEVNULL)
     ours = subprocess.Popen(["./target/release/subscription-service", "serve"], env=ours_env, cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=open(os.path.join(logs, "ours.log"), "w"))
+    # As deployed: the worker folds accepted usage into PostgreSQL every second (its CPU is reported apart).
+    worker = subprocess.Popen(["./target/release/subscription-service", "worker"], env=ours_env, cwd=ROOT,
+                              stdout=subprocess.DEVNULL, stderr=open(os.path.join(logs, "ours-worker.log"), "w"))
     peer_env = {**os.environ, "PEER_DIR": args.peer_dir,
                 "DATABASE_URL": f"postgresql://billing:dev-only-password@127.0.0.1:{p['PG_PORT']}/bench_peer"}
     peer = subprocess.Popen([python, "-m", "uvicorn", "app:app", "--app-dir", "bench/peer", "--workers",
@@ -138,11 +144,11 @@ def main():
     try:
         wait_http(f"http://127.0.0.1:{OURS_PORT}/v1/health", "our service")
         wait_http(f"http://127.0.0.1:{PEER_PORT}/v1/health", "the peer")
-        results = run(args, scenarios, ours, peer)
+        results = run(args, scenarios, ours, worker, peer)
     finally:
-        for proc in (ours, peer):
+        for proc in (ours, worker, peer):
             proc.terminate()
-        for proc in (ours, peer):
+        for proc in (ours, worker, peer):
             try:
                 proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
@@ -170,14 +176,15 @@ def measure(args, scenario, side, pids):
     return figures
 
 
-def run(args, scenarios, ours, peer):
+def run(args, scenarios, ours, worker, peer):
     results = {s: {"ours": [], "peer": []} for s in scenarios}
     for r in range(args.rounds):
         for scenario in scenarios:
             order = ["ours", "peer"] if r % 2 == 0 else ["peer", "ours"]
             for side in order:
                 app = tree(ours.pid) if side == "ours" else tree(peer.pid)
-                pids = {"app": app, "postgres": pids_named("postgres"), "redis": pids_named("redis-server")}
+                pids = {"app": app, "worker": [worker.pid] if side == "ours" else [],
+                        "postgres": pids_named("postgres"), "redis": pids_named("redis-server")}
                 figures = measure(args, scenario, side, pids)
                 results[scenario][side].append(figures)
                 print(f"round {r + 1} {scenario:>16} {side:>4}: {figures['rps']:8.0f} req/s  p99 "
@@ -192,8 +199,8 @@ def spread(values, fmt="{:.0f}"):
 def report(args, scenarios, results, stamp):
     print(f"Side by side, {stamp}: {args.rounds} rounds of {args.seconds} s per side and scenario, "
           f"{args.concurrency} connections, {args.workers} HTTP workers each; median (min–max).\n")
-    print("| scenario | ours req/s | peer req/s | ratio | ours p99 ms | peer p99 ms | ours CPU ms/req (app, pg, redis) "
-          "| peer CPU ms/req (app, pg) | errors |")
+    print("| scenario | ours req/s | peer req/s | ratio | ours p99 ms | peer p99 ms | ours CPU ms/req (app, worker, "
+          "pg, redis) | peer CPU ms/req (app, pg) | errors |")
     print("|---|---|---|---|---|---|---|---|---|")
     for s in scenarios:
         a, b = results[s]["ours"], results[s]["peer"]
@@ -202,7 +209,7 @@ def report(args, scenarios, results, stamp):
         print(f"| {s} | {spread([x['rps'] for x in a])} | {spread([y['rps'] for y in b])} | "
               f"{spread(ratios, '{:.2f}')}× | {spread([x['p99'] for x in a], '{:.1f}')} | "
               f"{spread([y['p99'] for y in b], '{:.1f}')} | "
-              f"{cpu(a, 'app'):.3f}, {cpu(a, 'postgres'):.3f}, {cpu(a, 'redis'):.3f} | "
+              f"{cpu(a, 'app'):.3f}, {cpu(a, 'worker'):.3f}, {cpu(a, 'postgres'):.3f}, {cpu(a, 'redis'):.3f} | "
               f"{cpu(b, 'app'):.3f}, {cpu(b, 'postgres'):.3f} | "
               f"{sum(x['errors'] for x in a)} / {sum(y['errors'] for y in b)} |")
 

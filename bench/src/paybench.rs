@@ -15,11 +15,43 @@ struct Args {
     subscription_url: String,
     #[arg(long, default_value = "http://127.0.0.1:8102")]
     payment_url: String,
-    /// Concurrent customers (registrations are rate-limited to 20 per address per hour).
+    /// Concurrent customers (each signs up once: `bench/run.sh` lifts the registration limit for its processes).
     #[arg(long, default_value_t = 16)]
     customers: usize,
     #[arg(long, default_value_t = 20)]
     seconds: u64,
+    /// An administrator, who creates the bench's own 29.99 USD plan (the catalog is left as it is).
+    #[arg(long, default_value = "admin@billing.local")]
+    admin_email: String,
+    #[arg(long, default_value = "dev-only-Admin-2026")]
+    admin_password: String,
+}
+
+/// A new active monthly plan at 29.99 USD (what each payment pays), created by the administrator.
+async fn bench_plan(client: &reqwest::Client, args: &Args) -> anyhow::Result<i64> {
+    let login = json!({"email": args.admin_email, "password": args.admin_password});
+    let (status, admin) =
+        call(client, reqwest::Method::POST, format!("{}/v1/auth/login", args.subscription_url), None, Some(login))
+            .await?;
+    if status != 200 {
+        bail!("admin login: {status} {admin}");
+    }
+    let token = admin["data"]["access_token"].as_str().context("admin token")?.to_owned();
+    let code = format!("paybench-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    let plan =
+        json!({"code": code, "name": "Paybench", "price": "29.99", "currency": "USD", "billing_cycle": "monthly"});
+    let (status, plan) = call(
+        client,
+        reqwest::Method::POST,
+        format!("{}/v1/admin/plans", args.subscription_url),
+        Some(&token),
+        Some(plan),
+    )
+    .await?;
+    if status != 201 {
+        bail!("bench plan: {status} {plan}");
+    }
+    plan["data"]["id"].as_i64().context("plan id")
 }
 
 async fn call(
@@ -41,7 +73,12 @@ async fn call(
     Ok((status, res.json().await.unwrap_or_default()))
 }
 
-async fn customer(client: reqwest::Client, args: std::sync::Arc<Args>, end: Instant) -> anyhow::Result<Vec<Duration>> {
+async fn customer(
+    client: reqwest::Client,
+    args: std::sync::Arc<Args>,
+    plan: i64,
+    end: Instant,
+) -> anyhow::Result<Vec<Duration>> {
     let email = format!("paybench-{}@example.com", uuid::Uuid::new_v4().simple());
     let (status, reg) = call(
         &client,
@@ -62,7 +99,7 @@ async fn customer(client: reqwest::Client, args: std::sync::Arc<Args>, end: Inst
             reqwest::Method::POST,
             format!("{}/v1/subscriptions", args.subscription_url),
             Some(&token),
-            Some(json!({"plan_id": 2})),
+            Some(json!({"plan_id": plan})),
         )
         .await?;
         if status != 201 {
@@ -120,10 +157,11 @@ fn pct(sorted: &[Duration], p: f64) -> f64 {
 async fn main() -> anyhow::Result<()> {
     let args = std::sync::Arc::new(Args::parse());
     let client = reqwest::Client::new();
+    let plan = bench_plan(&client, &args).await?;
     let started = Instant::now();
     let end = started + Duration::from_secs(args.seconds);
     let tasks: Vec<_> =
-        (0..args.customers).map(|_| tokio::spawn(customer(client.clone(), args.clone(), end))).collect();
+        (0..args.customers).map(|_| tokio::spawn(customer(client.clone(), args.clone(), plan, end))).collect();
     let mut all = Vec::new();
     for t in tasks {
         all.extend(t.await??);
