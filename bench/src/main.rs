@@ -21,6 +21,11 @@ enum Scenario {
     /// `POST /v1/usage/use` with a fresh idempotency key each time (JWT + one indexed read + the Redis Lua
     /// check-and-increment).
     UsageUse,
+    /// `POST /v1/auth/login` (an Argon2id check on the hashing threads; 503 when they are all busy).
+    Login,
+    /// Seed 002's mix, request by request: 70 % `subscriptions/me`, 20 % `usage/use`, 8 % `usage/limits`, 2 %
+    /// logins.
+    Mixed,
 }
 
 impl Scenario {
@@ -31,7 +36,47 @@ impl Scenario {
             Self::SubscriptionsMe => ("GET", "/v1/subscriptions/me"),
             Self::UsageLimits => ("GET", "/v1/usage/limits"),
             Self::UsageUse => ("POST", "/v1/usage/use"),
+            Self::Login => ("POST", "/v1/auth/login"),
+            Self::Mixed => ("MIX", "seed 002"),
         }
+    }
+
+    /// The scenario of request number `n` (the mix spreads its shares over every hundred requests).
+    fn nth(self, n: u64) -> Self {
+        match (self, n % 100) {
+            (Self::Mixed, 0..70) => Self::SubscriptionsMe,
+            (Self::Mixed, 70..90) => Self::UsageUse,
+            (Self::Mixed, 90..98) => Self::UsageLimits,
+            (Self::Mixed, _) => Self::Login,
+            (other, _) => other,
+        }
+    }
+}
+
+/// Who the requests are made as.
+#[derive(Debug, Clone)]
+struct Identity {
+    token: String,
+    email: String,
+}
+
+const BENCH_PASSWORD: &str = "bench pass 2026";
+
+/// Request `scenario` as `who`.
+fn request(client: &reqwest::Client, base: &str, scenario: Scenario, who: &Identity) -> reqwest::RequestBuilder {
+    let (method, path) = scenario.route();
+    let url = format!("{base}{path}");
+    match scenario {
+        Scenario::Health => client.get(url),
+        Scenario::UsageUse => {
+            // Both sides record the use under a key of its own, as an integration would send it.
+            let body = json!({"feature_name": "api_calls", "delta": 1,
+                "idempotency_key": uuid::Uuid::new_v4().simple().to_string()});
+            client.post(url).bearer_auth(&who.token).json(&body)
+        }
+        Scenario::Login => client.post(url).json(&json!({"email": who.email, "password": BENCH_PASSWORD})),
+        _ if method == "GET" => client.get(url).bearer_auth(&who.token),
+        _ => client.get(url),
     }
 }
 
@@ -87,7 +132,7 @@ async fn post(client: &reqwest::Client, url: String, token: Option<&str>, body: 
 
 /// A fresh user on a trial of a bench-only trial plan whose api_calls limit is out of reach, so the usage
 /// scenario measures accepted uses (the seed catalog is left as it is).
-async fn prepare(client: &reqwest::Client, args: &Args) -> anyhow::Result<String> {
+async fn prepare(client: &reqwest::Client, args: &Args) -> anyhow::Result<Identity> {
     let base = &args.url;
     let admin = post(
         client,
@@ -118,12 +163,12 @@ async fn prepare(client: &reqwest::Client, args: &Args) -> anyhow::Result<String
     activate(true).await?.error_for_status()?;
     let email = format!("bench-{}@example.com", uuid::Uuid::new_v4().simple());
     let reg =
-        post(client, format!("{base}/v1/auth/register"), None, json!({"email": email, "password": "bench pass 2026"}))
+        post(client, format!("{base}/v1/auth/register"), None, json!({"email": email, "password": BENCH_PASSWORD}))
             .await?;
     let token = reg["data"]["access_token"].as_str().context("no token")?.to_owned();
     post(client, format!("{base}/v1/subscriptions/trial"), Some(&token), json!({"trial_plan_id": plan_id})).await?;
     activate(false).await?.error_for_status()?;
-    Ok(token)
+    Ok(Identity { token, email })
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
@@ -149,65 +194,72 @@ fn peer_token() -> anyhow::Result<String> {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let client = reqwest::Client::builder().pool_max_idle_per_host(args.concurrency).build()?;
-    let token = match (args.target, args.scenario) {
-        (_, Scenario::Health) => String::new(),
+    let who = match (args.target, args.scenario) {
+        (_, Scenario::Health) => Identity { token: String::new(), email: String::new() },
         (Target::Ours, _) => prepare(&client, &args).await?,
-        (Target::Peer, _) => peer_token()?,
+        (Target::Peer, _) => Identity { token: peer_token()?, email: String::new() },
     };
     let (method, path) = args.scenario.route();
     let method_path = format!("{method} {path}");
-    let use_feature = args.scenario == Scenario::UsageUse;
-    let body = use_feature.then(|| json!({"feature_name": "api_calls", "delta": 1}));
-    let url = format!("{}{path}", args.url);
     let warmup_end = Instant::now() + Duration::from_secs(1);
     let end = warmup_end + Duration::from_secs(args.seconds);
     let mut workers = Vec::with_capacity(args.concurrency);
-    for _ in 0..args.concurrency {
-        let (client, url, token, body) = (client.clone(), url.clone(), token.clone(), body.clone());
+    let scenario = args.scenario;
+    for worker in 0..args.concurrency {
+        let (client, base, who) = (client.clone(), args.url.clone(), who.clone());
         workers.push(tokio::spawn(async move {
             let mut latencies = Vec::with_capacity(4096);
             let mut errors = 0_u64;
             // Every answered request, the warm-up's too (what CPU counters see).
             let mut answered = 0_u64;
+            let mut statuses = std::collections::BTreeMap::<u16, u64>::new();
+            // Each connection starts at another place in the mix.
+            let mut n = worker as u64 * 37;
             while Instant::now() < end {
                 let started = Instant::now();
-                let req = match &body {
-                    Some(b) => {
-                        // Both sides record the use under a key of its own, as an integration would send it.
-                        let mut b = b.clone();
-                        b["idempotency_key"] = json!(uuid::Uuid::new_v4().simple().to_string());
-                        client.post(&url).bearer_auth(&token).json(&b)
+                let req = request(&client, &base, scenario.nth(n), &who);
+                n += 1;
+                let status = match req.send().await {
+                    Ok(res) => {
+                        let status = res.status();
+                        if res.bytes().await.is_ok() { status.as_u16() } else { 0 }
                     }
-                    None if token.is_empty() => client.get(&url),
-                    None => client.get(&url).bearer_auth(&token),
+                    Err(_) => 0,
                 };
-                let ok = match req.send().await {
-                    Ok(res) => res.status().is_success() && res.bytes().await.is_ok(),
-                    Err(_) => false,
-                };
+                let ok = (200..300).contains(&status);
                 answered += u64::from(ok);
                 if started >= warmup_end {
+                    *statuses.entry(status).or_default() += 1;
                     if ok { latencies.push(started.elapsed()) } else { errors += 1 }
                 }
             }
-            (latencies, errors, answered)
+            (latencies, errors, answered, statuses)
         }));
     }
     let mut all = Vec::new();
     let (mut errors, mut answered) = (0, 0);
+    let mut statuses = std::collections::BTreeMap::<u16, u64>::new();
     for worker in workers {
-        let (latencies, e, a) = worker.await?;
+        let (latencies, e, a, s) = worker.await?;
         all.extend(latencies);
         errors += e;
         answered += a;
+        for (status, count) in s {
+            *statuses.entry(status).or_default() += count;
+        }
     }
+    let statuses: serde_json::Map<String, Value> =
+        statuses.into_iter().map(|(status, count)| (status.to_string(), json!(count))).collect();
     all.sort_unstable();
     let rps = all.len() as f64 / args.seconds as f64;
     if args.json {
         let max = all.last().map(|d| d.as_secs_f64() * 1000.0).unwrap_or(0.0);
         let (p50, p90, p99) = (percentile(&all, 0.50), percentile(&all, 0.90), percentile(&all, 0.99));
+        let p95 = percentile(&all, 0.95);
         let summary = json!({"route": method_path, "concurrency": args.concurrency, "requests": all.len(),
-            "all_requests": answered, "rps": rps, "p50": p50, "p90": p90, "p99": p99, "max": max, "errors": errors});
+            "all_requests": answered, "rps": rps, "p50": p50, "p90": p90, "p95": p95, "p99": p99, "max": max,
+            "errors": errors,
+            "statuses": statuses});
         println!("{summary}");
         return Ok(());
     }
