@@ -21,12 +21,33 @@ pub fn install() -> PrometheusHandle {
                 .set_buckets_for_metric(Matcher::Suffix("_seconds".to_owned()), LATENCY_BUCKETS)
                 .unwrap_or_else(|_| PrometheusBuilder::new());
             match builder.install_recorder() {
-                Ok(handle) => handle,
+                Ok(handle) => {
+                    keep_up(handle.clone());
+                    handle
+                }
                 // Another recorder was installed first (only possible in tests): render an empty registry.
                 Err(_) => PrometheusBuilder::new().build_recorder().handle(),
             }
         })
         .clone()
+}
+
+/// How often recorded histogram samples are folded into their buckets between scrapes.
+const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Folds histogram samples into their buckets every few seconds. The recorder keeps every sample until an upkeep
+/// runs, and only a scrape ran one: without a scraper every request's latency stayed in memory (a 10-minute soak
+/// grew the service by 36 MiB, linearly).
+fn keep_up(handle: PrometheusHandle) {
+    let spawned = std::thread::Builder::new().name("metrics-upkeep".to_owned()).spawn(move || {
+        loop {
+            std::thread::sleep(UPKEEP_EVERY);
+            handle.run_upkeep();
+        }
+    });
+    if let Err(err) = spawned {
+        tracing::warn!(error = %err, "metrics upkeep thread did not start: histograms are folded at scrapes only");
+    }
 }
 
 /// Queue depths and job outcomes, read from Redis at scrape time: outcomes are counted by the queue scripts
