@@ -8,7 +8,8 @@ min-max, the A/B ratio per scenario and each process's CPU per request.
 The peer is FastAPI + uvicorn (uvloop, httptools, one worker per core, no access log) + asyncpg: the minimal peer
 of ../shared/peers/fastapi-min (run from there) with this directory's peer/app.py adding the other routes. Ours runs
 as deployed (server and worker) and logs as production does: LOG_LEVEL=info, LOG_FORMAT=json, ACCESS_LOG_SAMPLE=100,
-to a file. Prints Markdown; writes the raw figures to
+to a file. Each run starts on fresh databases (ours `bench_subscription`, made anew; the peer's
+tables, remade) and a Redis key prefix of its own. Prints Markdown; writes the raw figures to
 .run/bench/sidebyside-<timestamp>.json.
 """
 import argparse
@@ -40,6 +41,12 @@ def ports():
             if key:
                 env[key] = value
     return env
+
+
+def fresh_database(env_pg, name):
+    """Drops `name` and makes it anew (the service migrates it when seeded)."""
+    sh([f"{PG_BIN}/dropdb", "--if-exists", "--force", name], env=env_pg)
+    sh([f"{PG_BIN}/createdb", name], env=env_pg)
 
 
 def wait_http(url, what):
@@ -121,10 +128,15 @@ def main():
     sh([f"{PG_BIN}/psql", "-q", "-d", "bench_peer", "-v", "ON_ERROR_STOP=1", "-f", "bench/peer/schema.sql"],
        env=env_pg, stdout=subprocess.DEVNULL)
     python = venv(os.path.join(ROOT, ".run", "bench", "venv"))
+    # Ours gets a database made for this run, as the peer's tables are, so runs start from the same state.
+    fresh_database(env_pg, "bench_subscription")
 
     os.makedirs(os.path.join(ROOT, ".run", "bench"), exist_ok=True)
     logs = os.path.join(ROOT, ".run", "bench")
-    ours_env = {**os.environ, "APP_ENV": "development", "SUBSCRIPTION_PORT": str(OURS_PORT), "LOG_LEVEL": "info",
+    ours_env = {**os.environ, "APP_ENV": "development",
+                "SUBSCRIPTION_DATABASE_URL":
+                    f"postgres://billing:dev-only-password@127.0.0.1:{p['PG_PORT']}/bench_subscription",
+                "REDIS_KEY_PREFIX": f"bench:{int(time.time())}:", "SUBSCRIPTION_PORT": str(OURS_PORT), "LOG_LEVEL": "info",
                 "LOG_FORMAT": "json", "ACCESS_LOG_SAMPLE": "100", "HTTP_WORKERS": str(args.workers), **{k: v for k, v in p.items()},
                 # A bench configuration: every bench user signs up from this one address.
                 "RATE_LIMIT_REGISTRATIONS_PER_HOUR": "1000000", "RATE_LIMIT_LOGIN_ATTEMPTS_PER_15_MIN": "1000000"}

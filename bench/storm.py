@@ -22,7 +22,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from sidebyside import OURS_PORT, ROOT, ports, sh, wait_http  # noqa: E402
+from sidebyside import OURS_PORT, ROOT, fresh_database, ports, sh, wait_http  # noqa: E402
 
 
 def rss_mib(pid):
@@ -68,8 +68,14 @@ def main():
         sh(["./scripts/env-manager.sh", "-e", "development", "start", "-s", service], stdout=subprocess.DEVNULL)
     logs = os.path.join(ROOT, ".run", "bench")
     os.makedirs(logs, exist_ok=True)
-    env = {**os.environ, "APP_ENV": "development", "SUBSCRIPTION_PORT": str(OURS_PORT), "LOG_LEVEL": "info",
-           "LOG_FORMAT": "json", "ACCESS_LOG_SAMPLE": "100", "HTTP_WORKERS": str(args.workers), **ports(),
+    p = ports()
+    env_pg = {**os.environ, "PGHOST": "127.0.0.1", "PGPORT": p["PG_PORT"], "PGUSER": "billing",
+              "PGPASSWORD": "dev-only-password"}
+    fresh_database(env_pg, "bench_subscription")
+    env = {**os.environ, "APP_ENV": "development",
+           "SUBSCRIPTION_DATABASE_URL": f"postgres://billing:dev-only-password@127.0.0.1:{p['PG_PORT']}/bench_subscription",
+           "REDIS_KEY_PREFIX": f"bench:{int(time.time())}:", "SUBSCRIPTION_PORT": str(OURS_PORT), "LOG_LEVEL": "info",
+           "LOG_FORMAT": "json", "ACCESS_LOG_SAMPLE": "100", "HTTP_WORKERS": str(args.workers), **p,
            # A bench configuration: every bench user signs up and logs in from this one address.
            "RATE_LIMIT_REGISTRATIONS_PER_HOUR": "1000000", "RATE_LIMIT_LOGIN_ATTEMPTS_PER_15_MIN": "1000000"}
     sh(["./target/release/subscription-service", "seed"], env=env, stdout=subprocess.DEVNULL)
