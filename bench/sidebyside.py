@@ -49,6 +49,34 @@ def fresh_database(env_pg, name):
     sh([f"{PG_BIN}/createdb", name], env=env_pg)
 
 
+def pg_environment(p):
+    """The environment psql and createdb need for the development PostgreSQL."""
+    return {**os.environ, "PGHOST": "127.0.0.1", "PGPORT": p["PG_PORT"], "PGUSER": "billing",
+            "PGPASSWORD": "dev-only-password"}
+
+
+def start_ours(p, workers, name):
+    """Our subscription service and its worker, as deployed and logging as production does, on a database made
+    anew (`bench_subscription`) and a Redis key prefix of their own: (server, worker)."""
+    fresh_database(pg_environment(p), "bench_subscription")
+    logs = os.path.join(ROOT, ".run", "bench")
+    os.makedirs(logs, exist_ok=True)
+    env = {**os.environ, "APP_ENV": "development", **p,
+           "SUBSCRIPTION_DATABASE_URL":
+               f"postgres://billing:dev-only-password@127.0.0.1:{p['PG_PORT']}/bench_subscription",
+           "REDIS_KEY_PREFIX": f"bench:{int(time.time())}:", "SUBSCRIPTION_PORT": str(OURS_PORT),
+           "LOG_LEVEL": "info", "LOG_FORMAT": "json", "ACCESS_LOG_SAMPLE": "100", "HTTP_WORKERS": str(workers),
+           # A bench configuration: every bench user signs up and logs in from this one address.
+           "RATE_LIMIT_REGISTRATIONS_PER_HOUR": "1000000", "RATE_LIMIT_LOGIN_ATTEMPTS_PER_15_MIN": "1000000"}
+    sh(["./target/release/subscription-service", "seed"], env=env, stdout=subprocess.DEVNULL)
+    server = subprocess.Popen(["./target/release/subscription-service", "serve"], env=env, cwd=ROOT,
+                              stdout=subprocess.DEVNULL, stderr=open(os.path.join(logs, f"{name}.log"), "w"))
+    # The worker folds accepted usage into PostgreSQL every second (its CPU is reported apart).
+    worker = subprocess.Popen(["./target/release/subscription-service", "worker"], env=env, cwd=ROOT,
+                              stdout=subprocess.DEVNULL, stderr=open(os.path.join(logs, f"{name}-worker.log"), "w"))
+    return server, worker
+
+
 def wait_http(url, what):
     deadline = time.time() + 60
     while time.time() < deadline:
@@ -118,8 +146,7 @@ def main():
     for service in ["postgres", "redis"]:
         sh(["./scripts/env-manager.sh", "-e", "development", "start", "-s", service], stdout=subprocess.DEVNULL)
     p = ports()
-    pg = {"PGHOST": "127.0.0.1", "PGPORT": p["PG_PORT"], "PGUSER": "billing", "PGPASSWORD": "dev-only-password"}
-    env_pg = {**os.environ, **pg}
+    env_pg = pg_environment(p)
     exists = subprocess.run([f"{PG_BIN}/psql", "-d", "postgres", "-tAc",
                              "SELECT 1 FROM pg_database WHERE datname = 'bench_peer'"],
                             env=env_pg, capture_output=True, text=True, cwd=ROOT).stdout.strip()
@@ -128,24 +155,9 @@ def main():
     sh([f"{PG_BIN}/psql", "-q", "-d", "bench_peer", "-v", "ON_ERROR_STOP=1", "-f", "bench/peer/schema.sql"],
        env=env_pg, stdout=subprocess.DEVNULL)
     python = venv(os.path.join(ROOT, ".run", "bench", "venv"))
-    # Ours gets a database made for this run, as the peer's tables are, so runs start from the same state.
-    fresh_database(env_pg, "bench_subscription")
-
-    os.makedirs(os.path.join(ROOT, ".run", "bench"), exist_ok=True)
     logs = os.path.join(ROOT, ".run", "bench")
-    ours_env = {**os.environ, "APP_ENV": "development",
-                "SUBSCRIPTION_DATABASE_URL":
-                    f"postgres://billing:dev-only-password@127.0.0.1:{p['PG_PORT']}/bench_subscription",
-                "REDIS_KEY_PREFIX": f"bench:{int(time.time())}:", "SUBSCRIPTION_PORT": str(OURS_PORT), "LOG_LEVEL": "info",
-                "LOG_FORMAT": "json", "ACCESS_LOG_SAMPLE": "100", "HTTP_WORKERS": str(args.workers), **{k: v for k, v in p.items()},
-                # A bench configuration: every bench user signs up from this one address.
-                "RATE_LIMIT_REGISTRATIONS_PER_HOUR": "1000000", "RATE_LIMIT_LOGIN_ATTEMPTS_PER_15_MIN": "1000000"}
-    sh(["./target/release/subscription-service", "seed"], env=ours_env, stdout=subprocess.DEVNULL)
-    ours = subprocess.Popen(["./target/release/subscription-service", "serve"], env=ours_env, cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=open(os.path.join(logs, "ours.log"), "w"))
-    # As deployed: the worker folds accepted usage into PostgreSQL every second (its CPU is reported apart).
-    worker = subprocess.Popen(["./target/release/subscription-service", "worker"], env=ours_env, cwd=ROOT,
-                              stdout=subprocess.DEVNULL, stderr=open(os.path.join(logs, "ours-worker.log"), "w"))
+    # Ours gets a database made for this run, as the peer's tables are, so runs start from the same state.
+    ours, worker = start_ours(p, args.workers, "ours")
     peer_env = {**os.environ, "PEER_DIR": args.peer_dir,
                 "DATABASE_URL": f"postgresql://billing:dev-only-password@127.0.0.1:{p['PG_PORT']}/bench_peer"}
     peer = subprocess.Popen([python, "-m", "uvicorn", "app:app", "--app-dir", "bench/peer", "--workers",

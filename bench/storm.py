@@ -22,7 +22,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from sidebyside import OURS_PORT, ROOT, fresh_database, ports, sh, wait_http  # noqa: E402
+from sidebyside import OURS_PORT, ROOT, ports, sh, start_ours, wait_http  # noqa: E402
 
 
 def rss_mib(pid):
@@ -67,22 +67,7 @@ def main():
     for service in ["postgres", "redis"]:
         sh(["./scripts/env-manager.sh", "-e", "development", "start", "-s", service], stdout=subprocess.DEVNULL)
     logs = os.path.join(ROOT, ".run", "bench")
-    os.makedirs(logs, exist_ok=True)
-    p = ports()
-    env_pg = {**os.environ, "PGHOST": "127.0.0.1", "PGPORT": p["PG_PORT"], "PGUSER": "billing",
-              "PGPASSWORD": "dev-only-password"}
-    fresh_database(env_pg, "bench_subscription")
-    env = {**os.environ, "APP_ENV": "development",
-           "SUBSCRIPTION_DATABASE_URL": f"postgres://billing:dev-only-password@127.0.0.1:{p['PG_PORT']}/bench_subscription",
-           "REDIS_KEY_PREFIX": f"bench:{int(time.time())}:", "SUBSCRIPTION_PORT": str(OURS_PORT), "LOG_LEVEL": "info",
-           "LOG_FORMAT": "json", "ACCESS_LOG_SAMPLE": "100", "HTTP_WORKERS": str(args.workers), **p,
-           # A bench configuration: every bench user signs up and logs in from this one address.
-           "RATE_LIMIT_REGISTRATIONS_PER_HOUR": "1000000", "RATE_LIMIT_LOGIN_ATTEMPTS_PER_15_MIN": "1000000"}
-    sh(["./target/release/subscription-service", "seed"], env=env, stdout=subprocess.DEVNULL)
-    server = subprocess.Popen(["./target/release/subscription-service", "serve"], env=env, cwd=ROOT,
-                              stdout=subprocess.DEVNULL, stderr=open(os.path.join(logs, "storm-server.log"), "w"))
-    worker = subprocess.Popen(["./target/release/subscription-service", "worker"], env=env, cwd=ROOT,
-                              stdout=subprocess.DEVNULL, stderr=open(os.path.join(logs, "storm-worker.log"), "w"))
+    server, worker = start_ours(ports(), args.workers, "storm")
     figures = {}
     try:
         wait_http(f"http://127.0.0.1:{OURS_PORT}/v1/health", "our service")

@@ -4,13 +4,13 @@
 use billing_domain::InvoiceId;
 use billing_domain::InvoiceStatus;
 use billing_queue::worker::JobError;
-use billing_queue::{Envelope, Job, QueueName, outbox};
+use billing_queue::{Envelope, Job, QueueName};
 use diesel_async::AsyncConnection;
 
 use super::retry;
 use crate::db;
 use crate::error::ServiceError;
-use crate::services::billing::{attempt_job, send};
+use crate::services::billing::send;
 use crate::services::subscriptions::ProrationDue;
 use crate::state::AppState;
 
@@ -43,9 +43,7 @@ async fn first_attempt(state: &AppState, id: InvoiceId) -> Result<(), JobError> 
                 db::invoices::mark_paid(conn, invoice.id, rust_decimal::Decimal::ZERO, None, now).await?;
                 return Ok(None);
             }
-            let attempt = db::invoices::start_attempt(conn, invoice.id).await?;
-            let job = attempt_job(invoice.id, attempt);
-            let row = outbox::push(conn, QueueName::SubPaymentInitiation.as_str(), &job, None).await?;
+            let (row, job) = crate::services::billing::queue_attempt(conn, invoice.id).await?;
             Ok(Some((row, job)))
         })
         .await

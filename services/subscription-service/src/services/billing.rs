@@ -88,6 +88,15 @@ impl Payload for TrialEnded {
     const ACTION: &'static str = "trial_end";
 }
 
+/// Numbers the invoice's next charge attempt and puts its job in the outbox, in the caller's transaction; the
+/// outbox row and the job, to send once committed.
+pub async fn queue_attempt(conn: &mut AsyncPgConnection, invoice: InvoiceId) -> Result<(i64, NewJob), ServiceError> {
+    let attempt = db::invoices::start_attempt(conn, invoice).await?;
+    let job = attempt_job(invoice, attempt);
+    let row = outbox::push(conn, QueueName::SubPaymentInitiation.as_str(), &job, None).await?;
+    Ok((row, job))
+}
+
 /// The charge key of attempt `attempt` of an invoice: the same attempt is the same charge, however often sent.
 pub fn attempt_key(invoice: InvoiceId, attempt: i32) -> String {
     format!("invoice:{invoice}:attempt:{attempt}")
@@ -222,9 +231,7 @@ async fn renew_one(state: &AppState, id: SubscriptionId) -> Result<bool, Service
                 advance_period(conn, &sub, &paid, data, now).await?;
                 return Ok(Some(None));
             }
-            let attempt = db::invoices::start_attempt(conn, invoice.id).await?;
-            let job = attempt_job(invoice.id, attempt);
-            let row = outbox::push(conn, QueueName::SubPaymentInitiation.as_str(), &job, None).await?;
+            let (row, job) = queue_attempt(conn, invoice.id).await?;
             Ok(Some(Some((row, job))))
         })
         .await?;
@@ -385,9 +392,7 @@ pub async fn bill_usage_alone(
     if invoice.amount_due.is_zero() {
         return Ok((Some(invoice.id), None));
     }
-    let attempt = db::invoices::start_attempt(conn, invoice.id).await?;
-    let job = attempt_job(invoice.id, attempt);
-    let row = outbox::push(conn, QueueName::SubPaymentInitiation.as_str(), &job, None).await?;
+    let (row, job) = queue_attempt(conn, invoice.id).await?;
     Ok((Some(invoice.id), Some((row, job))))
 }
 

@@ -7,14 +7,14 @@
 use billing_domain::{HistoryEntry, Money, SubscriptionEvent, SubscriptionStatus};
 use billing_domain::{InvoiceId, SubscriptionId};
 use billing_http::AuthUser;
-use billing_queue::{NewJob, QueueName, outbox};
+use billing_queue::{NewJob, QueueName};
 use diesel_async::AsyncConnection;
 use serde_json::json;
 
 use crate::db;
 use crate::db::models::{SubscriptionChanges, SubscriptionRow};
 use crate::error::ServiceError;
-use crate::services::billing::{self, attempt_job, bill_usage_alone, folded_usage, renewal_draft, usage_lines};
+use crate::services::billing::{self, bill_usage_alone, folded_usage, renewal_draft, usage_lines};
 use crate::services::invoices;
 use crate::services::subscriptions::{get, transition};
 use crate::state::AppState;
@@ -175,9 +175,7 @@ pub async fn resume(state: &AppState, caller: AuthUser, id: SubscriptionId) -> R
                 db::invoices::mark_paid(conn, invoice.id, rust_decimal::Decimal::ZERO, None, now).await?;
                 return Ok((resumed, Some(invoice.id), None::<(i64, NewJob)>));
             }
-            let attempt = db::invoices::start_attempt(conn, invoice.id).await?;
-            let job = attempt_job(invoice.id, attempt);
-            let outbox_row = outbox::push(conn, QueueName::SubPaymentInitiation.as_str(), &job, None).await?;
+            let (outbox_row, job) = billing::queue_attempt(conn, invoice.id).await?;
             Ok((resumed, Some(invoice.id), Some((outbox_row, job))))
         })
         .await?;

@@ -442,12 +442,9 @@ pub async fn change(
     if !ends_here.is_empty() {
         crate::services::usage::sync(state).await?;
         let used = billing::folded_usage(&mut *state.conn().await?, &row, &old_plan, start).await?;
+        // `usage_lines` prices only the features `used` names.
         let used = used.into_iter().filter(|(name, _)| ends_here.contains(&name.as_str())).collect();
-        lines.extend(
-            billing::usage_lines(&old_plan, &used, (start, now))?
-                .into_iter()
-                .filter(|line| line.feature.as_deref().is_some_and(|f| ends_here.contains(&f))),
-        );
+        lines.extend(billing::usage_lines(&old_plan, &used, (start, now))?);
     }
     let new_period = restarts_period.then_some(period);
     let mut data = json!({
