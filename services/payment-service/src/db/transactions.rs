@@ -32,24 +32,12 @@ pub async fn find_by_key(
     Ok(t::table.filter(t::idempotency_key.eq(key)).select((t::id, t::status)).first(conn).await.optional()?)
 }
 
-/// The pending attempt the gateway knows by `reference`, or by our gateway key `key`.
-pub async fn pending_by_gateway(
-    conn: &mut AsyncPgConnection,
-    reference: &str,
-    key: &str,
-) -> Result<Option<TransactionId>, DbError> {
-    Ok(t::table
-        .filter(t::status.eq(TransactionStatus::Pending))
-        .filter(t::gateway_reference.eq(reference).or(t::idempotency_key.eq(key)))
-        .select(t::id)
-        .first(conn)
-        .await
-        .optional()?)
-}
-
-pub async fn insert(conn: &mut AsyncPgConnection, row: &NewTransaction<'_>) -> Result<(), DbError> {
-    diesel::insert_into(t::table).values(row).execute(conn).await?;
-    Ok(())
+/// Inserts the attempt unless one with its gateway key exists; whether it was inserted. (The key's row is the
+/// caller's to read then: the common case, a new key, is one statement.)
+pub async fn insert_new_key(conn: &mut AsyncPgConnection, row: &NewTransaction<'_>) -> Result<bool, DbError> {
+    let inserted =
+        diesel::insert_into(t::table).values(row).on_conflict(t::idempotency_key).do_nothing().execute(conn).await?;
+    Ok(inserted == 1)
 }
 
 /// A failed attempt tried again with the same key: pending again, its decline forgotten.

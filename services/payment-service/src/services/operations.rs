@@ -52,32 +52,38 @@ pub async fn apply_gateway_event(
 ) -> Result<GatewayEventOutcome, ServiceError> {
     let reference = object["id"].as_str().unwrap_or_default().to_owned();
     let billing_key = object["metadata"]["billing_key"].as_str().map(str::to_owned);
-    if !db::webhooks::record_gateway_event(&mut *state.conn().await?, event_id, kind, raw).await? {
-        return Ok(GatewayEventOutcome::Duplicate);
-    }
-    let applied = match kind {
-        "payment_intent.succeeded" | "payment_intent.payment_failed" => {
-            let key = billing_key.unwrap_or_else(|| reference.clone());
-            match db::transactions::pending_by_gateway(&mut *state.conn().await?, &reference, &key).await? {
-                Some(id) => {
-                    let outcome = crate::clients::gateway::http::charge_event_outcome(kind, object);
-                    crate::services::payments::settle_pending(state, id, outcome).await?
-                }
-                None => false,
-            }
+    let applied = if let "payment_intent.succeeded" | "payment_intent.payment_failed" = kind {
+        let key = billing_key.unwrap_or_else(|| reference.clone());
+        let event = (event_id, kind, raw);
+        let found = db::webhooks::record_charge_event(&mut *state.conn().await?, event, &reference, &key).await?;
+        if !found.recorded {
+            return Ok(GatewayEventOutcome::Duplicate);
         }
-        "refund.created" | "refund.updated" | "refund.failed" => {
-            match crate::services::refunds::pending_by_gateway(state, &reference, billing_key.as_deref()).await? {
-                Some(refund) => {
-                    if let Some(outcome) = crate::clients::gateway::http::refund_event_outcome(object) {
-                        crate::services::refunds::settle(state, refund, outcome).await?;
+        match found.pending {
+            Some(id) => {
+                let outcome = crate::clients::gateway::http::charge_event_outcome(kind, object);
+                crate::services::payments::settle_pending(state, id, outcome).await?
+            }
+            None => false,
+        }
+    } else {
+        if !db::webhooks::record_gateway_event(&mut *state.conn().await?, event_id, kind, raw).await? {
+            return Ok(GatewayEventOutcome::Duplicate);
+        }
+        match kind {
+            "refund.created" | "refund.updated" | "refund.failed" => {
+                match crate::services::refunds::pending_by_gateway(state, &reference, billing_key.as_deref()).await? {
+                    Some(refund) => {
+                        if let Some(outcome) = crate::clients::gateway::http::refund_event_outcome(object) {
+                            crate::services::refunds::settle(state, refund, outcome).await?;
+                        }
+                        true
                     }
-                    true
+                    None => false,
                 }
-                None => false,
             }
+            _ => false,
         }
-        _ => false,
     };
     Ok(if applied { GatewayEventOutcome::Applied } else { GatewayEventOutcome::Recorded })
 }

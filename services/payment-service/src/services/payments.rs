@@ -413,12 +413,6 @@ async fn start_attempt(
         }
         other => other.into(),
     };
-    if let Some((id, status)) = db::transactions::find_by_key(conn, &request.gateway_key).await? {
-        if status == TransactionStatus::Failed {
-            db::transactions::reopen(conn, id).await.map_err(taken)?;
-        }
-        return Ok(id);
-    }
     let id = TransactionId::new();
     let row = NewTransaction {
         id,
@@ -434,7 +428,16 @@ async fn start_attempt(
         card_last4: last4,
         save_card,
     };
-    db::transactions::insert(conn, &row).await.map_err(taken)?;
+    if db::transactions::insert_new_key(conn, &row).await.map_err(taken)? {
+        return Ok(id);
+    }
+    // An earlier call with this key made the row: its attempt is this one (a failed one is tried again).
+    let (id, status) = db::transactions::find_by_key(conn, &request.gateway_key)
+        .await?
+        .ok_or_else(|| ServiceError::Internal("the attempt of a known gateway key vanished".into()))?;
+    if status == TransactionStatus::Failed {
+        db::transactions::reopen(conn, id).await.map_err(taken)?;
+    }
     Ok(id)
 }
 

@@ -10,6 +10,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use super::models::{CreditNoteRow, InvoiceLineRow, InvoiceRow, NewInvoice, PendingItemRow};
 use super::schema::{
     credit_note_number_counters, credit_notes, invoice_lines, invoice_number_counters, invoices, pending_invoice_items,
+    subscriptions,
 };
 use billing_infra::DbError;
 
@@ -98,6 +99,37 @@ pub async fn open_for_subscription(
         .select(InvoiceRow::as_select())
         .load(conn)
         .await?)
+}
+
+/// An invoice with its subscription's saved payment method (none for an invoice without a subscription), in one
+/// statement: what the payment service asks before every charge.
+pub async fn find_with_method(
+    conn: &mut AsyncPgConnection,
+    id: InvoiceId,
+) -> Result<Option<(InvoiceRow, Option<String>)>, DbError> {
+    Ok(invoices::table
+        .left_join(subscriptions::table)
+        .filter(invoices::id.eq(id))
+        .select((InvoiceRow::as_select(), subscriptions::payment_method_id.nullable()))
+        .first(conn)
+        .await
+        .optional()?)
+}
+
+/// The subscription's invoice to pay, with its saved payment method, in one statement: its newest open invoice or,
+/// with none open, its newest invoice of any status. `None` when it has no invoice (or does not exist).
+pub async fn due_for_subscription(
+    conn: &mut AsyncPgConnection,
+    subscription: SubscriptionId,
+) -> Result<Option<(InvoiceRow, Option<String>)>, DbError> {
+    Ok(invoices::table
+        .inner_join(subscriptions::table)
+        .filter(invoices::subscription_id.eq(subscription))
+        .order((invoices::status.eq(InvoiceStatus::Open).desc(), invoices::created_at.desc(), invoices::id.desc()))
+        .select((InvoiceRow::as_select(), subscriptions::payment_method_id))
+        .first(conn)
+        .await
+        .optional()?)
 }
 
 /// The open invoices of a subscription, locked for the rest of the transaction. Invoices are locked before their

@@ -260,32 +260,27 @@ pub async fn upcoming(
 
 /// What is due on invoice `id`, for the payment service (asked before every charge).
 pub async fn due(state: &AppState, id: InvoiceId) -> Result<InvoiceDue, ServiceError> {
-    let invoice = db::invoices::find(&mut *state.conn().await?, id).await?.ok_or(ServiceError::InvoiceNotFound)?;
-    due_of(state, invoice).await
+    let (invoice, payment_method_id) =
+        db::invoices::find_with_method(&mut *state.conn().await?, id).await?.ok_or(ServiceError::InvoiceNotFound)?;
+    Ok(due_of(invoice, payment_method_id))
 }
 
 /// The subscription's open invoice; with none open, its newest invoice (not payable, so paying an active
 /// subscription is a 409 naming the invoice's status, not a 404).
 pub async fn subscription_due(state: &AppState, id: SubscriptionId) -> Result<InvoiceDue, ServiceError> {
     let mut conn = state.conn().await?;
-    if db::subscriptions::find(&mut conn, id).await?.is_none() {
-        return Err(ServiceError::SubscriptionNotFound);
+    match db::invoices::due_for_subscription(&mut conn, id).await? {
+        Some((invoice, payment_method_id)) => Ok(due_of(invoice, payment_method_id)),
+        // Asked only when nothing was found, to say which of the two is missing.
+        None => Err(match db::subscriptions::find(&mut conn, id).await? {
+            Some(_) => ServiceError::InvoiceNotFound,
+            None => ServiceError::SubscriptionNotFound,
+        }),
     }
-    let open = db::invoices::open_for_subscription(&mut conn, id).await?;
-    let invoice = match open.into_iter().max_by_key(|i| i.created_at) {
-        Some(open) => open,
-        None => db::invoices::latest_for_subscription(&mut conn, id).await?.ok_or(ServiceError::InvoiceNotFound)?,
-    };
-    drop(conn);
-    due_of(state, invoice).await
 }
 
-async fn due_of(state: &AppState, invoice: InvoiceRow) -> Result<InvoiceDue, ServiceError> {
-    let payment_method_id = match invoice.subscription_id {
-        Some(id) => db::subscriptions::find(&mut *state.conn().await?, id).await?.and_then(|s| s.payment_method_id),
-        None => None,
-    };
-    Ok(InvoiceDue {
+fn due_of(invoice: InvoiceRow, payment_method_id: Option<String>) -> InvoiceDue {
+    InvoiceDue {
         payable: invoice.status == InvoiceStatus::Open && !invoice.amount_due.is_zero(),
         amount_due: invoice.currency.render(invoice.amount_due),
         invoice_id: invoice.id,
@@ -295,5 +290,5 @@ async fn due_of(state: &AppState, invoice: InvoiceRow) -> Result<InvoiceDue, Ser
         status: invoice.status.to_string(),
         currency: invoice.currency.to_string(),
         payment_method_id,
-    })
+    }
 }

@@ -158,13 +158,21 @@ fn text(v: &Value) -> String {
 
 fn declined(body: &Value) -> Declined {
     let error = &body["error"];
-    // The specific reason when the issuer gave one; Stripe's `generic_decline` says no more than `card_declined`.
-    let code = match error["decline_code"].as_str() {
+    Declined {
+        code: decline_code(error),
+        message: error["message"].as_str().unwrap_or("the card was declined").to_owned(),
+    }
+}
+
+/// Our decline code for a gateway error (`error` of an answer, `last_payment_error` of an event): the same for one
+/// charge whichever of the two settles it. The specific reason when the issuer gave one; Stripe's
+/// `generic_decline` says no more than `card_declined`.
+fn decline_code(error: &Value) -> String {
+    match error["decline_code"].as_str() {
         Some("generic_decline") | None => error["code"].as_str().unwrap_or("card_declined"),
         Some(reason) => reason,
     }
-    .to_owned();
-    Declined { code, message: error["message"].as_str().unwrap_or("the card was declined").to_owned() }
+    .to_owned()
 }
 
 impl PaymentGateway for HttpGateway {
@@ -326,12 +334,12 @@ pub fn charge_event_outcome(kind: &str, object: &serde_json::Value) -> ChargeOut
         return ChargeOutcome::Succeeded { reference, card: None };
     }
     let error = &object["last_payment_error"];
-    let code = error["decline_code"].as_str().or(error["code"].as_str()).unwrap_or("card_declined");
+    let code = decline_code(error);
     ChargeOutcome::Declined {
         reference,
-        code: code.to_owned(),
+        retryable: RETRYABLE_DECLINES.contains(&code.as_str()),
+        code,
         message: error["message"].as_str().unwrap_or_default().to_owned(),
-        retryable: matches!(code, "insufficient_funds" | "processing_error"),
     }
 }
 
@@ -344,5 +352,33 @@ pub fn refund_event_outcome(object: &serde_json::Value) -> Option<RefundOutcome>
             message: "the gateway reported the refund failed".to_owned(),
         }),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The gateway's event can settle a charge before its answer does (they race): both must say the same.
+    #[test]
+    fn a_decline_reads_the_same_from_the_answer_and_from_the_event() {
+        for (code, decline_code, ours, retry) in [
+            ("card_declined", "generic_decline", "card_declined", false),
+            ("card_declined", "insufficient_funds", "insufficient_funds", true),
+            ("card_declined", "try_again_later", "try_again_later", true),
+            ("expired_card", "expired_card", "expired_card", false),
+        ] {
+            let error = serde_json::json!({"type": "card_error", "code": code, "decline_code": decline_code});
+            let answer = declined(&serde_json::json!({ "error": error }));
+            assert_eq!(answer.code, ours);
+            let event = serde_json::json!({"id": "pi_1", "last_payment_error": error});
+            let ChargeOutcome::Declined { code, retryable, .. } =
+                charge_event_outcome("payment_intent.payment_failed", &event)
+            else {
+                panic!("a failed charge's event is a decline")
+            };
+            assert_eq!((code.as_str(), retryable), (ours, retry), "{decline_code}");
+            assert_eq!(retryable, RETRYABLE_DECLINES.contains(&answer.code.as_str()));
+        }
     }
 }
