@@ -73,12 +73,18 @@ async fn call(
     Ok((status, res.json().await.unwrap_or_default()))
 }
 
+/// What one customer measured: each payment's latency, and how many times it asked for the subscription's status.
+struct Loops {
+    latencies: Vec<Duration>,
+    polls: usize,
+}
+
 async fn customer(
     client: reqwest::Client,
     args: std::sync::Arc<Args>,
     plan: i64,
     end: Instant,
-) -> anyhow::Result<Vec<Duration>> {
+) -> anyhow::Result<Loops> {
     let email = format!("paybench-{}@example.com", uuid::Uuid::new_v4().simple());
     let (status, reg) = call(
         &client,
@@ -93,6 +99,7 @@ async fn customer(
     }
     let token = reg["data"]["access_token"].as_str().context("token")?.to_owned();
     let mut latencies = Vec::new();
+    let mut polls = 0;
     while Instant::now() < end {
         let (status, sub) = call(
             &client,
@@ -120,6 +127,7 @@ async fn customer(
             bail!("pay: {status} {paid}");
         }
         loop {
+            polls += 1;
             let (_, s) = call(
                 &client,
                 reqwest::Method::GET,
@@ -146,7 +154,7 @@ async fn customer(
         )
         .await?;
     }
-    Ok(latencies)
+    Ok(Loops { latencies, polls })
 }
 
 fn pct(sorted: &[Duration], p: f64) -> f64 {
@@ -162,9 +170,11 @@ async fn main() -> anyhow::Result<()> {
     let end = started + Duration::from_secs(args.seconds);
     let tasks: Vec<_> =
         (0..args.customers).map(|_| tokio::spawn(customer(client.clone(), args.clone(), plan, end))).collect();
-    let mut all = Vec::new();
+    let (mut all, mut polls) = (Vec::new(), 0);
     for t in tasks {
-        all.extend(t.await??);
+        let done = t.await??;
+        all.extend(done.latencies);
+        polls += done.polls;
     }
     let elapsed = started.elapsed().as_secs_f64();
     all.sort_unstable();
@@ -180,5 +190,7 @@ async fn main() -> anyhow::Result<()> {
         pct(&all, 0.99),
         all.last().map(|d| d.as_secs_f64() * 1000.0).unwrap_or(0.0)
     );
+    // For bench/payments-trace.sh: the bench's own status reads, told apart from the services' in the trace.
+    eprintln!("polls={polls}");
     Ok(())
 }

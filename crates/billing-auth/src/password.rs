@@ -71,6 +71,7 @@ impl HashPool {
         for i in 0..threads {
             let waiting = waiting.clone();
             let spawned = std::thread::Builder::new().name(format!("argon2-{i}")).spawn(move || {
+                lower_priority();
                 let mut blocks: Vec<Block> = Vec::new();
                 loop {
                     // The lock is held only while waiting for the next job, never while hashing.
@@ -105,6 +106,25 @@ impl HashPool {
             Ok(()) => rx.await.map_err(|_| PasswordError::Hash),
             Err(mpsc::TrySendError::Full(_)) => Err(PasswordError::Busy),
             Err(mpsc::TrySendError::Disconnected(_)) => Err(PasswordError::Hash),
+        }
+    }
+}
+
+/// How far below the threads that serve requests a hashing thread runs (nice values). A burst of logins then
+/// takes the cores only as far as requests leave them: reads keep their latency beside a login storm, logins go
+/// at what is left (a whole core each when nothing else runs), and what cannot wait is refused as `Busy`.
+const HASHING_NICENESS: i32 = 10;
+
+/// Lowers the calling thread's priority by [`HASHING_NICENESS`] (Linux; raising niceness needs no privilege).
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        use rustix::process::{getpriority_process, setpriority_process};
+        let thread = Some(rustix::thread::gettid());
+        let lowered =
+            getpriority_process(thread).and_then(|nice| setpriority_process(thread, (nice + HASHING_NICENESS).min(19)));
+        if let Err(err) = lowered {
+            eprintln!("billing-auth: a hashing thread keeps its priority: {err}");
         }
     }
 }
@@ -265,5 +285,17 @@ mod tests {
         assert!(busy > 0, "some of 12 concurrent checks must be refused");
         assert!(checked >= 2, "at least the queue's worth is checked: {checked}");
         assert_eq!(busy + checked, 12);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn hashing_threads_run_below_the_request_threads() {
+        use rustix::process::getpriority_process;
+        let niceness = |thread| getpriority_process(thread).unwrap_or_else(|e| panic!("niceness: {e}"));
+        let ours = niceness(None);
+        let pool = HashPool::start(1, 1);
+        let theirs = pool.run(move |_| niceness(Some(rustix::thread::gettid()))).await;
+        assert_eq!(theirs, Ok((ours + HASHING_NICENESS).min(19)));
+        assert_eq!(niceness(Some(rustix::thread::gettid())), ours);
     }
 }
