@@ -219,13 +219,23 @@ async fn main() -> anyhow::Result<()> {
                 let started = Instant::now();
                 let req = request(&client, &base, scenario.nth(n), &who);
                 n += 1;
-                let status = match req.send().await {
+                let (status, retry_after) = match req.send().await {
                     Ok(res) => {
                         let status = res.status();
-                        if res.bytes().await.is_ok() { status.as_u16() } else { 0 }
+                        let retry_after = res
+                            .headers()
+                            .get(reqwest::header::RETRY_AFTER)
+                            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+                        (if res.bytes().await.is_ok() { status.as_u16() } else { 0 }, retry_after)
                     }
-                    Err(_) => 0,
+                    Err(_) => (0, None),
                 };
+                // A well-behaved client: turned away busy, it comes back when told, not at once (a client that
+                // retried at once would measure its own retry loop).
+                if let (503, Some(secs)) = (status, retry_after) {
+                    let back = Instant::now() + Duration::from_secs(secs);
+                    tokio::time::sleep_until(back.min(end).into()).await;
+                }
                 let ok = (200..300).contains(&status);
                 answered += u64::from(ok);
                 if started >= warmup_end {

@@ -1,6 +1,7 @@
 //! Password policy and argon2id hashing, on a small pool of hashing threads (one per core) off the runtime.
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, mpsc};
 
 use argon2::password_hash::phc::{Output, ParamsString, PasswordHash, Salt};
@@ -61,15 +62,19 @@ type Job = Box<dyn FnOnce(&mut Vec<Block>) + Send>;
 /// back on every request. Work beyond [`HASH_QUEUE`] waiting jobs is refused at once.
 struct HashPool {
     jobs: mpsc::SyncSender<Job>,
+    /// Jobs handed over and not yet taken by a thread.
+    waiting: Arc<AtomicUsize>,
+    queue: usize,
 }
 
 impl HashPool {
     /// `threads` hashing threads behind a queue of `queue` waiting jobs.
     fn start(threads: usize, queue: usize) -> Self {
-        let (jobs, waiting) = mpsc::sync_channel::<Job>(queue);
-        let waiting = Arc::new(Mutex::new(waiting));
+        let (jobs, receiver) = mpsc::sync_channel::<Job>(queue);
+        let receiver = Arc::new(Mutex::new(receiver));
+        let count = Arc::new(AtomicUsize::new(0));
         for i in 0..threads {
-            let waiting = waiting.clone();
+            let (waiting, count) = (receiver.clone(), count.clone());
             let spawned = std::thread::Builder::new().name(format!("argon2-{i}")).spawn(move || {
                 lower_priority();
                 let mut blocks: Vec<Block> = Vec::new();
@@ -80,7 +85,10 @@ impl HashPool {
                         Err(_) => return,
                     };
                     match job {
-                        Ok(job) => job(&mut blocks),
+                        Ok(job) => {
+                            count.fetch_sub(1, Ordering::Relaxed);
+                            job(&mut blocks)
+                        }
                         Err(_) => return,
                     }
                 }
@@ -90,7 +98,12 @@ impl HashPool {
                 eprintln!("billing-auth: could not start a hashing thread: {err}");
             }
         }
-        Self { jobs }
+        Self { jobs, waiting: count, queue }
+    }
+
+    /// Whether a job handed over now would be refused (the queue is full).
+    fn saturated(&self) -> bool {
+        self.waiting.load(Ordering::Relaxed) >= self.queue
     }
 
     /// Runs `work` on a hashing thread with its reusable block buffer; `Busy` when the queue is full.
@@ -102,7 +115,12 @@ impl HashPool {
         let job: Job = Box::new(move |blocks| {
             let _ = tx.send(work(blocks));
         });
-        match self.jobs.try_send(job) {
+        self.waiting.fetch_add(1, Ordering::Relaxed);
+        let sent = self.jobs.try_send(job);
+        if sent.is_err() {
+            self.waiting.fetch_sub(1, Ordering::Relaxed);
+        }
+        match sent {
             Ok(()) => rx.await.map_err(|_| PasswordError::Hash),
             Err(mpsc::TrySendError::Full(_)) => Err(PasswordError::Busy),
             Err(mpsc::TrySendError::Disconnected(_)) => Err(PasswordError::Hash),
@@ -134,6 +152,12 @@ fn pool() -> &'static HashPool {
     POOL.get_or_init(|| {
         HashPool::start(std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get), HASH_QUEUE)
     })
+}
+
+/// Whether a password check asked for now would be refused as [`PasswordError::Busy`]: a login storm is then turned
+/// away before it costs a rate-limit count or a database read, not after.
+pub fn hashing_saturated() -> bool {
+    pool().saturated()
 }
 
 /// The raw argon2id output of `password` under `salt` and `params`, computed in `blocks` (grown once, reused).
@@ -297,5 +321,38 @@ mod tests {
         let theirs = pool.run(move |_| niceness(Some(rustix::thread::gettid()))).await;
         assert_eq!(theirs, Ok((ours + HASHING_NICENESS).min(19)));
         assert_eq!(niceness(Some(rustix::thread::gettid())), ours);
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_is_seen_before_a_job_is_handed_over() {
+        let pool = Arc::new(HashPool::start(1, 1));
+        let (release, held) = mpsc::channel::<()>();
+        let (started, running) = tokio::sync::oneshot::channel::<()>();
+        let busy = tokio::spawn({
+            let pool = pool.clone();
+            async move {
+                pool.run(move |_| {
+                    let _ = started.send(());
+                    let _ = held.recv();
+                })
+                .await
+            }
+        });
+        running.await.unwrap_or_else(|e| panic!("the first job never started: {e}"));
+        assert!(!pool.saturated(), "the thread is busy, the queue still has room");
+        let queued = tokio::spawn({
+            let pool = pool.clone();
+            async move { pool.run(|_| ()).await }
+        });
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !pool.saturated() {
+            assert!(std::time::Instant::now() < deadline, "the queued job was never counted");
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(pool.run(|_| ()).await, Err(PasswordError::Busy));
+        let _ = release.send(());
+        assert_eq!(busy.await.ok(), Some(Ok(())));
+        assert_eq!(queued.await.ok(), Some(Ok(())));
+        assert!(!pool.saturated());
     }
 }

@@ -112,6 +112,11 @@ pub async fn register(state: &AppState, input: Registration, ip: &str) -> Result
 
 /// Signs in. Unknown email and wrong password get the same answer after the same work.
 pub async fn login(state: &AppState, raw_email: &str, password: String, ip: &str) -> Result<Tokens, ServiceError> {
+    // A storm of logins beyond what the hashing threads can take is refused before anything else is spent on it
+    // (what is past this point is counted against the rate limit and reads the database).
+    if billing_auth::hashing_saturated() {
+        return Err(billing_auth::PasswordError::Busy.into());
+    }
     let email = normalize_email(raw_email).unwrap_or_else(|_| raw_email.trim().to_lowercase());
     let key = client_key(&email, ip);
     // Every attempt is counted, atomically, before the password is checked: a burst of concurrent guesses cannot
