@@ -6,14 +6,15 @@ renewal invoiced, charged off-session through the gateway with the customer's sa
     ./bench/billing_day.py [--subscriptions 100000] [--timeout-minutes 60]
 
 The rows are generated in SQL on databases made anew (`bench_subscription`, `bench_payment`): N users, each with a
-saved card in the payment service (every one holding the gateway token of one card saved through the API by a
-real payment first) and an active monthly subscription whose period ends at the instant T. T is reached before the
+saved card in the payment service (its token made at the gateway simulator, one per card; the rows shaped like
+the one a real payment with `save_card` makes first) and an active monthly subscription whose period ends at the instant T. T is reached before the
 worker starts: when it starts, all N are due at once. Reports renewals per second and the time until every
 renewal is invoiced, paid and its subscription active on its next period, with progress every 10 s, and shows
 the plan PostgreSQL chooses for each query the worker runs to find due work (with N rows in the table).
 Raw figures: .run/bench/billing-day-<timestamp>.json.
 """
 import argparse
+import concurrent.futures
 import datetime
 import json
 import os
@@ -66,7 +67,8 @@ def call(method, url, body=None, token=None):
 
 
 def saved_card_token(env_pg, plan):
-    """Signs up one customer who pays a subscription with a card and keeps it: the gateway token of that card."""
+    """Signs up one customer who pays a subscription with a card and keeps it, through the API: the payment
+    method rows generated below are shaped like the one this makes."""
     sub = f"http://127.0.0.1:{SUB_PORT}"
     status, reg = call("POST", f"{sub}/v1/auth/register",
                        {"email": f"billing-day-{int(time.time())}@example.com", "password": "bench pass 2026"})
@@ -83,19 +85,37 @@ def saved_card_token(env_pg, plan):
 
 
 def made_amount(env_pg, plan):
-    return psql(env_pg, "bench_subscription", f"SELECT price FROM plans WHERE id = {plan}")
+    return psql(env_pg, "bench_subscription", f"SELECT round(price, 2) FROM plans WHERE id = {plan}")
 
 
-def generate(env_pg, n, plan, gateway_token, period_end):
+def gateway_cards(n, api_key):
+    """N cards saved at the gateway simulator (each payment method of ours holds a token of its own)."""
+    body = b"type=card&card[number]=4242424242424242&card[exp_month]=12&card[exp_year]=2030"
+
+    def one(_):
+        req = urllib.request.Request(f"http://127.0.0.1:{GW_PORT}/v1/payment_methods", data=body, method="POST")
+        req.add_header("authorization", f"Bearer {api_key}")
+        req.add_header("content-type", "application/x-www-form-urlencoded")
+        with urllib.request.urlopen(req, timeout=30) as res:
+            return json.loads(res.read())["id"]
+
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        return list(pool.map(one, range(n)))
+
+
+def generate(env_pg, n, plan, tokens, period_end):
     """N users with a saved card each and an active monthly subscription ending at `period_end`."""
     user = "('00000000-0000-4000-8000-' || lpad(to_hex(i), 12, '0'))::uuid"
     method = "('00000000-0000-4000-9000-' || lpad(to_hex(i), 12, '0'))::uuid"
     start = f"timestamptz '{period_end.isoformat()}' - interval '1 month'"
-    psql(env_pg, "bench_payment", f"""
+    rows = "".join(f"{i},{token}\n" for i, token in enumerate(tokens, start=1))
+    subprocess.run([f"{PG_BIN}/psql", "-d", "bench_payment", "-v", "ON_ERROR_STOP=1", "-qc", f"""
+        CREATE TEMP TABLE cards (i int, token text);
+        COPY cards FROM STDIN WITH (FORMAT csv);
         INSERT INTO payment_methods (id, user_id, gateway_token, brand, last4, exp_month, exp_year, cardholder_name,
                                      is_default)
-        SELECT {method}, {user}, '{gateway_token}', 'visa', '4242', 12, 2030, 'Billing Day', true
-        FROM generate_series(1, {n}) AS i""")
+        SELECT {method}, {user}, token, 'visa', '4242', 12, 2030, 'Billing Day', true FROM cards"""],
+                   env=env_pg, input=rows, text=True, check=True)
     psql(env_pg, "bench_subscription", f"""
         INSERT INTO users (id, email, password_hash, role)
         SELECT {user}, 'day-' || i || '@example.com', 'not-a-login', 'user' FROM generate_series(1, {n}) AS i;
@@ -162,10 +182,11 @@ def main():
             wait_http(f"http://127.0.0.1:{port}/v1/health/detailed", f"port {port}")
         plan = int(psql(env_pg, "bench_subscription", """SELECT id FROM plans WHERE is_active AND currency = 'USD'
             AND billing_cycle = 'monthly' AND price > 0 AND NOT is_trial_plan ORDER BY price LIMIT 1"""))
-        token = saved_card_token(env_pg, plan)
-        period_end = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+        saved_card_token(env_pg, plan)
         began = time.time()
-        generate(env_pg, args.subscriptions, plan, token, period_end)
+        tokens = gateway_cards(args.subscriptions, p.get("GATEWAY_API_KEY", "sk_test_dev_only_simulator_key_000000000001"))
+        period_end = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+        generate(env_pg, args.subscriptions, plan, tokens, period_end)
         print(f"generated {args.subscriptions} subscriptions ending at {period_end.isoformat()} "
               f"in {time.time() - began:.1f} s", flush=True)
         plans = {}
@@ -189,6 +210,9 @@ def main():
         drained = psql(env_pg, "bench_subscription", f"""SELECT extract(epoch FROM max(updated_at)) FROM subscriptions
             WHERE current_period_start = timestamptz '{period_end.isoformat()}'""")
         drain = float(drained) - started if drained else None
+        # And again with the day's invoices in the table (before, it held one).
+        for name, sql in DUE_QUERIES.items():
+            plans[name + ", after the day"] = psql(env_pg, "bench_subscription", "EXPLAIN " + sql)
         first_invoiced = psql(env_pg, "bench_subscription",
                               "SELECT extract(epoch FROM max(created_at) - min(created_at)) FROM invoices "
                               "WHERE kind = 'renewal'")
