@@ -55,16 +55,8 @@ PSQL="/usr/lib/postgresql/15/bin/psql -h 127.0.0.1 -p $PG_PORT -U billing -d pos
 export PGPASSWORD=dev-only-password
 xacts() { $PSQL -c "SELECT datname, xact_commit + xact_rollback FROM pg_stat_database WHERE datname LIKE 'billing_%' ORDER BY 1" | tr '\n' ' '; }
 pg_ticks() { for pid in $(pgrep -x postgres); do awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null; done | awk '{s += $1} END {print s + 0}'; }
-$PSQL -c "SELECT pg_stat_clear_snapshot()" >/dev/null
-BEFORE_X=$(xacts); BEFORE_T=$(pg_ticks)
-ROW=$(./target/release/paybench --subscription-url http://127.0.0.1:8101 --payment-url http://127.0.0.1:8102 --customers "${PAY_CUSTOMERS:-16}" --seconds "${SECONDS_PER_RUN}")
-echo "$ROW"
-sleep 1  # the statistics collector reports at most every 500 ms
-AFTER_X=$(xacts); AFTER_T=$(pg_ticks)
-PAYMENTS=$(echo "$ROW" | tail -1 | awk -F'|' '{gsub(/ /, "", $3); print $3}')
-echo
-echo "Database work per payment ($PAYMENTS payments; each iteration also creates and cancels a subscription):"
-python3 - "$BEFORE_X" "$AFTER_X" "$BEFORE_T" "$AFTER_T" "$PAYMENTS" "$(getconf CLK_TCK)" <<'PY'
+per_payment() {  # before/after transactions and PostgreSQL ticks, and the payments made in between
+  python3 - "$@" "$(getconf CLK_TCK)" <<'PY'
 import sys
 before, after, t0, t1, payments, tick = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
 parse = lambda s: dict((p.split("|")[0], int(p.split("|")[1])) for p in s.split())
@@ -74,3 +66,33 @@ for db in sorted(a):
 print(f"- all: {sum(a[d] - b.get(d, 0) for d in a) / max(payments, 1):.1f} transactions, "
       f"{(t1 - t0) * 1000 / tick / max(payments, 1):.2f} PostgreSQL core-ms per payment")
 PY
+}
+$PSQL -c "SELECT pg_stat_clear_snapshot()" >/dev/null
+BEFORE_X=$(xacts); BEFORE_T=$(pg_ticks)
+ROW=$(./target/release/paybench --subscription-url http://127.0.0.1:8101 --payment-url http://127.0.0.1:8102 --customers "${PAY_CUSTOMERS:-16}" --seconds "${SECONDS_PER_RUN}")
+echo "$ROW"
+sleep 1  # the statistics collector reports at most every 500 ms
+AFTER_X=$(xacts); AFTER_T=$(pg_ticks)
+PAYMENTS=$(echo "$ROW" | tail -1 | awk -F'|' '{gsub(/ /, "", $3); print $3}')
+echo
+echo "Database work per payment ($PAYMENTS payments; each iteration also creates and cancels a subscription):"
+per_payment "$BEFORE_X" "$AFTER_X" "$BEFORE_T" "$AFTER_T" "$PAYMENTS"
+
+echo
+echo "Payments alone (subscriptions prepared first; their payments, then a wait until every one is active):"
+echo
+PREPARED=".run/development/paybench-prepared.json"
+./target/release/paybench --subscription-url http://127.0.0.1:8101 --payment-url http://127.0.0.1:8102 \
+  --customers "${PAY_CUSTOMERS:-16}" --prepare "${PAY_PREPARED:-100}" --file "$PREPARED"
+sleep 2  # the preparation's last writes are counted before, not in, the window below
+$PSQL -c "SELECT pg_stat_clear_snapshot()" >/dev/null
+BEFORE_X=$(xacts); BEFORE_T=$(pg_ticks)
+ROW=$(./target/release/paybench --subscription-url http://127.0.0.1:8101 --payment-url http://127.0.0.1:8102 \
+  --customers "${PAY_CUSTOMERS:-16}" --pay-from "$PREPARED" 2> .run/development/paybench-prepared.polls)
+echo "$ROW"
+sleep 1
+AFTER_X=$(xacts); AFTER_T=$(pg_ticks)
+PAYMENTS=$(echo "$ROW" | tail -1 | awk -F'|' '{gsub(/ /, "", $3); print $3}')
+echo
+echo "Database work per payment ($PAYMENTS payments, and the final status reads: $(cat .run/development/paybench-prepared.polls)):"
+per_payment "$BEFORE_X" "$AFTER_X" "$BEFORE_T" "$AFTER_T" "$PAYMENTS"

@@ -2,6 +2,11 @@
 //! `POST /v1/payments/process` until the subscription service reports the subscription `active` (the signed
 //! webhook has been delivered and applied). Each of C customers loops: create a paid subscription, pay it, wait
 //! until it is active, cancel it. Prints throughput and the latency distribution as one Markdown table row.
+//!
+//! Payments alone: `--prepare N --file F` signs up C × N customers, each with a subscription waiting for its first
+//! payment, and writes them to F; `--pay-from F` then only pays them (C at a time), and waits until every one is
+//! active. What runs between the two is the payment's work and nothing else (`bench/run.sh` reads the database's
+//! counters around the second).
 
 use std::time::{Duration, Instant};
 
@@ -25,6 +30,132 @@ struct Args {
     admin_email: String,
     #[arg(long, default_value = "dev-only-Admin-2026")]
     admin_password: String,
+    /// Prepare this many subscriptions per customer for `--pay-from`, written to `--file`, and stop.
+    #[arg(long)]
+    prepare: Option<usize>,
+    /// Pay the subscriptions `--prepare` wrote to this file.
+    #[arg(long)]
+    pay_from: Option<std::path::PathBuf>,
+    #[arg(long)]
+    file: Option<std::path::PathBuf>,
+}
+
+/// A customer's token and a subscription of theirs waiting for its first payment.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Waiting {
+    token: String,
+    subscription: String,
+}
+
+/// Signs up a customer (one per subscription: a customer holds one live subscription) and subscribes them.
+async fn waiting_subscription(client: &reqwest::Client, args: &Args, plan: i64) -> anyhow::Result<Waiting> {
+    let email = format!("paybench-{}@example.com", uuid::Uuid::new_v4().simple());
+    let body = json!({"email": email, "password": "bench pass 2026"});
+    let url = format!("{}/v1/auth/register", args.subscription_url);
+    let (status, reg) = call(client, reqwest::Method::POST, url, None, Some(body)).await?;
+    if status != 201 {
+        bail!("register: {status} {reg}");
+    }
+    let token = reg["data"]["access_token"].as_str().context("token")?.to_owned();
+    let url = format!("{}/v1/subscriptions", args.subscription_url);
+    let (status, sub) = call(client, reqwest::Method::POST, url, Some(&token), Some(json!({"plan_id": plan}))).await?;
+    if status != 201 {
+        bail!("subscribe: {status} {sub}");
+    }
+    Ok(Waiting { token, subscription: sub["data"]["id"].as_str().context("id")?.to_owned() })
+}
+
+async fn prepare(client: reqwest::Client, args: std::sync::Arc<Args>, per_customer: usize) -> anyhow::Result<()> {
+    let plan = bench_plan(&client, &args).await?;
+    let tasks: Vec<_> = (0..args.customers)
+        .map(|_| {
+            let (client, args) = (client.clone(), args.clone());
+            tokio::spawn(async move {
+                let mut made = Vec::with_capacity(per_customer);
+                for _ in 0..per_customer {
+                    made.push(waiting_subscription(&client, &args, plan).await?);
+                }
+                anyhow::Ok(made)
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for t in tasks {
+        all.push(t.await??);
+    }
+    let file = args.file.as_ref().context("--prepare needs --file")?;
+    std::fs::write(file, serde_json::to_vec(&all)?)?;
+    eprintln!("prepared {} subscriptions in {}", all.iter().map(Vec::len).sum::<usize>(), file.display());
+    Ok(())
+}
+
+/// Pays every prepared subscription, each customer's in turn, then waits until all are active: payments per
+/// second over the whole, and each payment request's latency (the charge is made before it is answered; the
+/// subscription turns active when the signed webhook is applied, which the final wait covers).
+async fn pay_prepared(client: reqwest::Client, args: &Args, file: &std::path::Path) -> anyhow::Result<()> {
+    let customers: Vec<Vec<Waiting>> = serde_json::from_slice(&std::fs::read(file)?)?;
+    let started = Instant::now();
+    let tasks: Vec<_> = customers
+        .into_iter()
+        .map(|subs| {
+            let (client, url) = (client.clone(), format!("{}/v1/payments/process", args.payment_url));
+            tokio::spawn(async move {
+                let mut latencies = Vec::with_capacity(subs.len());
+                for w in &subs {
+                    let body = json!({"subscription_id": w.subscription, "amount": "29.99", "currency": "USD", "card_number": "4242424242424242", "card_expiry": "12/30", "card_cvv": "123", "cardholder_name": "Bench", "save_card": false});
+                    let at = Instant::now();
+                    let (status, paid) =
+                        call(&client, reqwest::Method::POST, url.clone(), Some(&w.token), Some(body)).await?;
+                    if status != 201 {
+                        bail!("pay: {status} {paid}");
+                    }
+                    latencies.push(at.elapsed());
+                }
+                anyhow::Ok((latencies, subs))
+            })
+        })
+        .collect();
+    let (mut all, mut paid) = (Vec::new(), Vec::new());
+    for t in tasks {
+        let (latencies, subs) = t.await??;
+        all.extend(latencies);
+        paid.extend(subs);
+    }
+    let requests_done = started.elapsed().as_secs_f64();
+    let mut reads = 0;
+    for w in &paid {
+        loop {
+            reads += 1;
+            let url = format!("{}/v1/subscriptions/{}", args.subscription_url, w.subscription);
+            let (_, s) = call(&client, reqwest::Method::GET, url, Some(&w.token), None).await?;
+            if s["data"]["status"] == "active" {
+                break;
+            }
+            if started.elapsed() > Duration::from_secs(120) {
+                bail!("not active after 120 s");
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    all.sort_unstable();
+    println!(
+        "| customers | payments | payments/s (until all active) | requests done in s | p50 ms | p90 ms | p99 ms | max ms |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    println!(
+        "| {} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} |",
+        args.customers,
+        all.len(),
+        all.len() as f64 / elapsed,
+        requests_done,
+        pct(&all, 0.5),
+        pct(&all, 0.9),
+        pct(&all, 0.99),
+        all.last().map(|d| d.as_secs_f64() * 1000.0).unwrap_or(0.0)
+    );
+    eprintln!("polls={reads}");
+    Ok(())
 }
 
 /// A new active monthly plan at 29.99 USD (what each payment pays), created by the administrator.
@@ -165,6 +296,12 @@ fn pct(sorted: &[Duration], p: f64) -> f64 {
 async fn main() -> anyhow::Result<()> {
     let args = std::sync::Arc::new(Args::parse());
     let client = reqwest::Client::new();
+    if let Some(per_customer) = args.prepare {
+        return prepare(client, args, per_customer).await;
+    }
+    if let Some(file) = &args.pay_from {
+        return pay_prepared(client, &args, file).await;
+    }
     let plan = bench_plan(&client, &args).await?;
     let started = Instant::now();
     let end = started + Duration::from_secs(args.seconds);

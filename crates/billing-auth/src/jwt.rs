@@ -1,5 +1,7 @@
 //! Access tokens: EdDSA (Ed25519) JWTs.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -99,11 +101,17 @@ fn decode_key(key: &'static str, b64: &str, prefix: &[u8]) -> Result<Vec<u8>, To
     Ok(der)
 }
 
+/// Tokens whose signature, issuer and audience were checked, kept with their claims. A client sends the same
+/// token with every request until it expires, and checking an Ed25519 signature was the largest part of a read's
+/// CPU; a token is found here only by its exact text, and its times are still judged at every request.
+const VERIFIED_TOKENS: usize = 10_000;
+
 /// Verifies access tokens; holds only the public key.
 #[derive(Clone)]
 pub struct JwtVerifier {
     key: DecodingKey,
     validation: Validation,
+    verified: Arc<Mutex<HashMap<Box<str>, Claims>>>,
 }
 
 impl std::fmt::Debug for JwtVerifier {
@@ -125,15 +133,13 @@ impl JwtVerifier {
         // The times are checked in `verify` against the service's clock (which tests can move), not the machine's.
         validation.validate_exp = false;
         validation.validate_nbf = false;
-        Ok(Self { key, validation })
+        Ok(Self { key, validation, verified: Arc::default() })
     }
 
     /// The claims of a valid token at `now`: signed by our key for our issuer and audience, issued no later than
     /// now, valid from `nbf`, not expired, and living no longer than [`MAX_TOKEN_LIFETIME_SECS`].
     pub fn verify(&self, token: &str, now: DateTime<Utc>) -> Result<Claims, TokenError> {
-        let claims = decode::<Claims>(token, &self.key, &self.validation)
-            .map(|data| data.claims)
-            .map_err(|_| TokenError::Invalid)?;
+        let claims = self.signed_claims(token)?;
         let now = now.timestamp();
         let from_the_future = claims.iat > now + LEEWAY_SECS || claims.nbf.is_some_and(|nbf| nbf > now + LEEWAY_SECS);
         let lifetime = claims.exp.saturating_sub(claims.iat);
@@ -142,6 +148,24 @@ impl JwtVerifier {
         }
         if claims.exp <= now - LEEWAY_SECS {
             return Err(TokenError::Expired);
+        }
+        Ok(claims)
+    }
+
+    /// The claims of a token signed by our key for our issuer and audience (its times not judged yet).
+    fn signed_claims(&self, token: &str) -> Result<Claims, TokenError> {
+        if let Some(claims) = self.verified.lock().ok().and_then(|known| known.get(token).cloned()) {
+            return Ok(claims);
+        }
+        let claims = decode::<Claims>(token, &self.key, &self.validation)
+            .map(|data| data.claims)
+            .map_err(|_| TokenError::Invalid)?;
+        if let Ok(mut known) = self.verified.lock() {
+            // Expired tokens leave with everything else when it fills up: a bound, not an eviction policy.
+            if known.len() >= VERIFIED_TOKENS {
+                known.clear();
+            }
+            known.insert(token.into(), claims.clone());
         }
         Ok(claims)
     }
@@ -377,5 +401,26 @@ mod tests {
         assert!(matches!(JwtVerifier::from_settings(&s), Err(TokenError::Key { key: "JWT_PUBLIC_KEY", .. })));
         s.private_key = None;
         assert!(matches!(JwtIssuer::from_settings(&s), Err(TokenError::Key { key: "JWT_PRIVATE_KEY", .. })));
+    }
+
+    #[test]
+    fn a_token_verified_before_is_still_judged_by_its_text_and_its_times() {
+        let (issuer, verifier) = pair();
+        let now = Utc::now();
+        let token = issuer.issue(Uuid::new_v4(), Role::User, now).unwrap_or_default();
+        assert!(verifier.verify(&token, now).is_ok());
+        assert!(verifier.verify(&token, now).is_ok(), "known now, and still valid");
+        // The same signature under other claims: not the token that was verified.
+        let parts: Vec<&str> = token.split('.').collect();
+        let claims =
+            String::from_utf8(base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(parts[1]).unwrap_or_default())
+                .unwrap_or_default()
+                .replace("\"user\"", "\"admin\"");
+        let forged = format!("{}.{}.{}", parts[0], b64url(claims.as_bytes()), parts[2]);
+        assert_ne!(forged, token);
+        assert_eq!(verifier.verify(&forged, now), Err(TokenError::Invalid));
+        // Its times are judged at each request, known or not.
+        assert_eq!(verifier.verify(&token, now + chrono::Duration::hours(2)), Err(TokenError::Expired));
+        assert_eq!(verifier.verify(&token, now - chrono::Duration::hours(1)), Err(TokenError::Invalid));
     }
 }
