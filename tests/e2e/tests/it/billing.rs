@@ -169,13 +169,22 @@ async fn usage_billed_at_a_pause_and_the_period_a_resume_starts_are_charged_by_t
     })
     .await;
     assert_eq!(amounts, ["29.99", "29.99", "3.50"]);
-    let (_, invoices) = sys.call(&sys.sub_url, Method::GET, "/v1/invoices/me", Some(&token), None).await;
-    let kinds: Vec<(&str, &str)> = invoices["data"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|i| Some((i["kind"].as_str()?, i["status"].as_str()?)))
-        .collect();
-    assert_eq!(kinds, [("renewal", "paid"), ("final", "paid"), ("initial", "paid")], "newest first: {invoices}");
+    // A charge is a success at the payment service before its signed webhook marks the invoice paid here.
+    let kinds = |invoices: &Value| -> Vec<(String, String)> {
+        invoices["data"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|i| Some((i["kind"].as_str()?.to_owned(), i["status"].as_str()?.to_owned())))
+            .collect()
+    };
+    let all_paid = |kinds: &[(String, String)]| kinds.iter().all(|(_, status)| status == "paid");
+    let invoices = poll_until(Duration::from_secs(30), "the invoices paid", || async {
+        let (_, invoices) = sys.call(&sys.sub_url, Method::GET, "/v1/invoices/me", Some(&token), None).await;
+        all_paid(&kinds(&invoices)).then_some(invoices)
+    })
+    .await;
+    let paid = |kind: &str| (kind.to_owned(), "paid".to_owned());
+    assert_eq!(kinds(&invoices), [paid("renewal"), paid("final"), paid("initial")], "newest first: {invoices}");
     assert_eq!(sys.failed_jobs(&admin).await, Vec::<String>::new(), "no job is left failed");
 }
