@@ -6,6 +6,8 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 SECONDS_PER_RUN=${SECONDS_PER_RUN:-10}
+# The services measured: this checkout's release build, or another build's (BIN_DIR) under the same load.
+BIN=${BIN_DIR:-./target/release}
 CONCURRENCY=${CONCURRENCY:-64}
 
 cargo build --release --locked -p subscription-service -p payment-service -p gateway-simulator -p billing-bench --bins
@@ -15,8 +17,8 @@ set -a; . .run/development/ports.env; set +a
 export APP_ENV=development SUBSCRIPTION_PORT=8101 LOG_LEVEL=warn HTTP_WORKERS=${HTTP_WORKERS:-2}
 # A bench configuration, not a weaker default: every bench customer signs up from this one address.
 export RATE_LIMIT_REGISTRATIONS_PER_HOUR=1000000 RATE_LIMIT_LOGIN_ATTEMPTS_PER_15_MIN=1000000
-./target/release/subscription-service seed >/dev/null
-./target/release/subscription-service serve > .run/development/logs/bench-service.log 2>&1 &
+$BIN/subscription-service seed >/dev/null
+$BIN/subscription-service serve > .run/development/logs/bench-service.log 2>&1 &
 SERVICE=$!
 trap 'kill $SERVICE 2>/dev/null || true; wait $SERVICE 2>/dev/null || true' EXIT
 for _ in $(seq 1 100); do curl -fs http://127.0.0.1:8101/v1/health/detailed >/dev/null && break; sleep 0.1; done
@@ -40,11 +42,11 @@ REDIS_KEY_PREFIX="bench:$(date +%s):"
 export REDIS_KEY_PREFIX PAYMENT_PORT=8102 SUBSCRIPTION_SERVICE_URL=http://127.0.0.1:8101 PAYMENT_SERVICE_URL=http://127.0.0.1:8102
 export GATEWAY_PORT=8103 GATEWAY_URL=http://127.0.0.1:8103 GATEWAY_SIMULATOR_JOURNAL=".run/development/bench-gateway-$(date +%s).jsonl"
 kill $SERVICE 2>/dev/null || true; wait $SERVICE 2>/dev/null || true
-./target/release/subscription-service serve > .run/development/logs/bench-subscription.log 2>&1 & SUB_PID=$!
-./target/release/subscription-service worker > .run/development/logs/bench-subscription-worker.log 2>&1 & SUBW_PID=$!
-./target/release/payment-service serve > .run/development/logs/bench-payment.log 2>&1 & PAY_PID=$!
-./target/release/payment-service worker > .run/development/logs/bench-payment-worker.log 2>&1 & PAYW_PID=$!
-./target/release/gateway-simulator > .run/development/logs/bench-gateway.log 2>&1 & GW_PID=$!
+$BIN/subscription-service serve > .run/development/logs/bench-subscription.log 2>&1 & SUB_PID=$!
+$BIN/subscription-service worker > .run/development/logs/bench-subscription-worker.log 2>&1 & SUBW_PID=$!
+$BIN/payment-service serve > .run/development/logs/bench-payment.log 2>&1 & PAY_PID=$!
+$BIN/payment-service worker > .run/development/logs/bench-payment-worker.log 2>&1 & PAYW_PID=$!
+$BIN/gateway-simulator > .run/development/logs/bench-gateway.log 2>&1 & GW_PID=$!
 trap 'kill $SUB_PID $SUBW_PID $PAY_PID $PAYW_PID $GW_PID 2>/dev/null || true; wait 2>/dev/null || true' EXIT
 for url in http://127.0.0.1:8103 http://127.0.0.1:8101 http://127.0.0.1:8102; do
   for _ in $(seq 1 100); do curl -fs "$url/v1/health/detailed" >/dev/null && break; sleep 0.1; done
