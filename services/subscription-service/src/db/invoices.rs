@@ -88,19 +88,6 @@ pub async fn list_for_user(conn: &mut AsyncPgConnection, user: UserId) -> Result
         .await?)
 }
 
-/// The open invoices of a subscription.
-pub async fn open_for_subscription(
-    conn: &mut AsyncPgConnection,
-    subscription: SubscriptionId,
-) -> Result<Vec<InvoiceRow>, DbError> {
-    Ok(invoices::table
-        .filter(invoices::subscription_id.eq(subscription))
-        .filter(invoices::status.eq(InvoiceStatus::Open))
-        .select(InvoiceRow::as_select())
-        .load(conn)
-        .await?)
-}
-
 /// An invoice with its subscription's saved payment method (none for an invoice without a subscription), in one
 /// statement: what the payment service asks before every charge.
 pub async fn find_with_method(
@@ -146,20 +133,6 @@ pub async fn open_for_subscription_for_update(
         .select(InvoiceRow::as_select())
         .load(conn)
         .await?)
-}
-
-/// The newest invoice of a subscription, whatever its status.
-pub async fn latest_for_subscription(
-    conn: &mut AsyncPgConnection,
-    subscription: SubscriptionId,
-) -> Result<Option<InvoiceRow>, DbError> {
-    Ok(invoices::table
-        .filter(invoices::subscription_id.eq(subscription))
-        .order((invoices::created_at.desc(), invoices::id.desc()))
-        .select(InvoiceRow::as_select())
-        .first(conn)
-        .await
-        .optional()?)
 }
 
 /// The lines of `invoices`, in order.
