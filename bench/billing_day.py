@@ -24,7 +24,7 @@ import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from sidebyside import PG_BIN, ROOT, fresh_database, pg_environment, ports, sh, wait_http  # noqa: E402
+from sidebyside import PG_BIN, ROOT, fresh_database, pg_environment, ports, sh, stop_all, wait_http  # noqa: E402
 
 SUB_PORT, PAY_PORT, GW_PORT = 8101, 8102, 8103
 
@@ -66,7 +66,7 @@ def call(method, url, body=None, token=None):
         return err.code, json.loads(err.read() or b"{}")
 
 
-def saved_card_token(env_pg, plan):
+def pay_with_a_saved_card(env_pg, plan):
     """Signs up one customer who pays a subscription with a card and keeps it, through the API: the payment
     method rows generated below are shaped like the one this makes."""
     sub = f"http://127.0.0.1:{SUB_PORT}"
@@ -76,16 +76,12 @@ def saved_card_token(env_pg, plan):
     token = reg["data"]["access_token"]
     status, made = call("POST", f"{sub}/v1/subscriptions", {"plan_id": plan}, token)
     assert status == 201, (status, made)
+    price = psql(env_pg, "bench_subscription", f"SELECT round(price, 2) FROM plans WHERE id = {plan}")
     status, paid = call("POST", f"http://127.0.0.1:{PAY_PORT}/v1/payments/process",
-                        {"subscription_id": made["data"]["id"], "amount": made_amount(env_pg, plan), "currency": "USD",
+                        {"subscription_id": made["data"]["id"], "amount": price, "currency": "USD",
                          "card_number": "4242424242424242", "card_expiry": "12/30", "card_cvv": "123",
                          "cardholder_name": "Billing Day", "save_card": True}, token)
     assert status == 201, (status, paid)
-    return psql(env_pg, "bench_payment", "SELECT gateway_token FROM payment_methods LIMIT 1")
-
-
-def made_amount(env_pg, plan):
-    return psql(env_pg, "bench_subscription", f"SELECT round(price, 2) FROM plans WHERE id = {plan}")
 
 
 def gateway_cards(n, api_key):
@@ -182,7 +178,7 @@ def main():
             wait_http(f"http://127.0.0.1:{port}/v1/health/detailed", f"port {port}")
         plan = int(psql(env_pg, "bench_subscription", """SELECT id FROM plans WHERE is_active AND currency = 'USD'
             AND billing_cycle = 'monthly' AND price > 0 AND NOT is_trial_plan ORDER BY price LIMIT 1"""))
-        saved_card_token(env_pg, plan)
+        pay_with_a_saved_card(env_pg, plan)
         began = time.time()
         tokens = gateway_cards(args.subscriptions, p.get("GATEWAY_API_KEY", "sk_test_dev_only_simulator_key_000000000001"))
         period_end = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
@@ -217,10 +213,7 @@ def main():
                               "SELECT extract(epoch FROM max(created_at) - min(created_at)) FROM invoices "
                               "WHERE kind = 'renewal'")
     finally:
-        for proc in procs.values():
-            proc.terminate()
-        for proc in procs.values():
-            proc.wait()
+        stop_all(list(procs.values()))
     final = samples[-1]
     result = {"subscriptions": args.subscriptions, "period_end": period_end.isoformat(), "samples": samples,
               "drain_seconds": drain, "invoicing_seconds": float(first_invoiced or 0), "plans": plans,

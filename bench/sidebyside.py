@@ -77,6 +77,17 @@ def start_ours(p, workers, name):
     return server, worker
 
 
+def stop_all(procs):
+    """Asks every process to stop, then waits for each (killing one that takes more than 10 s)."""
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
 def wait_http(url, what):
     deadline = time.time() + 60
     while time.time() < deadline:
@@ -170,13 +181,7 @@ def main():
         wait_http(f"http://127.0.0.1:{PEER_PORT}/v1/health", "the peer")
         results = run(args, scenarios, ours, worker, peer)
     finally:
-        for proc in (ours, worker, peer):
-            proc.terminate()
-        for proc in (ours, worker, peer):
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop_all([ours, worker, peer])
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H%M%SZ")
     with open(os.path.join(logs, f"sidebyside-{stamp}.json"), "w") as f:
         json.dump({"args": vars(args), "results": results}, f, indent=1)

@@ -22,7 +22,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from sidebyside import OURS_PORT, ROOT, ports, sh, start_ours, wait_http  # noqa: E402
+from sidebyside import OURS_PORT, ROOT, ports, sh, start_ours, stop_all, wait_http  # noqa: E402
 
 
 def rss_mib(pid):
@@ -94,12 +94,7 @@ def main():
             start = rss[0]["t"] if rss else 0
             figures["soak_rss"] = [{"s": round(s["t"] - start), **{n: round(s[n], 1) for n in pids}} for s in rss]
     finally:
-        for proc in (server, worker):
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop_all([server, worker])
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H%M%SZ")
     with open(os.path.join(logs, f"storm-{stamp}.json"), "w") as f:
         json.dump({"args": vars(args), "figures": figures}, f, indent=1)
