@@ -48,10 +48,12 @@ pub fn app(
         .app_data(web::Data::new(ctx.health.clone()))
         .app_data(web::Data::new(ctx.metrics.clone()))
         .configure(crate::health::configure)
+        // The service's routes ahead of the Swagger UI's `/docs/{tail}` pattern, which the router would otherwise
+        // try (a regular expression) on every request.
+        .configure(configure)
         .service(web::resource("/metrics").route(web::get().to(crate::metrics::render)))
         .service(web::redirect("/docs", "/docs/"))
         .service(openapi::swagger((*ctx.openapi).clone()))
-        .configure(configure)
         .default_service(web::to(|| async {
             Err::<actix_web::HttpResponse, _>(ApiError::not_found("not_found", "no such route"))
         }))

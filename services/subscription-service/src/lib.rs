@@ -71,6 +71,7 @@ pub fn build_state(infra: &Infra) -> anyhow::Result<AppState> {
         limiter: RateLimiter::new(infra.redis.clone()),
         revocations: billing_http::auth::Revocations::new(infra.redis.clone()),
         plans: PlanCache::default(),
+        subscriptions: services::subscription_cache::SubscriptionCache::default(),
         payments: clients::PaymentClient::from_settings(&settings, infra.clock.clone())?,
         infra: infra.clone(),
     })

@@ -7,6 +7,7 @@ use billing_runtime::Infra;
 
 use crate::clients::PaymentClient;
 use crate::services::catalog::PlanCache;
+use crate::services::subscription_cache::SubscriptionCache;
 
 /// The subscription service's state, built once per process.
 #[derive(Clone)]
@@ -18,6 +19,8 @@ pub struct AppState {
     /// Voids a user's access tokens in every process (refresh-token reuse, a role change).
     pub revocations: Revocations,
     pub plans: PlanCache,
+    /// Each user's subscriptions, forgotten when the database announces a change.
+    pub subscriptions: SubscriptionCache,
     pub payments: PaymentClient,
 }
 

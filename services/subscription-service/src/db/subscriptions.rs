@@ -12,6 +12,30 @@ use super::models::{
 use super::schema::{subscription_events, subscriptions};
 use billing_infra::DbError;
 
+/// How long after this process changes a user's subscriptions its cache serves none of theirs: long enough for
+/// the change's transaction to commit and its notification to arrive, so a client reading right after its own
+/// write is answered from the database, never from the entry the write made stale.
+pub const RECENT_WRITE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The users whose subscriptions this process changed, and when (process-wide: ids are unique across databases).
+static RECENT_WRITES: std::sync::LazyLock<std::sync::Mutex<std::collections::HashMap<UserId, std::time::Instant>>> =
+    std::sync::LazyLock::new(Default::default);
+
+/// Notes that this process is changing `user`'s subscriptions (before the change commits).
+fn wrote(user: UserId) {
+    if let Ok(mut recent) = RECENT_WRITES.lock() {
+        if recent.len() >= 10_000 {
+            recent.retain(|_, at| at.elapsed() < RECENT_WRITE);
+        }
+        recent.insert(user, std::time::Instant::now());
+    }
+}
+
+/// True when this process changed `user`'s subscriptions within [`RECENT_WRITE`].
+pub fn written_recently(user: UserId) -> bool {
+    RECENT_WRITES.lock().map_or(true, |recent| recent.get(&user).is_some_and(|at| at.elapsed() < RECENT_WRITE))
+}
+
 const CURRENT: [SubscriptionStatus; 5] = [
     SubscriptionStatus::Pending,
     SubscriptionStatus::Trial,
@@ -22,6 +46,7 @@ const CURRENT: [SubscriptionStatus; 5] = [
 
 /// Inserts a subscription; unique violations name the partial index that refused it.
 pub async fn insert(conn: &mut AsyncPgConnection, new: &NewSubscription) -> Result<SubscriptionRow, DbError> {
+    wrote(new.user_id);
     Ok(diesel::insert_into(subscriptions::table)
         .values(new)
         .returning(SubscriptionRow::as_returning())
@@ -54,21 +79,6 @@ pub async fn current_for_user(conn: &mut AsyncPgConnection, user: UserId) -> Res
         .await?)
 }
 
-/// The subscription giving the user access (trial, active or past due), if any.
-pub async fn with_access(conn: &mut AsyncPgConnection, user: UserId) -> Result<Option<SubscriptionRow>, DbError> {
-    Ok(subscriptions::table
-        .filter(subscriptions::user_id.eq(user))
-        .filter(subscriptions::status.eq_any([
-            SubscriptionStatus::Trial,
-            SubscriptionStatus::Active,
-            SubscriptionStatus::PastDue,
-        ]))
-        .select(SubscriptionRow::as_select())
-        .first(conn)
-        .await
-        .optional()?)
-}
-
 /// True when the user ever had a trial.
 pub async fn has_had_trial(conn: &mut AsyncPgConnection, user: UserId) -> Result<bool, DbError> {
     Ok(diesel::select(diesel::dsl::exists(
@@ -86,12 +96,17 @@ pub async fn update_versioned(
     expected_version: i32,
     changes: &SubscriptionChanges,
 ) -> Result<Option<SubscriptionRow>, DbError> {
-    Ok(diesel::update(subscriptions::table.find(id).filter(subscriptions::version.eq(expected_version)))
-        .set((changes, subscriptions::version.eq(subscriptions::version + 1)))
-        .returning(SubscriptionRow::as_returning())
-        .get_result(conn)
-        .await
-        .optional()?)
+    let row: Option<SubscriptionRow> =
+        diesel::update(subscriptions::table.find(id).filter(subscriptions::version.eq(expected_version)))
+            .set((changes, subscriptions::version.eq(subscriptions::version + 1)))
+            .returning(SubscriptionRow::as_returning())
+            .get_result(conn)
+            .await
+            .optional()?;
+    if let Some(row) = &row {
+        wrote(row.user_id);
+    }
+    Ok(row)
 }
 
 /// Appends to the event log.
@@ -146,10 +161,13 @@ pub async fn set_payment_method(
     id: SubscriptionId,
     payment_method: &str,
 ) -> Result<(), DbError> {
-    diesel::update(subscriptions::table.find(id))
+    let user: Option<UserId> = diesel::update(subscriptions::table.find(id))
         .set(subscriptions::payment_method_id.eq(payment_method))
-        .execute(conn)
-        .await?;
+        .returning(subscriptions::user_id)
+        .get_result(conn)
+        .await
+        .optional()?;
+    user.into_iter().for_each(wrote);
     Ok(())
 }
 

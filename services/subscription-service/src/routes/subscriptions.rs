@@ -82,8 +82,8 @@ pub async fn create_trial(
 pub async fn list_mine(state: web::Data<AppState>, user: AuthUser) -> Result<HttpResponse, ApiError> {
     let rows = subscriptions::list_mine(&state, user.id.into()).await?;
     let mut out = Vec::with_capacity(rows.len());
-    for row in rows {
-        out.push(dto(&state, row).await?);
+    for row in rows.iter() {
+        out.push(dto(&state, row.clone()).await?);
     }
     Ok(ok(out, "subscriptions"))
 }

@@ -9,6 +9,7 @@ pub mod pause;
 pub mod plans;
 pub mod seed;
 pub mod settlement;
+pub mod subscription_cache;
 pub mod subscriptions;
 pub mod usage;
 

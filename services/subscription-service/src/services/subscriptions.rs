@@ -262,8 +262,8 @@ pub async fn create_trial(
 }
 
 /// The caller's subscriptions, newest first.
-pub async fn list_mine(state: &AppState, user: UserId) -> Result<Vec<SubscriptionRow>, ServiceError> {
-    Ok(db::subscriptions::list_for_user(&mut *state.conn().await?, user).await?)
+pub async fn list_mine(state: &AppState, user: UserId) -> Result<std::sync::Arc<Vec<SubscriptionRow>>, ServiceError> {
+    Ok(state.subscriptions.of_user(&state.infra.db, user).await?)
 }
 
 /// One subscription: its owner or an admin; anyone else gets 404 (its existence is not revealed).

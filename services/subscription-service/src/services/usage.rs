@@ -122,15 +122,13 @@ async fn access(
     state: &AppState,
     user: UserId,
 ) -> Result<(SubscriptionRow, Plan, std::sync::Arc<Vec<Plan>>), ServiceError> {
-    let mut conn = state.conn().await?;
-    let Some(sub) = db::subscriptions::with_access(&mut conn, user).await? else {
-        let paused = db::subscriptions::current_for_user(&mut conn, user)
-            .await?
-            .iter()
-            .any(|s| s.status == billing_domain::SubscriptionStatus::Paused);
+    use billing_domain::SubscriptionStatus::{Active, PastDue, Paused, Trial};
+    let subscriptions = state.subscriptions.of_user(&state.infra.db, user).await?;
+    // The newest giving access (a user has at most one at a time).
+    let Some(sub) = subscriptions.iter().find(|s| matches!(s.status, Trial | Active | PastDue)).cloned() else {
+        let paused = subscriptions.iter().any(|s| s.status == Paused);
         return Err(if paused { ServiceError::SubscriptionPaused } else { ServiceError::NoActiveSubscription });
     };
-    drop(conn);
     let now = state.now();
     let ended = sub.current_period_end.is_some_and(|end| end <= now);
     if ended && sub.cancel_at_period_end {

@@ -153,7 +153,7 @@ async fn an_upgrade_applies_now_with_a_proration_invoice() {
     // A 30-day period with exactly 15 days left: 29.99 → 99.00 credits 15.00 (14.995 rounded half up) and charges 49.50.
     let now = chrono::Utc::now();
     let (start, end) = (now - chrono::Duration::days(15), now + chrono::Duration::days(15));
-    ctx.activate(&id, &start.to_rfc3339(), &end.to_rfc3339()).await;
+    ctx.activate(&token, &id, &start.to_rfc3339(), &end.to_rfc3339()).await;
     let up = ctx.call(Method::PUT, &format!("/v1/subscriptions/{id}"), Some(&token), Some(json!({"plan_id": 3}))).await;
     assert_eq!(up.status, 200, "{}", up.body);
     let d = up.data();
@@ -340,4 +340,44 @@ async fn one_current_paid_subscription_is_enforced_by_the_database() {
     let created = answers.iter().filter(|a| a.status == 201).count();
     let refused = answers.iter().filter(|a| a.status == 409 && a.code() == "already_subscribed").count();
     assert_eq!((created, refused), (1, 9), "{:?}", answers.iter().map(|a| a.status).collect::<Vec<_>>());
+}
+
+/// Reads of a user's subscriptions are served from a per-process cache; a change committed by another
+/// connection (another process, a script) reaches the next reads through the database's notification, long
+/// before an entry would expire (30 s).
+#[tokio::test]
+async fn a_change_committed_elsewhere_reaches_the_cached_reads() {
+    let ctx = Ctx::new().await;
+    let token = ctx.user().await;
+    let me = ctx.call(Method::GET, "/v1/auth/me", Some(&token), None).await;
+    let user = me.data()["id"].as_str().unwrap_or_default().to_owned();
+    let id = uuid::Uuid::new_v4();
+    // Written behind the service's back, so none of it counts as this process's own recent write.
+    ctx.sql(&format!(
+        "INSERT INTO subscriptions (id, user_id, plan_id, status, billing_anchor, current_period_start, \
+         current_period_end) VALUES ('{id}', '{user}', 2, 'past_due', now() - interval '10 days', \
+         now() - interval '10 days', now() + interval '20 days')"
+    ))
+    .await;
+    let status = |answer: &common::Answer| answer.data()[0]["status"].as_str().unwrap_or_default().to_owned();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    // The reads that fill the cache (the first starts its listener).
+    for _ in 0..20 {
+        let mine = ctx.call(Method::GET, "/v1/subscriptions/me", Some(&token), None).await;
+        assert_eq!(status(&mine), "past_due", "{}", mine.body);
+    }
+    let limits = ctx.call(Method::GET, "/v1/usage/limits", Some(&token), None).await;
+    assert_eq!(limits.status, 200, "past due still gives access: {}", limits.body);
+
+    ctx.sql(&format!("UPDATE subscriptions SET status = 'canceled', ended_at = now() WHERE id = '{id}'")).await;
+    loop {
+        let mine = ctx.call(Method::GET, "/v1/subscriptions/me", Some(&token), None).await;
+        if status(&mine) == "canceled" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the change was not seen: {}", mine.body);
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let limits = ctx.call(Method::GET, "/v1/usage/limits", Some(&token), None).await;
+    assert_eq!((limits.status, limits.code()), (403, "no_active_subscription"), "{}", limits.body);
 }

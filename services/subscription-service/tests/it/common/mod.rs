@@ -73,13 +73,29 @@ impl Ctx {
     }
 
     /// Test fixture until payments exist: the subscription's first invoice is paid and the period starts at
-    /// `start` (an instant in the past places "now" inside the period).
-    pub async fn activate(&self, subscription: &str, start: &str, end: &str) {
+    /// `start` (an instant in the past places "now" inside the period). The change is made behind the service's
+    /// back, as another process would make it, so this waits until the owner (`token`) sees it.
+    pub async fn activate(&self, token: &str, subscription: &str, start: &str, end: &str) {
         self.sql(&format!(
             "UPDATE subscriptions SET status = 'active', billing_anchor = '{start}', current_period_start = '{start}', \
              current_period_end = '{end}', version = version + 1 WHERE id = '{subscription}'"
         ))
         .await;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let mine = self.call(Method::GET, "/v1/subscriptions/me", Some(token), None).await;
+            let seen = mine
+                .data()
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|s| s["id"] == subscription && s["status"] == "active");
+            if seen {
+                return;
+            }
+            assert!(std::time::Instant::now() < deadline, "the activation was not seen: {}", mine.body);
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
     }
 
     /// A user with an active subscription to `plan_id`, its period placed around now.
@@ -97,7 +113,7 @@ impl Ctx {
         let id = res.data()["id"].as_str().unwrap_or_default().to_owned();
         let start = chrono::Utc::now() - chrono::Duration::days(10);
         let end = start + chrono::Duration::days(30);
-        self.activate(&id, &start.to_rfc3339(), &end.to_rfc3339()).await;
+        self.activate(&token, &id, &start.to_rfc3339(), &end.to_rfc3339()).await;
         (token, id)
     }
 }

@@ -1,0 +1,2 @@
+DROP TRIGGER subscriptions_changed ON subscriptions;
+DROP FUNCTION notify_subscription_change();
