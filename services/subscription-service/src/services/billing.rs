@@ -15,6 +15,7 @@ use billing_domain::{
 use billing_queue::{NewJob, Payload, Queue, QueueName, outbox};
 use chrono::{DateTime, Utc};
 use diesel_async::{AsyncConnection, AsyncPgConnection};
+use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::Digest;
@@ -33,6 +34,8 @@ use crate::state::AppState;
 const BATCH: i64 = 100;
 /// How many batches one tick takes per step at most, so one tick stays short; the next tick continues.
 const MAX_BATCHES: usize = 20;
+/// How many rows of a batch one process works on at once, at most.
+const MAX_AT_ONCE: usize = 8;
 
 /// What one pass of [`run_due`] did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -148,8 +151,17 @@ where
         let now = state.now();
         let ids = find(&mut *state.conn().await?, now).await?;
         let mut progressed = 0;
-        for id in &ids {
-            match one(state, *id).await {
+        // Rows of a batch are independent (each its own transaction under its own row lock): several at once,
+        // leaving half the pool to the queue handlers.
+        let at_once = (state.infra.settings.database.pool_max_size / 2).clamp(1, MAX_AT_ONCE);
+        let one = &one;
+        let results: Vec<_> = futures_util::stream::iter(ids.iter().copied())
+            .map(|id| async move { (id, one(state, id).await) })
+            .buffer_unordered(at_once)
+            .collect()
+            .await;
+        for (id, result) in results {
+            match result {
                 Ok(true) => progressed += 1,
                 Ok(false) => {}
                 Err(ServiceError::ConcurrentUpdate) => {}
