@@ -238,22 +238,23 @@ async fn succeeded(
     if paid != Some(due) {
         return Ok(Err(NotApplicable::new("the amount or currency differs from what the invoice asks".to_owned())));
     }
+    // The subscription is locked once, after its invoice (the order every path takes).
+    let sub = match invoice.subscription_id {
+        Some(id) => db::subscriptions::find_for_update(conn, id).await?,
+        None => None,
+    };
     // A first invoice pays for the period its payment starts (the one `activate` sets below): it and its line say
     // so, written before the invoice is paid and frozen.
     if invoice.kind == InvoiceKind::Initial
         && invoice.period_start.is_none()
-        && let Some(id) = invoice.subscription_id
-        && let Some(sub) = db::subscriptions::find_for_update(conn, id).await?
+        && let Some(sub) = &sub
         && sub.status == SubscriptionStatus::Pending
         && let Some(plan) = plans.iter().find(|p| p.id == sub.plan_id)
     {
         db::invoices::set_period(conn, invoice.id, now, plan.cycle.period_end(now, 0)).await?;
     }
     db::invoices::mark_paid(conn, invoice.id, due.to_decimal(), Some(event.transaction_id), now).await?;
-    let Some(subscription_id) = invoice.subscription_id else { return Ok(Ok("invoice_paid")) };
-    let Some(sub) = db::subscriptions::find_for_update(conn, subscription_id).await? else {
-        return Ok(Ok("invoice_paid"));
-    };
+    let Some(sub) = sub else { return Ok(Ok("invoice_paid")) };
     // Not a transition (the version stays), so `sub` is still the row the transition below checks against.
     if let Some(pm) = &paid_with.payment_method_id {
         db::subscriptions::set_payment_method(conn, sub.id, pm).await?;
