@@ -63,3 +63,37 @@ async fn concurrent_finalizations_in_one_month_get_gapless_numbers() {
     // Finalizing twice is refused.
     assert!(finalize_draft(&state, drafts[0]).await.is_err());
 }
+
+#[derive(diesel::QueryableByName)]
+struct PlanLine {
+    #[diesel(sql_type = diesel::sql_types::Text, column_name = "QUERY PLAN")]
+    line: String,
+}
+
+/// The reads keyed by a subscription that run at every payment (the amount due) and cancellation (its open
+/// invoices) find its invoices through an index: with sequential scans priced out, none is left in their plans.
+#[tokio::test]
+async fn a_subscriptions_invoices_are_found_through_an_index() {
+    let ctx = Ctx::new().await;
+    let mut conn = AsyncPgConnection::establish(&ctx.app.db.url).await.unwrap_or_else(|e| panic!("{e}"));
+    diesel_async::RunQueryDsl::execute(diesel::sql_query("SET enable_seqscan = off"), &mut conn)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let sub = uuid::Uuid::new_v4();
+    for query in [
+        // db::invoices::due_for_subscription
+        format!(
+            "SELECT i.id, s.payment_method_id FROM invoices i JOIN subscriptions s ON s.id = i.subscription_id \
+             WHERE i.subscription_id = '{sub}' ORDER BY i.status = 'open' DESC, i.created_at DESC, i.id DESC LIMIT 1"
+        ),
+        // db::invoices::open_for_subscription_for_update
+        format!("SELECT id FROM invoices WHERE subscription_id = '{sub}' AND status = 'open' ORDER BY id FOR UPDATE"),
+    ] {
+        let plan: Vec<PlanLine> =
+            diesel_async::RunQueryDsl::load(diesel::sql_query(format!("EXPLAIN {query}")), &mut conn)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+        let plan: Vec<String> = plan.into_iter().map(|l| l.line).collect();
+        assert!(!plan.iter().any(|l| l.contains("Seq Scan on invoices")), "{query}:\n{}", plan.join("\n"));
+    }
+}

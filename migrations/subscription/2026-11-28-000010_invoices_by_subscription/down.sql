@@ -1,0 +1,1 @@
+DROP INDEX invoices_subscription_created_idx;
