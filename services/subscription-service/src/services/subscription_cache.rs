@@ -167,6 +167,8 @@ impl SubscriptionCache {
 
     /// Listens for as long as the runtime runs, reconnecting after a failure (the cache serves nothing meanwhile).
     async fn listen(self, pool: DbPool) {
+        // Should the task be dropped (its runtime stopped), the cache goes dark and the next read starts another.
+        let _stopped = Stopped(self.clone());
         let mut backoff = Duration::from_millis(100);
         loop {
             match self.listen_once(&pool).await {
@@ -219,6 +221,16 @@ impl SubscriptionCache {
     }
 }
 
+/// Darkens the cache when the listener's task ends, however it ends.
+struct Stopped(SubscriptionCache);
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        self.0.set_live(false);
+        self.0.started.store(false, Ordering::Release);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -258,6 +270,17 @@ mod tests {
         assert!(!cache.fill(user, ticket, rows()), "read before the change: not stored");
         assert!(cache.fill(other, ticket, rows()), "another user's change does not matter");
         assert!(cache.fill(user, cache.ticket(), rows()), "read after the change: stored");
+    }
+
+    #[test]
+    fn a_listener_that_stops_darkens_the_cache_and_lets_the_next_read_start_another() {
+        let cache = live();
+        let user = UserId::new();
+        assert!(cache.fill(user, cache.ticket(), rows()));
+        cache.started.store(true, Ordering::Release);
+        drop(Stopped(cache.clone()));
+        assert!(cache.get(user).is_none());
+        assert!(!AtomicBool::load(&cache.started, Ordering::Acquire));
     }
 
     #[test]
