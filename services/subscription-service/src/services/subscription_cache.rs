@@ -7,7 +7,8 @@
 //! true:
 //! - **Nothing is served while the listener is not listening.** Until `LISTEN` has succeeded, and from the moment
 //!   the connection fails until a new one listens, every read goes to the database and the cache is emptied (a
-//!   notification may have been missed). The listener also proves its connection every [`HEARTBEAT`].
+//!   notification may have been missed). It goes live once a notification it sent through the pool came back,
+//!   and must see another come back every [`HEARTBEAT`].
 //! - **A read that raced a change is not stored.** Each fill carries a ticket taken before its query; a
 //!   notification for that user (or a lost listener) after the ticket refuses the fill.
 //! - **This process's own writes are never answered from the cache**: a user whose subscriptions this process
@@ -34,7 +35,7 @@ use crate::db::models::SubscriptionRow;
 pub const CHANNEL: &str = "subscriptions_changed";
 /// How long an entry is served at most.
 pub const ENTRY_TTL: Duration = Duration::from_secs(30);
-/// How often the listening connection is proven alive (a `SELECT 1` on it), and how long that may take.
+/// How often the listener proves the channel (a notification sent through the pool must come back by the next).
 pub const HEARTBEAT: Duration = Duration::from_secs(5);
 /// Entries kept at most; the cache is emptied when full.
 const MAX_ENTRIES: usize = 100_000;
@@ -181,16 +182,17 @@ impl SubscriptionCache {
         }
     }
 
-    /// One listening connection, until it fails.
+    /// One listening connection, until it fails. The cache goes live only once a notification sent through the
+    /// pool has come back on it, and every [`HEARTBEAT`] another must: the channel is proven end to end (a
+    /// connection that still answers but no longer delivers, or a pooler that does not keep `LISTEN`, fails it).
     async fn listen_once(&self, pool: &DbPool) -> Result<(), String> {
         // A connection of its own, taken out of the pool for good.
         let mut conn = billing_infra::DbConn::take(pool.get().await.map_err(|e| e.to_string())?);
         diesel::sql_query(format!("LISTEN {CHANNEL}")).execute(&mut conn).await.map_err(|e| e.to_string())?;
-        self.set_live(true);
-        tracing::debug!("subscription cache: listening");
+        let nonce = uuid::Uuid::new_v4().simple().to_string();
+        let (mut sent, mut awaiting, mut live) = (0_u64, None::<String>, false);
         let mut heartbeat = tokio::time::interval(HEARTBEAT);
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        heartbeat.tick().await;
         loop {
             let next = {
                 let mut notifications = std::pin::pin!(conn.notifications_stream());
@@ -200,20 +202,44 @@ impl SubscriptionCache {
                 }
             };
             match next {
-                Some(Some(Ok(notification))) => match notification.payload.parse::<uuid::Uuid>() {
-                    Ok(user) => self.changed(user.into()),
-                    Err(_) => {
-                        tracing::warn!(payload = %notification.payload, "subscription cache: unreadable notification")
+                Some(Some(Ok(notification))) => {
+                    if notification.payload.starts_with("probe:") {
+                        // Ours or another process's: only ours proves anything, and none names a user.
+                        if awaiting.as_deref() == Some(notification.payload.as_str()) {
+                            awaiting = None;
+                            if !live {
+                                live = true;
+                                self.set_live(true);
+                                tracing::debug!("subscription cache: listening");
+                            }
+                        }
+                    } else if let Ok(user) = notification.payload.parse::<uuid::Uuid>() {
+                        self.changed(user.into());
+                    } else {
+                        tracing::warn!(payload = %notification.payload, "subscription cache: unreadable notification");
                     }
-                },
+                }
                 Some(Some(Err(error))) => return Err(error.to_string()),
                 Some(None) => return Err("the listening connection closed".to_owned()),
                 None => {
-                    let probe = diesel::sql_query("SELECT 1").execute(&mut conn);
-                    match tokio::time::timeout(HEARTBEAT, probe).await {
-                        Ok(Ok(_)) => {}
-                        Ok(Err(error)) => return Err(error.to_string()),
-                        Err(_) => return Err("the listening connection did not answer".to_owned()),
+                    if awaiting.is_some() {
+                        return Err(format!("a probe notification did not come back within {HEARTBEAT:?}"));
+                    }
+                    sent += 1;
+                    let probe = format!("probe:{nonce}:{sent}");
+                    let send = async {
+                        let mut sender = pool.get().await.map_err(|e| e.to_string())?;
+                        diesel::sql_query("SELECT pg_notify($1, $2)")
+                            .bind::<diesel::sql_types::Text, _>(CHANNEL)
+                            .bind::<diesel::sql_types::Text, _>(&probe)
+                            .execute(&mut sender)
+                            .await
+                            .map_err(|e| e.to_string())
+                    };
+                    match tokio::time::timeout(HEARTBEAT, send).await {
+                        Ok(Ok(_)) => awaiting = Some(probe),
+                        Ok(Err(error)) => return Err(error),
+                        Err(_) => return Err("a probe notification could not be sent".to_owned()),
                     }
                 }
             }

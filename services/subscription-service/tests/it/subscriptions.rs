@@ -381,3 +381,32 @@ async fn a_change_committed_elsewhere_reaches_the_cached_reads() {
     let limits = ctx.call(Method::GET, "/v1/usage/limits", Some(&token), None).await;
     assert_eq!((limits.status, limits.code()), (403, "no_active_subscription"), "{}", limits.body);
 }
+
+/// Once its listener is listening, the cache answers: with the database's announcements switched off for this
+/// test's table, a change made behind the service's back is not seen (it is, above, with them on).
+#[tokio::test]
+async fn the_cache_answers_once_its_listener_is_listening() {
+    let ctx = Ctx::new().await;
+    let token = ctx.user().await;
+    let me = ctx.call(Method::GET, "/v1/auth/me", Some(&token), None).await;
+    let user = me.data()["id"].as_str().unwrap_or_default().to_owned();
+    let id = uuid::Uuid::new_v4();
+    ctx.sql(&format!(
+        "INSERT INTO subscriptions (id, user_id, plan_id, status, billing_anchor, current_period_start, \
+         current_period_end) VALUES ('{id}', '{user}', 2, 'past_due', now() - interval '10 days', \
+         now() - interval '10 days', now() + interval '20 days')"
+    ))
+    .await;
+    ctx.sql("ALTER TABLE subscriptions DISABLE TRIGGER subscriptions_changed").await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    for flip in ["active", "past_due"].into_iter().cycle() {
+        // The database now says `flip`; a read still answering the other status came from the cache.
+        ctx.sql(&format!("UPDATE subscriptions SET status = '{flip}' WHERE id = '{id}'")).await;
+        let mine = ctx.call(Method::GET, "/v1/subscriptions/me", Some(&token), None).await;
+        if mine.data()[0]["status"] != flip {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "every read went to the database: {}", mine.body);
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}
