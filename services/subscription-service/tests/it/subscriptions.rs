@@ -342,23 +342,29 @@ async fn one_current_paid_subscription_is_enforced_by_the_database() {
     assert_eq!((created, refused), (1, 9), "{:?}", answers.iter().map(|a| a.status).collect::<Vec<_>>());
 }
 
-/// Reads of a user's subscriptions are served from a per-process cache; a change committed by another
-/// connection (another process, a script) reaches the next reads through the database's notification, long
-/// before an entry would expire (30 s).
-#[tokio::test]
-async fn a_change_committed_elsewhere_reaches_the_cached_reads() {
-    let ctx = Ctx::new().await;
+/// A user and a past-due subscription of theirs written behind the service's back (so none of it counts as this
+/// process's own recent write): their token and the subscription's id.
+async fn subscribed_behind_the_back(ctx: &Ctx) -> (String, uuid::Uuid) {
     let token = ctx.user().await;
     let me = ctx.call(Method::GET, "/v1/auth/me", Some(&token), None).await;
     let user = me.data()["id"].as_str().unwrap_or_default().to_owned();
     let id = uuid::Uuid::new_v4();
-    // Written behind the service's back, so none of it counts as this process's own recent write.
     ctx.sql(&format!(
         "INSERT INTO subscriptions (id, user_id, plan_id, status, billing_anchor, current_period_start, \
          current_period_end) VALUES ('{id}', '{user}', 2, 'past_due', now() - interval '10 days', \
          now() - interval '10 days', now() + interval '20 days')"
     ))
     .await;
+    (token, id)
+}
+
+/// Reads of a user's subscriptions are served from a per-process cache; a change committed by another
+/// connection (another process, a script) reaches the next reads through the database's notification, long
+/// before an entry would expire (30 s).
+#[tokio::test]
+async fn a_change_committed_elsewhere_reaches_the_cached_reads() {
+    let ctx = Ctx::new().await;
+    let (token, id) = subscribed_behind_the_back(&ctx).await;
     let status = |answer: &common::Answer| answer.data()[0]["status"].as_str().unwrap_or_default().to_owned();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     // The reads that fill the cache (the first starts its listener).
@@ -387,16 +393,7 @@ async fn a_change_committed_elsewhere_reaches_the_cached_reads() {
 #[tokio::test]
 async fn the_cache_answers_once_its_listener_is_listening() {
     let ctx = Ctx::new().await;
-    let token = ctx.user().await;
-    let me = ctx.call(Method::GET, "/v1/auth/me", Some(&token), None).await;
-    let user = me.data()["id"].as_str().unwrap_or_default().to_owned();
-    let id = uuid::Uuid::new_v4();
-    ctx.sql(&format!(
-        "INSERT INTO subscriptions (id, user_id, plan_id, status, billing_anchor, current_period_start, \
-         current_period_end) VALUES ('{id}', '{user}', 2, 'past_due', now() - interval '10 days', \
-         now() - interval '10 days', now() + interval '20 days')"
-    ))
-    .await;
+    let (token, id) = subscribed_behind_the_back(&ctx).await;
     ctx.sql("ALTER TABLE subscriptions DISABLE TRIGGER subscriptions_changed").await;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     for flip in ["active", "past_due"].into_iter().cycle() {
