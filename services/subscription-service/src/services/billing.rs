@@ -146,15 +146,15 @@ where
     F: AsyncFn(&mut AsyncPgConnection, DateTime<Utc>) -> Result<Vec<Id>, billing_infra::DbError>,
     G: AsyncFn(&AppState, Id) -> Result<bool, ServiceError>,
 {
+    // Rows of a batch are independent (each its own transaction under its own row lock): several at once,
+    // leaving half the pool to the queue handlers.
+    let at_once = (state.infra.settings.database.pool_max_size / 2).clamp(1, MAX_AT_ONCE);
+    let one = &one;
     let mut done = 0;
     for _ in 0..MAX_BATCHES {
         let now = state.now();
         let ids = find(&mut *state.conn().await?, now).await?;
         let mut progressed = 0;
-        // Rows of a batch are independent (each its own transaction under its own row lock): several at once,
-        // leaving half the pool to the queue handlers.
-        let at_once = (state.infra.settings.database.pool_max_size / 2).clamp(1, MAX_AT_ONCE);
-        let one = &one;
         let results: Vec<_> = futures_util::stream::iter(ids.iter().copied())
             .map(|id| async move { (id, one(state, id).await) })
             .buffer_unordered(at_once)

@@ -72,7 +72,7 @@ struct Inner {
 
 /// Taken before the query whose answer is to be stored.
 #[derive(Debug, Clone, Copy)]
-pub struct Ticket {
+struct Ticket {
     epoch: u64,
     seq: u64,
 }
@@ -159,7 +159,8 @@ impl SubscriptionCache {
 
     /// Spawns the listener once.
     fn start(&self, pool: &DbPool) {
-        if self.started.swap(true, Ordering::AcqRel) {
+        // Read first: every request passes here, and only the first needs the write.
+        if AtomicBool::load(&self.started, Ordering::Acquire) || self.started.swap(true, Ordering::AcqRel) {
             return;
         }
         let (cache, pool) = (self.clone(), pool.clone());
@@ -172,9 +173,11 @@ impl SubscriptionCache {
         let _stopped = Stopped(self.clone());
         let mut backoff = Duration::from_millis(100);
         loop {
-            match self.listen_once(&pool).await {
-                Ok(()) => backoff = Duration::from_millis(100),
-                Err(error) => tracing::warn!(%error, "subscription cache: listener lost; reading from the database"),
+            let Err(error) = self.listen_once(&pool).await;
+            tracing::warn!(%error, "subscription cache: listener lost; reading from the database");
+            // A listener that had gone live reconnects at once; one that keeps failing, ever more slowly.
+            if self.inner.lock().is_ok_and(|inner| inner.live) {
+                backoff = Duration::from_millis(100);
             }
             self.set_live(false);
             tokio::time::sleep(backoff).await;
@@ -185,7 +188,7 @@ impl SubscriptionCache {
     /// One listening connection, until it fails. The cache goes live only once a notification sent through the
     /// pool has come back on it, and every [`HEARTBEAT`] another must: the channel is proven end to end (a
     /// connection that still answers but no longer delivers, or a pooler that does not keep `LISTEN`, fails it).
-    async fn listen_once(&self, pool: &DbPool) -> Result<(), String> {
+    async fn listen_once(&self, pool: &DbPool) -> Result<std::convert::Infallible, String> {
         // A connection of its own, taken out of the pool for good.
         let mut conn = billing_infra::DbConn::take(pool.get().await.map_err(|e| e.to_string())?);
         diesel::sql_query(format!("LISTEN {CHANNEL}")).execute(&mut conn).await.map_err(|e| e.to_string())?;
