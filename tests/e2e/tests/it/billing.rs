@@ -28,6 +28,21 @@ async fn wait_status(sys: &System, token: &str, id: &str, status: &str) -> Value
     .await
 }
 
+/// The reads the server answers through its subscription cache (`GET /v1/subscriptions/me`, the usage routes'
+/// access check) show what a worker, another process, wrote, within 10 s (a cached entry lives 30 s). Here the
+/// server read these users' subscriptions from the database anyway (it wrote them itself within 5 s); that an
+/// entry is forgotten on a change committed elsewhere is proved in the service's own tests.
+async fn seen_by_cached_reads(sys: &System, token: &str, id: &str, status: &str, plan: i64) {
+    poll_until(Duration::from_secs(10), &format!("subscriptions/me to show {id} {status}"), || async {
+        let (_, mine) = sys.call(&sys.sub_url, Method::GET, "/v1/subscriptions/me", Some(token), None).await;
+        let mine = mine["data"].as_array().cloned().unwrap_or_default();
+        mine.iter().any(|s| s["id"] == id && s["status"] == status && s["plan_id"] == plan).then_some(())
+    })
+    .await;
+    let (status, limits) = sys.call(&sys.sub_url, Method::GET, "/v1/usage/limits", Some(token), None).await;
+    assert_eq!((status, limits["data"]["plan_id"].as_i64()), (200, Some(plan)), "{limits}");
+}
+
 /// A customer with an active Basic subscription paid by `card`: (token, subscription id).
 async fn active_customer(sys: &System, card: &str) -> (String, String) {
     let token = sys.customer().await;
@@ -63,6 +78,9 @@ async fn renewals_dunning_trial_conversion_and_prorations_are_charged_by_the_wor
     let c_sub = trial["data"]["id"].as_str().unwrap_or_default().to_owned();
     sys.save_card(&c, GOOD).await;
     let a_end = subscription(&sys, &a, &a_sub).await["current_period_end"].clone();
+    // What the server's cache holds before the workers move on: B active, C on its trial plan.
+    seen_by_cached_reads(&sys, &b, &b_sub, "active", 2).await;
+    seen_by_cached_reads(&sys, &c, &c_sub, "trial", 1).await;
 
     // A month and a day later: A renewed, B past due, C converted to its paid plan.
     sys.advance(&admin, 31 * DAY).await;
@@ -75,11 +93,14 @@ async fn renewals_dunning_trial_conversion_and_prorations_are_charged_by_the_wor
     wait_status(&sys, &b, &b_sub, "past_due").await;
     let converted = wait_status(&sys, &c, &c_sub, "active").await;
     assert_eq!(converted["plan_id"], 2, "the trial converts to its paid plan: {converted}");
+    seen_by_cached_reads(&sys, &b, &b_sub, "past_due", 2).await;
+    seen_by_cached_reads(&sys, &c, &c_sub, "active", 2).await;
 
     // B saves a good card; the dunning retry a day later charges it and recovers the subscription.
     sys.save_card(&b, GOOD).await;
     sys.advance(&admin, DAY + 60).await;
     wait_status(&sys, &b, &b_sub, "active").await;
+    seen_by_cached_reads(&sys, &b, &b_sub, "active", 2).await;
 
     // A upgrades: the proration is invoiced and charged to the saved card by the workers.
     let (status, changed) = sys
