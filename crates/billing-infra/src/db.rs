@@ -10,6 +10,9 @@ use diesel_async::pooled_connection::deadpool::{Object, Pool, PoolError};
 use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
+mod cached;
+pub use cached::{Cached, CachedDsl};
+
 /// The pool every request and job borrows its connection from.
 pub type DbPool = Pool<AsyncPgConnection>;
 /// A pooled connection, returned to the pool on drop.

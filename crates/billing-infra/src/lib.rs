@@ -6,5 +6,5 @@ pub mod migrate;
 pub mod redis;
 
 pub use clock::{Clock, SharedClock, SystemClock, TestClock};
-pub use db::{DbConn, DbError, DbPool};
+pub use db::{CachedDsl, DbConn, DbError, DbPool};
 pub use redis::Redis;

@@ -3,6 +3,7 @@
 //! rows wait; if the relay crashes between the push and the mark, the push is repeated and the queue keeps one
 //! job (enqueue deduplicates by job id).
 
+use billing_infra::CachedDsl;
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -77,7 +78,7 @@ pub async fn push(
         payload: &job.payload,
         delay_ms: delay.map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)).unwrap_or(0),
     };
-    Ok(diesel::insert_into(outbox::table).values(&row).returning(outbox::id).get_result(conn).await?)
+    Ok(diesel::insert_into(outbox::table).values(&row).returning(outbox::id).cached().get_result(conn).await?)
 }
 
 /// After the transaction that wrote row `id` committed: pushes `job` at once and marks the row sent, so the job
@@ -91,6 +92,7 @@ pub async fn send_now(pool: &DbPool, queue: &Queue, id: i64, job: NewJob) {
     let marked = match pool.get().await {
         Ok(mut conn) => diesel::update(outbox::table.find(id).filter(outbox::sent_at.is_null()))
             .set(outbox::sent_at.eq(diesel::dsl::now))
+            .cached()
             .execute(&mut conn)
             .await
             .map(|_| ())
@@ -159,6 +161,7 @@ pub async fn relay_once(pool: &DbPool, queues: &HashMap<String, Queue>, batch: i
         if !sent.is_empty() {
             diesel::update(outbox::table.filter(outbox::id.eq_any(&sent)))
                 .set(outbox::sent_at.eq(diesel::dsl::now))
+                .cached()
                 .execute(conn)
                 .await?;
         }

@@ -1,6 +1,7 @@
 //! Stored `Idempotency-Key`s (`idempotency_keys`), one per user and key.
 
 use billing_domain::UserId;
+use billing_infra::CachedDsl;
 use billing_infra::DbError;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -41,6 +42,7 @@ pub async fn insert_held(
             k::expires_at.eq(expires_at),
         ))
         .on_conflict_do_nothing()
+        .cached()
         .execute(conn)
         .await?;
     Ok(inserted == 1)
@@ -68,6 +70,7 @@ pub async fn restart(
             k::locked_until.eq(locked_until),
             k::expires_at.eq(expires_at),
         ))
+        .cached()
         .execute(conn)
         .await?;
     Ok(())
@@ -83,6 +86,7 @@ pub async fn take_over(
 ) -> Result<bool, DbError> {
     let taken = diesel::update(k::table.find((user, key)).filter(k::locked_until.le(now)))
         .set(k::locked_until.eq(locked_until))
+        .cached()
         .execute(conn)
         .await?;
     Ok(taken == 1)
@@ -116,6 +120,7 @@ pub async fn store_response(
             k::response_status.eq(excluded(k::response_status)),
             k::response_body.eq(excluded(k::response_body)),
         ))
+        .cached()
         .execute(conn)
         .await?;
     Ok(())
@@ -123,6 +128,9 @@ pub async fn store_response(
 
 /// Forgets a key still in progress.
 pub async fn delete_in_progress(conn: &mut AsyncPgConnection, user: UserId, key: &str) -> Result<(), DbError> {
-    diesel::delete(k::table.find((user, key)).filter(k::status.eq(KeyStatus::InProgress))).execute(conn).await?;
+    diesel::delete(k::table.find((user, key)).filter(k::status.eq(KeyStatus::InProgress)))
+        .cached()
+        .execute(conn)
+        .await?;
     Ok(())
 }

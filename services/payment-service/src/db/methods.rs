@@ -2,6 +2,7 @@
 
 use billing_domain::PaymentMethodId;
 use billing_domain::UserId;
+use billing_infra::CachedDsl;
 use billing_infra::DbError;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -12,7 +13,7 @@ use super::schema::payment_methods as m;
 
 /// Stores a card unless its gateway token is stored already; the id of the token's row either way.
 pub async fn insert_once(conn: &mut AsyncPgConnection, row: &NewMethod<'_>) -> Result<PaymentMethodId, DbError> {
-    diesel::insert_into(m::table).values(row).on_conflict(m::gateway_token).do_nothing().execute(conn).await?;
+    diesel::insert_into(m::table).values(row).on_conflict(m::gateway_token).do_nothing().cached().execute(conn).await?;
     Ok(m::table.filter(m::gateway_token.eq(row.gateway_token)).select(m::id).first(conn).await?)
 }
 
@@ -20,9 +21,10 @@ pub async fn insert_once(conn: &mut AsyncPgConnection, row: &NewMethod<'_>) -> R
 pub async fn make_default(conn: &mut AsyncPgConnection, user: UserId, id: PaymentMethodId) -> Result<(), DbError> {
     diesel::update(m::table.filter(m::user_id.eq(user)).filter(m::is_default))
         .set(m::is_default.eq(false))
+        .cached()
         .execute(conn)
         .await?;
-    diesel::update(m::table.find(id)).set(m::is_default.eq(true)).execute(conn).await?;
+    diesel::update(m::table.find(id)).set(m::is_default.eq(true)).cached().execute(conn).await?;
     Ok(())
 }
 
@@ -62,7 +64,11 @@ pub async fn chargeable(
 
 /// Deleted: never charged again, no longer the default.
 pub async fn mark_deleted(conn: &mut AsyncPgConnection, id: PaymentMethodId, at: DateTime<Utc>) -> Result<(), DbError> {
-    diesel::update(m::table.find(id)).set((m::deleted_at.eq(at), m::is_default.eq(false))).execute(conn).await?;
+    diesel::update(m::table.find(id))
+        .set((m::deleted_at.eq(at), m::is_default.eq(false)))
+        .cached()
+        .execute(conn)
+        .await?;
     Ok(())
 }
 

@@ -2,6 +2,7 @@
 
 use billing_domain::RefundId;
 use billing_domain::TransactionId;
+use billing_infra::CachedDsl;
 use billing_infra::DbError;
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
@@ -20,13 +21,14 @@ pub async fn find_for_update(conn: &mut AsyncPgConnection, id: RefundId) -> Resu
 }
 
 pub async fn insert(conn: &mut AsyncPgConnection, row: &NewRefund<'_>) -> Result<(), DbError> {
-    diesel::insert_into(r::table).values(row).execute(conn).await?;
+    diesel::insert_into(r::table).values(row).cached().execute(conn).await?;
     Ok(())
 }
 
 pub async fn mark_succeeded(conn: &mut AsyncPgConnection, id: RefundId, reference: &str) -> Result<(), DbError> {
     diesel::update(r::table.find(id))
         .set((r::status.eq(RefundStatus::Succeeded), r::gateway_reference.eq(reference)))
+        .cached()
         .execute(conn)
         .await?;
     Ok(())
@@ -35,6 +37,7 @@ pub async fn mark_succeeded(conn: &mut AsyncPgConnection, id: RefundId, referenc
 pub async fn mark_failed(conn: &mut AsyncPgConnection, id: RefundId, message: &str) -> Result<(), DbError> {
     diesel::update(r::table.find(id))
         .set((r::status.eq(RefundStatus::Failed), r::failure_message.eq(message)))
+        .cached()
         .execute(conn)
         .await?;
     Ok(())

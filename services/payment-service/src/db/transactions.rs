@@ -2,6 +2,7 @@
 
 use billing_domain::TransactionId;
 use billing_domain::{PaymentMethodId, UserId};
+use billing_infra::CachedDsl;
 use billing_infra::DbError;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -35,8 +36,13 @@ pub async fn find_by_key(
 /// Inserts the attempt unless one with its gateway key exists; whether it was inserted. (The key's row is the
 /// caller's to read then: the common case, a new key, is one statement.)
 pub async fn insert_new_key(conn: &mut AsyncPgConnection, row: &NewTransaction<'_>) -> Result<bool, DbError> {
-    let inserted =
-        diesel::insert_into(t::table).values(row).on_conflict(t::idempotency_key).do_nothing().execute(conn).await?;
+    let inserted = diesel::insert_into(t::table)
+        .values(row)
+        .on_conflict(t::idempotency_key)
+        .do_nothing()
+        .cached()
+        .execute(conn)
+        .await?;
     Ok(inserted == 1)
 }
 
@@ -44,6 +50,7 @@ pub async fn insert_new_key(conn: &mut AsyncPgConnection, row: &NewTransaction<'
 pub async fn reopen(conn: &mut AsyncPgConnection, id: TransactionId) -> Result<(), DbError> {
     diesel::update(t::table.find(id))
         .set((t::status.eq(TransactionStatus::Pending), t::decline_code.eq(None::<String>)))
+        .cached()
         .execute(conn)
         .await?;
     Ok(())
@@ -61,6 +68,7 @@ pub async fn mark_succeeded(
             t::gateway_reference.eq(reference),
             t::payment_method_id.eq(payment_method_id),
         ))
+        .cached()
         .execute(conn)
         .await?;
     Ok(())
@@ -74,6 +82,7 @@ pub async fn mark_failed(
 ) -> Result<(), DbError> {
     diesel::update(t::table.find(id))
         .set((t::status.eq(TransactionStatus::Failed), t::gateway_reference.eq(reference), t::decline_code.eq(code)))
+        .cached()
         .execute(conn)
         .await?;
     Ok(())
@@ -83,6 +92,7 @@ pub async fn mark_failed(
 pub async fn fail_if_pending(conn: &mut AsyncPgConnection, id: TransactionId, code: &str) -> Result<usize, DbError> {
     Ok(diesel::update(t::table.find(id).filter(t::status.eq(TransactionStatus::Pending)))
         .set((t::status.eq(TransactionStatus::Failed), t::decline_code.eq(code)))
+        .cached()
         .execute(conn)
         .await?)
 }
@@ -132,6 +142,10 @@ pub async fn history(
 
 /// Moves `delta` into (positive) or out of (negative) what is reserved for refunds of the attempt.
 pub async fn add_refunded(conn: &mut AsyncPgConnection, id: TransactionId, delta: Decimal) -> Result<(), DbError> {
-    diesel::update(t::table.find(id)).set(t::refunded_amount.eq(t::refunded_amount + delta)).execute(conn).await?;
+    diesel::update(t::table.find(id))
+        .set(t::refunded_amount.eq(t::refunded_amount + delta))
+        .cached()
+        .execute(conn)
+        .await?;
     Ok(())
 }

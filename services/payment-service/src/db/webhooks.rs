@@ -1,6 +1,7 @@
 //! Webhook deliveries we made (`webhook_deliveries`) and gateway events we received (`gateway_events`).
 
 use billing_domain::TransactionId;
+use billing_infra::CachedDsl;
 use billing_infra::DbError;
 use diesel::prelude::*;
 use diesel::sql_types::{Bool, Jsonb, Nullable, Text};
@@ -11,7 +12,7 @@ use super::models::{DeliveryRow, NewDelivery};
 use super::schema::{gateway_events as g, webhook_deliveries as d};
 
 pub async fn record_delivery(conn: &mut AsyncPgConnection, row: &NewDelivery<'_>) -> Result<(), DbError> {
-    diesel::insert_into(d::table).values(row).execute(conn).await?;
+    diesel::insert_into(d::table).values(row).cached().execute(conn).await?;
     Ok(())
 }
 
@@ -35,6 +36,7 @@ pub async fn record_gateway_event(
     let inserted = diesel::insert_into(g::table)
         .values((g::event_id.eq(event_id), g::event_type.eq(event_type), g::payload.eq(payload)))
         .on_conflict_do_nothing()
+        .cached()
         .execute(conn)
         .await?;
     Ok(inserted == 1)
@@ -70,6 +72,7 @@ pub async fn record_charge_event(
         .bind::<Jsonb, _>(payload)
         .bind::<Text, _>(reference)
         .bind::<Text, _>(key)
+        .cached()
         .get_result(conn)
         .await?)
 }

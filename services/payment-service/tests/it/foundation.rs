@@ -1,7 +1,12 @@
 //! The foundation every service stands on: its migrations and its health checks against real dependencies.
 
 use billing_config::ServiceKind;
-use billing_testkit::MigrationSet;
+use billing_domain::TransactionId;
+use billing_testkit::{MigrationSet, TestDb};
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Text};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use payment_service::db::{self, schema::transactions};
 use payment_service::{MIGRATIONS, PaymentService};
 
 const SET: MigrationSet = MigrationSet { service: ServiceKind::Payment, embedded: || MIGRATIONS };
@@ -55,4 +60,43 @@ async fn the_openapi_document_is_consistent_and_lists_every_public_route() {
             ("get", "/v1/health/detailed"),
         ],
     );
+}
+
+/// How many statements beginning with `prefix` this connection keeps prepared.
+async fn kept_prepared(conn: &mut AsyncPgConnection, prefix: &str) -> i64 {
+    #[derive(QueryableByName)]
+    struct Kept {
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+    }
+    let kept: Kept =
+        diesel::sql_query("SELECT count(*) AS n FROM pg_prepared_statements WHERE starts_with(statement, $1)")
+            .bind::<Text, _>(prefix)
+            .get_result(conn)
+            .await
+            .unwrap_or_else(|e| panic!("reading pg_prepared_statements: {e}"));
+    kept.n
+}
+
+#[tokio::test]
+async fn a_payments_writes_stay_prepared_on_their_connection() {
+    let db = TestDb::new(SET).await;
+    let mut conn =
+        AsyncPgConnection::establish(&db.url).await.unwrap_or_else(|e| panic!("connecting to {}: {e}", db.name));
+    let id = TransactionId::new();
+    // Diesel's own rule, for contrast: an UPDATE is prepared, run and closed every time.
+    for _ in 0..3 {
+        diesel::update(transactions::table.find(id))
+            .set(transactions::decline_code.eq("x"))
+            .execute(&mut conn)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    assert_eq!(kept_prepared(&mut conn, r#"UPDATE "transactions" SET "decline_code""#).await, 0);
+    // The payment path's own writes are prepared once and kept.
+    for _ in 0..3 {
+        db::transactions::mark_succeeded(&mut conn, id, "pi_1", None).await.unwrap_or_else(|e| panic!("{e}"));
+        db::transactions::fail_if_pending(&mut conn, id, "card_declined").await.unwrap_or_else(|e| panic!("{e}"));
+    }
+    assert_eq!(kept_prepared(&mut conn, r#"UPDATE "transactions" SET "status""#).await, 2);
 }

@@ -2,6 +2,7 @@
 
 use billing_domain::{InvoiceId, SubscriptionId, TransactionId, UserId};
 use billing_domain::{InvoiceKind, InvoiceStatus, LineKind};
+use billing_infra::CachedDsl;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::upsert::excluded;
@@ -23,6 +24,7 @@ pub async fn insert(
     let row = diesel::insert_into(invoices::table)
         .values(invoice)
         .returning(InvoiceRow::as_returning())
+        .cached()
         .get_result(conn)
         .await?;
     diesel::insert_into(invoice_lines::table).values(lines).execute(conn).await?;
@@ -41,6 +43,7 @@ pub async fn next_number(conn: &mut AsyncPgConnection, month: i32) -> Result<i32
                 .eq(invoice_number_counters::last_number + excluded(invoice_number_counters::last_number)),
         )
         .returning(invoice_number_counters::last_number)
+        .cached()
         .get_result(conn)
         .await?)
 }
@@ -55,6 +58,7 @@ pub async fn finalize(
     Ok(diesel::update(invoices::table.find(id).filter(invoices::status.eq(InvoiceStatus::Draft)))
         .set((invoices::status.eq(InvoiceStatus::Open), invoices::number.eq(number), invoices::finalized_at.eq(at)))
         .returning(InvoiceRow::as_returning())
+        .cached()
         .get_result(conn)
         .await
         .optional()?)
@@ -68,6 +72,7 @@ pub async fn void(conn: &mut AsyncPgConnection, id: InvoiceId, at: DateTime<Utc>
             invoices::voided_at.eq(at),
             invoices::amount_due.eq(rust_decimal::Decimal::ZERO),
         ))
+        .cached()
         .execute(conn)
         .await?;
     Ok(())
@@ -168,6 +173,7 @@ pub async fn mark_paid(
             invoices::next_attempt_at.eq(None::<DateTime<Utc>>),
         ))
         .returning(InvoiceRow::as_returning())
+        .cached()
         .get_result(conn)
         .await?)
 }
@@ -182,12 +188,14 @@ pub async fn set_period(
 ) -> Result<(), DbError> {
     diesel::update(invoices::table.find(id))
         .set((invoices::period_start.eq(start), invoices::period_end.eq(end)))
+        .cached()
         .execute(conn)
         .await?;
     diesel::update(
         invoice_lines::table.filter(invoice_lines::invoice_id.eq(id)).filter(invoice_lines::period_start.is_null()),
     )
     .set((invoice_lines::period_start.eq(start), invoice_lines::period_end.eq(end)))
+    .cached()
     .execute(conn)
     .await?;
     Ok(())
@@ -201,6 +209,7 @@ pub async fn start_attempt(conn: &mut AsyncPgConnection, id: InvoiceId) -> Resul
             invoices::next_attempt_at.eq(None::<DateTime<Utc>>),
         ))
         .returning(invoices::attempt_count)
+        .cached()
         .get_result(conn)
         .await?)
 }
@@ -214,6 +223,7 @@ pub async fn schedule_retry(
 ) -> Result<(), DbError> {
     diesel::update(invoices::table.find(id).filter(invoices::status.eq(InvoiceStatus::Open)))
         .set((invoices::next_attempt_at.eq(at), invoices::last_decline_code.eq(decline_code)))
+        .cached()
         .execute(conn)
         .await?;
     Ok(())
@@ -231,6 +241,7 @@ pub async fn mark_uncollectible(
             invoices::last_decline_code.eq(decline_code),
             invoices::next_attempt_at.eq(None::<DateTime<Utc>>),
         ))
+        .cached()
         .execute(conn)
         .await?;
     Ok(())
@@ -336,6 +347,7 @@ fn unbilled_query(subscription: SubscriptionId) -> UnbilledQuery {
 pub async fn mark_billed(conn: &mut AsyncPgConnection, ids: &[i64], invoice: InvoiceId) -> Result<(), DbError> {
     diesel::update(pending_invoice_items::table.filter(pending_invoice_items::id.eq_any(ids)))
         .set(pending_invoice_items::invoice_id.eq(invoice))
+        .cached()
         .execute(conn)
         .await?;
     Ok(())
@@ -352,6 +364,7 @@ pub async fn next_credit_note_number(conn: &mut AsyncPgConnection, month: i32) -
                 .eq(credit_note_number_counters::last_number + excluded(credit_note_number_counters::last_number)),
         )
         .returning(credit_note_number_counters::last_number)
+        .cached()
         .get_result(conn)
         .await?)
 }
@@ -366,6 +379,7 @@ pub async fn insert_credit_note(
         .on_conflict(credit_notes::refund_id)
         .do_nothing()
         .returning(CreditNoteRow::as_returning())
+        .cached()
         .get_result(conn)
         .await
         .optional()?)

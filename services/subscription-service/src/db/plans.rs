@@ -1,5 +1,6 @@
 //! The plan catalog.
 
+use billing_infra::CachedDsl;
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
@@ -19,7 +20,12 @@ pub async fn find(conn: &mut AsyncPgConnection, id: i32) -> Result<Option<PlanRo
 
 /// Inserts a plan (every required field set in `plan`).
 pub async fn insert(conn: &mut AsyncPgConnection, plan: &PlanChanges) -> Result<PlanRow, DbError> {
-    Ok(diesel::insert_into(plans::table).values(plan).returning(PlanRow::as_returning()).get_result(conn).await?)
+    Ok(diesel::insert_into(plans::table)
+        .values(plan)
+        .returning(PlanRow::as_returning())
+        .cached()
+        .get_result(conn)
+        .await?)
 }
 
 /// Inserts the plan unless one with its code exists (seeding is idempotent).
@@ -29,6 +35,7 @@ pub async fn insert_if_absent(conn: &mut AsyncPgConnection, plan: &PlanChanges) 
         .on_conflict(plans::code)
         .do_nothing()
         .returning(PlanRow::as_returning())
+        .cached()
         .get_result(conn)
         .await
         .optional()?)
@@ -39,6 +46,7 @@ pub async fn update(conn: &mut AsyncPgConnection, id: i32, changes: &PlanChanges
     Ok(diesel::update(plans::table.find(id))
         .set(changes)
         .returning(PlanRow::as_returning())
+        .cached()
         .get_result(conn)
         .await
         .optional()?)

@@ -2,6 +2,7 @@
 
 use billing_domain::{InvoiceKind, InvoiceStatus, SubscriptionStatus};
 use billing_domain::{SubscriptionId, UserId};
+use billing_infra::CachedDsl;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
@@ -50,6 +51,7 @@ pub async fn insert(conn: &mut AsyncPgConnection, new: &NewSubscription) -> Resu
     Ok(diesel::insert_into(subscriptions::table)
         .values(new)
         .returning(SubscriptionRow::as_returning())
+        .cached()
         .get_result(conn)
         .await?)
 }
@@ -100,6 +102,7 @@ pub async fn update_versioned(
         diesel::update(subscriptions::table.find(id).filter(subscriptions::version.eq(expected_version)))
             .set((changes, subscriptions::version.eq(subscriptions::version + 1)))
             .returning(SubscriptionRow::as_returning())
+            .cached()
             .get_result(conn)
             .await
             .optional()?;
@@ -111,7 +114,7 @@ pub async fn update_versioned(
 
 /// Appends to the event log.
 pub async fn insert_event(conn: &mut AsyncPgConnection, event: &NewSubscriptionEvent) -> Result<(), DbError> {
-    diesel::insert_into(subscription_events::table).values(event).execute(conn).await?;
+    diesel::insert_into(subscription_events::table).values(event).cached().execute(conn).await?;
     Ok(())
 }
 
@@ -150,6 +153,7 @@ pub async fn record_inbound_webhook(
             w::payload.eq(payload),
         ))
         .on_conflict_do_nothing()
+        .cached()
         .execute(conn)
         .await?;
     Ok(inserted == 1)
@@ -164,6 +168,7 @@ pub async fn set_payment_method(
     let user: Option<UserId> = diesel::update(subscriptions::table.find(id))
         .set(subscriptions::payment_method_id.eq(payment_method))
         .returning(subscriptions::user_id)
+        .cached()
         .get_result(conn)
         .await
         .optional()?;

@@ -1,6 +1,7 @@
 //! Usage folded from Redis into the ledger.
 
 use billing_domain::SubscriptionId;
+use billing_infra::CachedDsl;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::upsert::excluded;
@@ -56,6 +57,7 @@ pub async fn fold(conn: &mut AsyncPgConnection, events: &[NewUsageEvent]) -> Res
             .on_conflict((usage_counters::subscription_id, usage_counters::feature, usage_counters::period_start))
             .do_update()
             .set(usage_counters::used.eq(usage_counters::used + excluded(usage_counters::used)))
+            .cached()
             .execute(conn)
             .await?;
         added += delta;

@@ -2,6 +2,7 @@
 
 use billing_auth::Role;
 use billing_domain::UserId;
+use billing_infra::CachedDsl;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
@@ -13,7 +14,12 @@ use billing_infra::DbError;
 
 /// Inserts a user; `UniqueViolation { constraint: "users_email_key" }` when the email is taken.
 pub async fn insert(conn: &mut AsyncPgConnection, user: &NewUser<'_>) -> Result<UserRow, DbError> {
-    Ok(diesel::insert_into(users::table).values(user).returning(UserRow::as_returning()).get_result(conn).await?)
+    Ok(diesel::insert_into(users::table)
+        .values(user)
+        .returning(UserRow::as_returning())
+        .cached()
+        .get_result(conn)
+        .await?)
 }
 
 /// The user with this email (case-insensitive).
@@ -28,7 +34,8 @@ pub async fn find(conn: &mut AsyncPgConnection, id: UserId) -> Result<Option<Use
 
 /// Makes an existing user an administrator; returns false when there is no such user.
 pub async fn promote_to_admin(conn: &mut AsyncPgConnection, id: UserId) -> Result<bool, DbError> {
-    let n = diesel::update(users::table.find(id)).set(users::role.eq(Role::Admin.as_str())).execute(conn).await?;
+    let n =
+        diesel::update(users::table.find(id)).set(users::role.eq(Role::Admin.as_str())).cached().execute(conn).await?;
     Ok(n == 1)
 }
 
@@ -37,6 +44,7 @@ pub async fn set_role(conn: &mut AsyncPgConnection, id: UserId, role: &str) -> R
     Ok(diesel::update(users::table.find(id))
         .set(users::role.eq(role))
         .returning(UserRow::as_returning())
+        .cached()
         .get_result(conn)
         .await
         .optional()?)
@@ -44,7 +52,7 @@ pub async fn set_role(conn: &mut AsyncPgConnection, id: UserId, role: &str) -> R
 
 /// Stores a refresh token's digest.
 pub async fn insert_refresh_token(conn: &mut AsyncPgConnection, token: &NewRefreshToken<'_>) -> Result<(), DbError> {
-    diesel::insert_into(refresh_tokens::table).values(token).execute(conn).await?;
+    diesel::insert_into(refresh_tokens::table).values(token).cached().execute(conn).await?;
     Ok(())
 }
 
@@ -64,7 +72,11 @@ pub async fn find_refresh_token_for_update(
 
 /// Marks a token as used.
 pub async fn mark_rotated(conn: &mut AsyncPgConnection, id: Uuid, at: DateTime<Utc>) -> Result<(), DbError> {
-    diesel::update(refresh_tokens::table.find(id)).set(refresh_tokens::rotated_at.eq(at)).execute(conn).await?;
+    diesel::update(refresh_tokens::table.find(id))
+        .set(refresh_tokens::rotated_at.eq(at))
+        .cached()
+        .execute(conn)
+        .await?;
     Ok(())
 }
 
@@ -73,6 +85,7 @@ pub async fn revoke_family(conn: &mut AsyncPgConnection, family: Uuid, at: DateT
     Ok(diesel::update(refresh_tokens::table.filter(refresh_tokens::family_id.eq(family)))
         .filter(refresh_tokens::revoked_at.is_null())
         .set(refresh_tokens::revoked_at.eq(at))
+        .cached()
         .execute(conn)
         .await?)
 }
