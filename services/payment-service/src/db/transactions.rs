@@ -56,13 +56,15 @@ pub async fn reopen(conn: &mut AsyncPgConnection, id: TransactionId) -> Result<(
     Ok(())
 }
 
+/// Settles the attempt as succeeded if it is still pending (the update takes its row lock and checks in one
+/// statement); whether it was.
 pub async fn mark_succeeded(
     conn: &mut AsyncPgConnection,
     id: TransactionId,
     reference: &str,
     payment_method_id: Option<PaymentMethodId>,
-) -> Result<(), DbError> {
-    diesel::update(t::table.find(id))
+) -> Result<bool, DbError> {
+    let settled = diesel::update(t::table.find(id).filter(t::status.eq(TransactionStatus::Pending)))
         .set((
             t::status.eq(TransactionStatus::Succeeded),
             t::gateway_reference.eq(reference),
@@ -71,21 +73,22 @@ pub async fn mark_succeeded(
         .cached()
         .execute(conn)
         .await?;
-    Ok(())
+    Ok(settled == 1)
 }
 
+/// Settles the attempt as declined if it is still pending; whether it was.
 pub async fn mark_failed(
     conn: &mut AsyncPgConnection,
     id: TransactionId,
     reference: &str,
     code: &str,
-) -> Result<(), DbError> {
-    diesel::update(t::table.find(id))
+) -> Result<bool, DbError> {
+    let settled = diesel::update(t::table.find(id).filter(t::status.eq(TransactionStatus::Pending)))
         .set((t::status.eq(TransactionStatus::Failed), t::gateway_reference.eq(reference), t::decline_code.eq(code)))
         .cached()
         .execute(conn)
         .await?;
-    Ok(())
+    Ok(settled == 1)
 }
 
 /// Fails the attempt with `code` if it is still pending; how many rows changed.

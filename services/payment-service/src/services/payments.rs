@@ -158,15 +158,19 @@ pub async fn pay(state: &AppState, request: PayRequest) -> Result<Paid, ServiceE
                 .transaction::<_, ServiceError, _>(async move |conn| {
                     // The attempt's row first, as `settle_pending` takes it: the gateway's event for this very
                     // charge may be settling it now, and the two taking the row and the card in opposite orders
-                    // deadlocked. Settled already: the event said it all.
-                    if !lock_pending(conn, transaction_id).await? {
+                    // deadlocked. Settled already: the event said it all. Without a card to keep, the settling
+                    // update itself takes the row and checks it is pending.
+                    let keep = card.filter(|_| saved_method.is_none());
+                    if keep.is_some() && !lock_pending(conn, transaction_id).await? {
                         return Ok(None);
                     }
                     let mut method_id = saved_method;
-                    if let Some(saved) = card.filter(|_| saved_method.is_none()) {
+                    if let Some(saved) = keep {
                         method_id = Some(crate::services::methods::insert(conn, user, &saved).await?);
                     }
-                    db::transactions::mark_succeeded(conn, transaction_id, &reference_for_tx, method_id).await?;
+                    if !db::transactions::mark_succeeded(conn, transaction_id, &reference_for_tx, method_id).await? {
+                        return Ok(None);
+                    }
                     let settled = Settled::Succeeded { reference: &reference_for_tx, payment_method_id: method_id };
                     let job = payment_event(&facts, &settled, now);
                     let row = outbox::push(conn, QueueName::PaySubscriptionUpdate.as_str(), &job, None).await?;
@@ -191,10 +195,9 @@ pub async fn pay(state: &AppState, request: PayRequest) -> Result<Paid, ServiceE
             let code_for_tx = code.clone();
             let pushed = conn
                 .transaction::<_, ServiceError, _>(async move |conn| {
-                    if !lock_pending(conn, transaction_id).await? {
+                    if !db::transactions::mark_failed(conn, transaction_id, &reference, &code_for_tx).await? {
                         return Ok(None);
                     }
-                    db::transactions::mark_failed(conn, transaction_id, &reference, &code_for_tx).await?;
                     let job = payment_event(&facts, &Settled::Declined { code: &code_for_tx, retryable }, now);
                     let row = outbox::push(conn, QueueName::PaySubscriptionUpdate.as_str(), &job, None).await?;
                     Ok(Some((row, job)))

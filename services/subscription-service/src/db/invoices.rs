@@ -15,6 +15,9 @@ use super::schema::{
 };
 use billing_infra::DbError;
 
+/// Invoices of up to this many lines have their lines' insert kept prepared on the connection.
+const KEPT_LINE_COUNTS: usize = 4;
+
 /// Inserts an invoice with its lines.
 pub async fn insert(
     conn: &mut AsyncPgConnection,
@@ -27,7 +30,13 @@ pub async fn insert(
         .cached()
         .get_result(conn)
         .await?;
-    diesel::insert_into(invoice_lines::table).values(lines).execute(conn).await?;
+    // Kept prepared for the usual few lines (one statement per line count), prepared each time beyond.
+    let insert = diesel::insert_into(invoice_lines::table).values(lines);
+    if lines.len() <= KEPT_LINE_COUNTS {
+        insert.cached().execute(conn).await?;
+    } else {
+        insert.execute(conn).await?;
+    }
     Ok(row)
 }
 
@@ -155,14 +164,17 @@ pub async fn find_for_update(conn: &mut AsyncPgConnection, id: InvoiceId) -> Res
     Ok(invoices::table.find(id).for_update().select(InvoiceRow::as_select()).first(conn).await.optional()?)
 }
 
-/// Marks an open invoice paid by `transaction` (none for an invoice with nothing to pay).
+/// Marks an open invoice paid by `transaction` (none for an invoice with nothing to pay), dated with `period` when
+/// it learns its period from this payment (a first invoice: see [`date_lines`]).
 pub async fn mark_paid(
     conn: &mut AsyncPgConnection,
     id: InvoiceId,
     amount: rust_decimal::Decimal,
     transaction: Option<TransactionId>,
+    period: Option<(DateTime<Utc>, DateTime<Utc>)>,
     at: DateTime<Utc>,
 ) -> Result<InvoiceRow, DbError> {
+    let dated = period.map(|(start, end)| (invoices::period_start.eq(start), invoices::period_end.eq(end)));
     Ok(diesel::update(invoices::table.find(id).filter(invoices::status.eq(InvoiceStatus::Open)))
         .set((
             invoices::status.eq(InvoiceStatus::Paid),
@@ -171,6 +183,7 @@ pub async fn mark_paid(
             invoices::paid_at.eq(at),
             invoices::paid_by_transaction_id.eq(transaction),
             invoices::next_attempt_at.eq(None::<DateTime<Utc>>),
+            dated,
         ))
         .returning(InvoiceRow::as_returning())
         .cached()
@@ -178,19 +191,15 @@ pub async fn mark_paid(
         .await?)
 }
 
-/// Dates an invoice and its undated lines with the period they pay for (a first invoice learns its period when the
-/// payment that activates the subscription arrives, in the same transaction).
-pub async fn set_period(
+/// Dates an invoice's undated lines with the period they pay for: a first invoice learns its period when the
+/// payment that activates the subscription arrives, in the same transaction, and its lines are dated before it is
+/// paid and frozen ([`mark_paid`] dates the invoice itself).
+pub async fn date_lines(
     conn: &mut AsyncPgConnection,
     id: InvoiceId,
     start: DateTime<Utc>,
     end: DateTime<Utc>,
 ) -> Result<(), DbError> {
-    diesel::update(invoices::table.find(id))
-        .set((invoices::period_start.eq(start), invoices::period_end.eq(end)))
-        .cached()
-        .execute(conn)
-        .await?;
     diesel::update(
         invoice_lines::table.filter(invoice_lines::invoice_id.eq(id)).filter(invoice_lines::period_start.is_null()),
     )

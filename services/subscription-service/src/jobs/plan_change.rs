@@ -40,7 +40,7 @@ async fn first_attempt(state: &AppState, id: InvoiceId) -> Result<(), JobError> 
                 return Ok(None);
             }
             if invoice.amount_due.is_zero() {
-                db::invoices::mark_paid(conn, invoice.id, rust_decimal::Decimal::ZERO, None, now).await?;
+                db::invoices::mark_paid(conn, invoice.id, rust_decimal::Decimal::ZERO, None, None, now).await?;
                 return Ok(None);
             }
             let (row, job) = crate::services::billing::queue_attempt(conn, invoice.id).await?;

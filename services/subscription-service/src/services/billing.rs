@@ -239,7 +239,7 @@ async fn renew_one(state: &AppState, id: SubscriptionId) -> Result<bool, Service
             let data = json!({"invoice_id": invoice.id, "period_start": period.0, "period_end": period.1, "amount": due.amount_string(), "currency": due.currency().code()});
             log_event(conn, sub.id, HistoryEntry::RenewalInvoiced, Some(sub.status), sub.status, data.clone(), now).await?;
             if due.is_zero() {
-                let paid = db::invoices::mark_paid(conn, invoice.id, rust_decimal::Decimal::ZERO, None, now).await?;
+                let paid = db::invoices::mark_paid(conn, invoice.id, rust_decimal::Decimal::ZERO, None, None, now).await?;
                 advance_period(conn, &sub, &paid, data, now).await?;
                 return Ok(Some(None));
             }

@@ -172,7 +172,7 @@ pub async fn resume(state: &AppState, caller: AuthUser, id: SubscriptionId) -> R
             let resumed =
                 transition(conn, &sub, SubscriptionEvent::Resume, HistoryEntry::Resumed, changes, data, now).await?;
             if due.is_zero() {
-                db::invoices::mark_paid(conn, invoice.id, rust_decimal::Decimal::ZERO, None, now).await?;
+                db::invoices::mark_paid(conn, invoice.id, rust_decimal::Decimal::ZERO, None, None, now).await?;
                 return Ok((resumed, Some(invoice.id), None::<(i64, NewJob)>));
             }
             let (outbox_row, job) = billing::queue_attempt(conn, invoice.id).await?;

@@ -243,17 +243,20 @@ async fn succeeded(
         Some(id) => db::subscriptions::find_for_update(conn, id).await?,
         None => None,
     };
-    // A first invoice pays for the period its payment starts (the one `activate` sets below): it and its line say
-    // so, written before the invoice is paid and frozen.
+    // A first invoice pays for the period its payment starts (the one `activate` sets below): it and its lines say
+    // so, the lines dated before the invoice is paid and frozen.
+    let mut period = None;
     if invoice.kind == InvoiceKind::Initial
         && invoice.period_start.is_none()
         && let Some(sub) = &sub
         && sub.status == SubscriptionStatus::Pending
         && let Some(plan) = plans.iter().find(|p| p.id == sub.plan_id)
     {
-        db::invoices::set_period(conn, invoice.id, now, plan.cycle.period_end(now, 0)).await?;
+        let (start, end) = (now, plan.cycle.period_end(now, 0));
+        db::invoices::date_lines(conn, invoice.id, start, end).await?;
+        period = Some((start, end));
     }
-    db::invoices::mark_paid(conn, invoice.id, due.to_decimal(), Some(event.transaction_id), now).await?;
+    db::invoices::mark_paid(conn, invoice.id, due.to_decimal(), Some(event.transaction_id), period, now).await?;
     let Some(sub) = sub else { return Ok(Ok("invoice_paid")) };
     // Not a transition (the version stays), so `sub` is still the row the transition below checks against.
     if let Some(pm) = &paid_with.payment_method_id {
