@@ -55,9 +55,10 @@ def pg_environment(p):
             "PGPASSWORD": "dev-only-password"}
 
 
-def start_ours(p, workers, name):
+def start_ours(p, workers, name, extra=None):
     """Our subscription service and its worker, as deployed and logging as production does, on a database made
-    anew (`bench_subscription`) and a Redis key prefix of their own: (server, worker)."""
+    anew (`bench_subscription`) and a Redis key prefix of their own (`extra` overrides or adds settings): (server,
+    worker)."""
     fresh_database(pg_environment(p), "bench_subscription")
     logs = os.path.join(ROOT, ".run", "bench")
     os.makedirs(logs, exist_ok=True)
@@ -67,7 +68,8 @@ def start_ours(p, workers, name):
            "REDIS_KEY_PREFIX": f"bench:{int(time.time())}:", "SUBSCRIPTION_PORT": str(OURS_PORT),
            "LOG_LEVEL": "info", "LOG_FORMAT": "json", "ACCESS_LOG_SAMPLE": "100", "HTTP_WORKERS": str(workers),
            # A bench configuration: every bench user signs up and logs in from this one address.
-           "RATE_LIMIT_REGISTRATIONS_PER_HOUR": "1000000", "RATE_LIMIT_LOGIN_ATTEMPTS_PER_15_MIN": "1000000"}
+           "RATE_LIMIT_REGISTRATIONS_PER_HOUR": "1000000", "RATE_LIMIT_LOGIN_ATTEMPTS_PER_15_MIN": "1000000",
+           **(extra or {})}
     sh(["./target/release/subscription-service", "seed"], env=env, stdout=subprocess.DEVNULL)
     server = subprocess.Popen(["./target/release/subscription-service", "serve"], env=env, cwd=ROOT,
                               stdout=subprocess.DEVNULL, stderr=open(os.path.join(logs, f"{name}.log"), "w"))
