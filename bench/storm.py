@@ -62,6 +62,8 @@ def start_payments(p, shared, name):
            "PAYMENT_DATABASE_URL": f"postgres://billing:dev-only-password@127.0.0.1:{p['PG_PORT']}/bench_payment",
            "PAYMENT_PORT": str(PAY_PORT), "LOG_LEVEL": "info", "LOG_FORMAT": "json", "ACCESS_LOG_SAMPLE": "100",
            "GATEWAY_PORT": str(GATEWAY_PORT), "GATEWAY_SIMULATOR_JOURNAL": os.path.join(logs, f"{name}-gateway.jsonl")}
+    # Migrated before its worker starts (the server would migrate it too, racing the worker's first ticks).
+    sh(["./target/release/payment-service", "migrate"], env=env, stdout=subprocess.DEVNULL)
     procs = []
     for what, argv in [("gateway", ["./target/release/gateway-simulator"]),
                        ("payment", ["./target/release/payment-service", "serve"]),
