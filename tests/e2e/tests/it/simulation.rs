@@ -677,7 +677,13 @@ async fn check_ledger(w: &Clocked) {
             "paused" => assert!(open.is_empty(), "paused {} has open invoices {open:?}", s.id),
             "active" => {
                 assert!(open.is_empty(), "active {} has open invoices {open:?}", s.id);
-                assert!(s.current_period_end.is_some_and(|end| end > now), "active {} is behind its period", s.id);
+                let story: Vec<&str> = history.iter().map(|e| e.event_type.as_str()).collect();
+                assert!(
+                    s.current_period_end.is_some_and(|end| end > now),
+                    "active {} is behind its period (ends {:?}, now {now}); events {story:?}; invoices {mine:#?}",
+                    s.id,
+                    s.current_period_end
+                );
             }
             "past_due" => {
                 assert_eq!(open.len(), 1, "past-due {} has {} open invoices", s.id, open.len());
