@@ -8,6 +8,9 @@
 //! handful of shapes at most, so keeping them is bounded: wrapped in [`Cached`], a statement is kept by its SQL
 //! text and bind types like any `SELECT`, and later executions only bind and execute it.
 //!
+//! Leave alone a statement diesel keeps by itself (a `SELECT`, a `DELETE`, an insert of plain values): it is kept
+//! by its type, and wrapped it would be kept by its SQL text, built again at every execution.
+//!
 //! Do not wrap a statement whose SQL text grows with its input (an `IN` list outside PostgreSQL, a batch insert
 //! of a varying number of rows): each length would be kept as a statement of its own.
 

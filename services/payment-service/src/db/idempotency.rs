@@ -42,7 +42,6 @@ pub async fn insert_held(
             k::expires_at.eq(expires_at),
         ))
         .on_conflict_do_nothing()
-        .cached()
         .execute(conn)
         .await?;
     Ok(inserted == 1)
@@ -128,9 +127,6 @@ pub async fn store_response(
 
 /// Forgets a key still in progress.
 pub async fn delete_in_progress(conn: &mut AsyncPgConnection, user: UserId, key: &str) -> Result<(), DbError> {
-    diesel::delete(k::table.find((user, key)).filter(k::status.eq(KeyStatus::InProgress)))
-        .cached()
-        .execute(conn)
-        .await?;
+    diesel::delete(k::table.find((user, key)).filter(k::status.eq(KeyStatus::InProgress))).execute(conn).await?;
     Ok(())
 }

@@ -36,7 +36,6 @@ pub async fn record_gateway_event(
     let inserted = diesel::insert_into(g::table)
         .values((g::event_id.eq(event_id), g::event_type.eq(event_type), g::payload.eq(payload)))
         .on_conflict_do_nothing()
-        .cached()
         .execute(conn)
         .await?;
     Ok(inserted == 1)

@@ -99,4 +99,12 @@ async fn a_payments_writes_stay_prepared_on_their_connection() {
         db::transactions::fail_if_pending(&mut conn, id, "card_declined").await.unwrap_or_else(|e| panic!("{e}"));
     }
     assert_eq!(kept_prepared(&mut conn, r#"UPDATE "transactions" SET "status""#).await, 2);
+    // An insert of plain values diesel keeps by itself, unwrapped.
+    for n in 0..3 {
+        let event = format!("evt_{n}");
+        db::webhooks::record_gateway_event(&mut conn, &event, "payment_intent.succeeded", &serde_json::json!({}))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    assert_eq!(kept_prepared(&mut conn, r#"INSERT INTO "gateway_events""#).await, 1);
 }

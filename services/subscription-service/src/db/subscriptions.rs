@@ -153,7 +153,6 @@ pub async fn record_inbound_webhook(
             w::payload.eq(payload),
         ))
         .on_conflict_do_nothing()
-        .cached()
         .execute(conn)
         .await?;
     Ok(inserted == 1)
