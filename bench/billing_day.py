@@ -24,7 +24,8 @@ import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from sidebyside import PG_BIN, ROOT, fresh_database, pg_environment, ports, sh, stop_all, wait_http  # noqa: E402
+from sidebyside import (PG_BIN, ROOT, forget_redis_prefix, fresh_database, pg_environment, ports, sh,  # noqa: E402
+                        stop_all, wait_http)
 
 SUB_PORT, PAY_PORT, GW_PORT = 8101, 8102, 8103
 
@@ -219,6 +220,7 @@ def main():
                               "WHERE kind = 'renewal'")
     finally:
         stop_all(list(procs.values()))
+        forget_redis_prefix(p, env["REDIS_KEY_PREFIX"])
     final = samples[-1]
     result = {"subscriptions": args.subscriptions, "period_end": period_end.isoformat(), "samples": samples,
               "drain_seconds": drain, "invoicing_seconds": float(first_invoiced or 0), "plans": plans,

@@ -3,7 +3,7 @@
 both on the development PostgreSQL and Redis, in alternating runs (A then B, then B then A, ...), with medians,
 min-max, the A/B ratio per scenario and each process's CPU per request.
 
-    ./bench/sidebyside.py [--rounds 3] [--seconds 10] [--concurrency 64] [--scenarios health,auth-me,...]
+    ./bench/sidebyside.py [--rounds 5] [--seconds 10] [--concurrency 64] [--scenarios health,auth-me,...]
 
 The peer is FastAPI + uvicorn (uvloop, httptools, one worker per core, no access log) + asyncpg: the minimal peer
 of ../shared/peers/fastapi-min (run from there) with this directory's peer/app.py adding the other routes. Ours runs
@@ -27,6 +27,8 @@ PG_BIN = "/usr/lib/postgresql/15/bin"
 OURS_PORT, PEER_PORT = 8101, 58101
 SCENARIOS = ["health", "auth-me", "subscriptions-me", "usage-limits", "usage-use"]
 TICK = os.sysconf("SC_CLK_TCK")
+# This run's Redis key prefix (ours; the peer keeps no state in Redis), deleted when the run is done.
+OURS_PREFIX = f"bench:{int(time.time())}:"
 
 
 def sh(cmd, **kw):
@@ -65,7 +67,7 @@ def start_ours(p, workers, name, extra=None):
     env = {**os.environ, "APP_ENV": "development", **p,
            "SUBSCRIPTION_DATABASE_URL":
                f"postgres://billing:dev-only-password@127.0.0.1:{p['PG_PORT']}/bench_subscription",
-           "REDIS_KEY_PREFIX": f"bench:{int(time.time())}:", "SUBSCRIPTION_PORT": str(OURS_PORT),
+           "REDIS_KEY_PREFIX": OURS_PREFIX, "SUBSCRIPTION_PORT": str(OURS_PORT),
            "LOG_LEVEL": "info", "LOG_FORMAT": "json", "ACCESS_LOG_SAMPLE": "100", "HTTP_WORKERS": str(workers),
            # A bench configuration: every bench user signs up and logs in from this one address.
            "RATE_LIMIT_REGISTRATIONS_PER_HOUR": "1000000", "RATE_LIMIT_LOGIN_ATTEMPTS_PER_15_MIN": "1000000",
@@ -77,6 +79,17 @@ def start_ours(p, workers, name, extra=None):
     worker = subprocess.Popen(["./target/release/subscription-service", "worker"], env=env, cwd=ROOT,
                               stdout=subprocess.DEVNULL, stderr=open(os.path.join(logs, f"{name}-worker.log"), "w"))
     return server, worker
+
+
+def forget_redis_prefix(p, prefix):
+    """Deletes every Redis key under `prefix` once a run is done. A run leaves hundreds of thousands of keys
+    (usage idempotency keys live until their period ends); kept, they made the development Redis's background
+    saves fork and write gigabytes during later runs, and its restart take longer than a bench waits."""
+    port = p["REDIS_PORT"]
+    keys = subprocess.Popen(["redis-cli", "-p", port, "--scan", "--pattern", f"{prefix}*"], stdout=subprocess.PIPE)
+    subprocess.run(["xargs", "-r", "-n", "1000", "redis-cli", "-p", port, "UNLINK"], stdin=keys.stdout,
+                   stdout=subprocess.DEVNULL, check=True)
+    keys.wait()
 
 
 def stop_all(procs):
@@ -113,6 +126,28 @@ def cpu_ticks(pids):
     return total
 
 
+def machine_busy():
+    """(busy, all) jiffies of the whole machine so far, from /proc/stat (iowait counts as idle)."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    idle = fields[3] + fields[4]
+    return sum(fields[:8]) - idle, sum(fields[:8])
+
+
+def quiet(limit=30.0, window=0.5, cores=0.25):
+    """Waits until the machine has been nearly idle (under `cores` of CPU busy) for two windows in a row, so that
+    what one run left behind (our worker folding usage, autovacuum after writes, a pool closing) is neither
+    measured in the next run nor lost from its own; gives up after `limit` seconds. Returns the seconds waited."""
+    started, calm = time.monotonic(), 0
+    busy0, _ = machine_busy()
+    while calm < 2 and time.monotonic() - started < limit:
+        time.sleep(window)
+        busy1, _ = machine_busy()
+        calm = calm + 1 if (busy1 - busy0) / TICK / window < cores else 0
+        busy0 = busy1
+    return time.monotonic() - started
+
+
 def tree(pid):
     """`pid` and its descendants."""
     out, todo = [], [pid]
@@ -144,7 +179,7 @@ def venv(path):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--concurrency", type=int, default=64)
     ap.add_argument("--scenarios", default=",".join(SCENARIOS))
@@ -184,6 +219,7 @@ def main():
         results = run(args, scenarios, ours, worker, peer)
     finally:
         stop_all([ours, worker, peer])
+        forget_redis_prefix(p, OURS_PREFIX)
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H%M%SZ")
     with open(os.path.join(logs, f"sidebyside-{stamp}.json"), "w") as f:
         json.dump({"args": vars(args), "results": results}, f, indent=1)
@@ -192,6 +228,7 @@ def main():
 
 def measure(args, scenario, side, pids):
     groups = {name: [pid for pid in ps] for name, ps in pids.items()}
+    settled_before = quiet()
     before = {name: cpu_ticks(ps) for name, ps in groups.items()}
     url = f"http://127.0.0.1:{OURS_PORT if side == 'ours' else PEER_PORT}"
     out = subprocess.run(["./target/release/loadgen", "--url", url, "--scenario", scenario, "--target", side,
@@ -199,9 +236,13 @@ def measure(args, scenario, side, pids):
                          cwd=ROOT, capture_output=True, text=True)
     if out.returncode != 0:
         sys.exit(f"loadgen {scenario} {side} failed: {out.stderr}")
+    # The work a run leaves behind (our worker folding the usage it accepted) is the run's: its CPU is read once
+    # the machine is quiet again.
+    settled_after = quiet()
     after = {name: cpu_ticks(ps) for name, ps in groups.items()}
     figures = json.loads(out.stdout.strip().splitlines()[-1])
-    # CPU over the whole run (its warm-up second too) per request of the whole run.
+    figures["settled_s"] = [round(settled_before, 1), round(settled_after, 1)]
+    # CPU over the whole run (its warm-up second too, and what it left behind) per request of the whole run.
     requests = max(figures["all_requests"], 1)
     figures["cpu_ms"] = {name: (after[name] - before[name]) * 1000 / TICK / requests for name in groups}
     return figures
@@ -219,7 +260,8 @@ def run(args, scenarios, ours, worker, peer):
                 figures = measure(args, scenario, side, pids)
                 results[scenario][side].append(figures)
                 print(f"round {r + 1} {scenario:>16} {side:>4}: {figures['rps']:8.0f} req/s  p99 "
-                      f"{figures['p99']:6.1f} ms  errors {figures['errors']}", file=sys.stderr, flush=True)
+                      f"{figures['p99']:6.1f} ms  errors {figures['errors']}  quiet after {figures['settled_s'][0]}, "
+                      f"{figures['settled_s'][1]} s", file=sys.stderr, flush=True)
     return results
 
 

@@ -24,7 +24,8 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from sidebyside import OURS_PORT, ROOT, fresh_database, pg_environment, ports, sh, start_ours, stop_all, wait_http  # noqa: E402
+from sidebyside import (OURS_PORT, ROOT, forget_redis_prefix, fresh_database, pg_environment, ports, sh,  # noqa: E402
+                        start_ours, stop_all, wait_http)
 
 PAY_PORT, GATEWAY_PORT = 8102, 8103
 
@@ -150,6 +151,7 @@ def main():
             figures["soak_rss"] = [{"s": round(s["t"] - start), **{n: round(s[n], 1) for n in pids}} for s in rss]
     finally:
         stop_all([server, worker, *payments])
+        forget_redis_prefix(p, shared["REDIS_KEY_PREFIX"])
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H%M%SZ")
     with open(os.path.join(logs, f"storm-{stamp}.json"), "w") as f:
         json.dump({"args": vars(args), "figures": figures}, f, indent=1)
