@@ -57,11 +57,12 @@ def pg_environment(p):
             "PGPASSWORD": "dev-only-password"}
 
 
-def start_ours(p, workers, name, extra=None):
+def start_ours(p, workers, name, extra=None, fresh=True):
     """Our subscription service and its worker, as deployed and logging as production does, on a database made
-    anew (`bench_subscription`) and a Redis key prefix of their own (`extra` overrides or adds settings): (server,
-    worker)."""
-    fresh_database(pg_environment(p), "bench_subscription")
+    anew (`bench_subscription`, unless `fresh` is false) and a Redis key prefix of their own (`extra` overrides or
+    adds settings): (server, worker)."""
+    if fresh:
+        fresh_database(pg_environment(p), "bench_subscription")
     logs = os.path.join(ROOT, ".run", "bench")
     os.makedirs(logs, exist_ok=True)
     env = {**os.environ, "APP_ENV": "development", **p,
@@ -114,16 +115,17 @@ def wait_http(url, what):
     sys.exit(f"{what} did not answer at {url}")
 
 
-def cpu_ticks(pids):
-    total = 0
+def per_pid_ticks(pids):
+    """{pid: CPU ticks (user + system) so far} of each process still running."""
+    out = {}
     for pid in pids:
         try:
             with open(f"/proc/{pid}/stat") as f:
                 fields = f.read().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])  # utime, stime
+            out[pid] = int(fields[11]) + int(fields[12])  # utime, stime
         except (FileNotFoundError, IndexError, ValueError):
             pass
-    return total
+    return out
 
 
 def machine_busy():
@@ -204,21 +206,9 @@ def main():
        env=env_pg, stdout=subprocess.DEVNULL)
     python = venv(os.path.join(ROOT, ".run", "bench", "venv"))
     logs = os.path.join(ROOT, ".run", "bench")
-    # Ours gets a database made for this run, as the peer's tables are, so runs start from the same state.
-    ours, worker = start_ours(p, args.workers, "ours")
-    peer_env = {**os.environ, "PEER_DIR": args.peer_dir,
-                "DATABASE_URL": f"postgresql://billing:dev-only-password@127.0.0.1:{p['PG_PORT']}/bench_peer"}
-    peer = subprocess.Popen([python, "-m", "uvicorn", "app:app", "--app-dir", "bench/peer", "--workers",
-                             str(args.workers), "--loop", "uvloop", "--http", "httptools", "--port", str(PEER_PORT),
-                             "--no-access-log", "--log-level", "warning"],
-                            env=peer_env, cwd=ROOT, stdout=subprocess.DEVNULL,
-                            stderr=open(os.path.join(logs, "peer.log"), "w"))
     try:
-        wait_http(f"http://127.0.0.1:{OURS_PORT}/v1/health", "our service")
-        wait_http(f"http://127.0.0.1:{PEER_PORT}/v1/health", "the peer")
-        results = run(args, scenarios, ours, worker, peer)
+        results = run(args, scenarios, p, python)
     finally:
-        stop_all([ours, worker, peer])
         forget_redis_prefix(p, OURS_PREFIX)
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H%M%SZ")
     with open(os.path.join(logs, f"sidebyside-{stamp}.json"), "w") as f:
@@ -227,9 +217,11 @@ def main():
 
 
 def measure(args, scenario, side, pids):
-    groups = {name: [pid for pid in ps] for name, ps in pids.items()}
+    """One loadgen run against `side`; `pids()` names each process group to read the CPU of, and is asked again
+    at the end, so that a process started during the run (a PostgreSQL backend for a pool's new connection) is
+    counted from its start."""
     settled_before = quiet()
-    before = {name: cpu_ticks(ps) for name, ps in groups.items()}
+    before = {name: per_pid_ticks(ps) for name, ps in pids().items()}
     url = f"http://127.0.0.1:{OURS_PORT if side == 'ours' else PEER_PORT}"
     out = subprocess.run(["./target/release/loadgen", "--url", url, "--scenario", scenario, "--target", side,
                           "--concurrency", str(args.concurrency), "--seconds", str(args.seconds), "--json"],
@@ -239,29 +231,59 @@ def measure(args, scenario, side, pids):
     # The work a run leaves behind (our worker folding the usage it accepted) is the run's: its CPU is read once
     # the machine is quiet again.
     settled_after = quiet()
-    after = {name: cpu_ticks(ps) for name, ps in groups.items()}
+    after = {name: per_pid_ticks(ps) for name, ps in pids().items()}
     figures = json.loads(out.stdout.strip().splitlines()[-1])
     figures["settled_s"] = [round(settled_before, 1), round(settled_after, 1)]
     # CPU over the whole run (its warm-up second too, and what it left behind) per request of the whole run.
     requests = max(figures["all_requests"], 1)
-    figures["cpu_ms"] = {name: (after[name] - before[name]) * 1000 / TICK / requests for name in groups}
+    used = {name: sum(t - before.get(name, {}).get(pid, 0) for pid, t in ticks.items()) for name, ticks in after.items()}
+    figures["cpu_ms"] = {name: ticks * 1000 / TICK / requests for name, ticks in used.items()}
     return figures
 
 
-def run(args, scenarios, ours, worker, peer):
+def start_sides(args, p, python, r):
+    """Both sides started anew for round `r` (ours on a database made anew for the first round only, as the
+    peer's tables are made once per run): (our server, our worker, the peer)."""
+    logs = os.path.join(ROOT, ".run", "bench")
+    ours, worker = start_ours(p, args.workers, f"ours-{r + 1}", fresh=r == 0)
+    peer_env = {**os.environ, "PEER_DIR": args.peer_dir,
+                "DATABASE_URL": f"postgresql://billing:dev-only-password@127.0.0.1:{p['PG_PORT']}/bench_peer"}
+    peer = subprocess.Popen([python, "-m", "uvicorn", "app:app", "--app-dir", "bench/peer", "--workers",
+                             str(args.workers), "--loop", "uvloop", "--http", "httptools", "--port", str(PEER_PORT),
+                             "--no-access-log", "--log-level", "warning"],
+                            env=peer_env, cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=open(os.path.join(logs, f"peer-{r + 1}.log"), "w"))
+    try:
+        wait_http(f"http://127.0.0.1:{OURS_PORT}/v1/health", "our service")
+        wait_http(f"http://127.0.0.1:{PEER_PORT}/v1/health", "the peer")
+    except BaseException:
+        stop_all([ours, worker, peer])
+        raise
+    return ours, worker, peer
+
+
+def run(args, scenarios, p, python):
+    """Each round starts both sides' processes anew: what differs from one start to the next (how the kernel
+    places the workers, Python's hash seed, where the allocator lands) varies between runs, and measured within
+    one set of processes it did not show in the min-max, so a second run's median fell outside it."""
     results = {s: {"ours": [], "peer": []} for s in scenarios}
     for r in range(args.rounds):
-        for scenario in scenarios:
-            order = ["ours", "peer"] if r % 2 == 0 else ["peer", "ours"]
-            for side in order:
-                app = tree(ours.pid) if side == "ours" else tree(peer.pid)
-                pids = {"app": app, "worker": [worker.pid] if side == "ours" else [],
-                        "postgres": pids_named("postgres"), "redis": pids_named("redis-server")}
-                figures = measure(args, scenario, side, pids)
-                results[scenario][side].append(figures)
-                print(f"round {r + 1} {scenario:>16} {side:>4}: {figures['rps']:8.0f} req/s  p99 "
-                      f"{figures['p99']:6.1f} ms  errors {figures['errors']}  quiet after {figures['settled_s'][0]}, "
-                      f"{figures['settled_s'][1]} s", file=sys.stderr, flush=True)
+        ours, worker, peer = start_sides(args, p, python, r)
+        try:
+            for scenario in scenarios:
+                order = ["ours", "peer"] if r % 2 == 0 else ["peer", "ours"]
+                for side in order:
+                    def pids(side=side, ours=ours, worker=worker, peer=peer):
+                        return {"app": tree(ours.pid) if side == "ours" else tree(peer.pid),
+                                "worker": [worker.pid] if side == "ours" else [],
+                                "postgres": pids_named("postgres"), "redis": pids_named("redis-server")}
+                    figures = measure(args, scenario, side, pids)
+                    results[scenario][side].append(figures)
+                    print(f"round {r + 1} {scenario:>16} {side:>4}: {figures['rps']:8.0f} req/s  p99 "
+                          f"{figures['p99']:6.1f} ms  errors {figures['errors']}  quiet after "
+                          f"{figures['settled_s'][0]}, {figures['settled_s'][1]} s", file=sys.stderr, flush=True)
+        finally:
+            stop_all([ours, worker, peer])
     return results
 
 
