@@ -25,7 +25,7 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from sidebyside import (PG_BIN, ROOT, forget_redis_prefix, fresh_database, pg_environment, ports, sh,  # noqa: E402
-                        stop_all, wait_http)
+                        start_stores, stop_all, wait_http)
 
 SUB_PORT, PAY_PORT, GW_PORT = 8101, 8102, 8103
 
@@ -143,8 +143,7 @@ def main():
 
     sh(["cargo", "build", "--release", "--locked", "-p", "subscription-service", "-p", "payment-service",
         "-p", "gateway-simulator"])
-    sh(["./scripts/env-manager.sh", "-e", "development", "start", "-s", "postgres"], stdout=subprocess.DEVNULL)
-    sh(["./scripts/env-manager.sh", "-e", "development", "start", "-s", "redis"], stdout=subprocess.DEVNULL)
+    start_stores()
     p = ports()
     env_pg = pg_environment(p)
     for db in ("bench_subscription", "bench_payment"):

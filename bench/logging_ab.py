@@ -15,12 +15,11 @@ import datetime
 import json
 import os
 import statistics
-import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from sidebyside import (OURS_PORT, OURS_PREFIX, ROOT, forget_redis_prefix, measure, pids_named,  # noqa: E402
-                        ports, sh, spread, start_ours, stop_all, tree, wait_http)
+                        ports, sh, spread, start_ours, start_stores, stop_all, tree, wait_http)
 
 CONFIGS = {
     "production": {"LOG_LEVEL": "info", "LOG_FORMAT": "json", "ACCESS_LOG_SAMPLE": "100"},
@@ -38,8 +37,7 @@ def main():
     args = ap.parse_args()
     scenarios = [s for s in args.scenarios.split(",") if s]
     sh(["cargo", "build", "--release", "--locked", "-p", "subscription-service", "-p", "billing-bench", "--bins"])
-    for service in ["postgres", "redis"]:
-        sh(["./scripts/env-manager.sh", "-e", "development", "start", "-s", service], stdout=subprocess.DEVNULL)
+    start_stores()
     p = ports()
     results = {s: {name: [] for name in CONFIGS} for s in scenarios}
     try:

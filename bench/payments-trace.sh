@@ -36,9 +36,8 @@ export GATEWAY_PORT=8103 GATEWAY_URL=http://127.0.0.1:8103 GATEWAY_SIMULATOR_JOU
 reset_logging() {
   $PSQL -c "ALTER SYSTEM RESET log_statement" -c "ALTER SYSTEM RESET log_line_prefix" -c "SELECT pg_reload_conf()" >/dev/null
 }
-# Every key of this run is deleted at the end (kept, they weigh on the development Redis's background saves).
-forget_prefix() { redis-cli -p "$REDIS_PORT" --scan --pattern "$REDIS_KEY_PREFIX*" | xargs -r -n 1000 redis-cli -p "$REDIS_PORT" UNLINK >/dev/null; }
-trap 'kill $P1 $P2 $P3 $P4 $P5 2>/dev/null || true; wait 2>/dev/null || true; reset_logging; forget_prefix' EXIT
+trap 'kill $P1 $P2 $P3 $P4 $P5 2>/dev/null || true; wait 2>/dev/null || true; reset_logging
+  bench/forget-redis-keys.sh "$REDIS_PORT" "$REDIS_KEY_PREFIX"' EXIT
 for url in http://127.0.0.1:8103 http://127.0.0.1:8101 http://127.0.0.1:8102; do
   for _ in $(seq 1 100); do curl -fs "$url/v1/health/detailed" >/dev/null && break; sleep 0.1; done
 done

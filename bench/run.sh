@@ -21,12 +21,7 @@ export RATE_LIMIT_REGISTRATIONS_PER_HOUR=1000000 RATE_LIMIT_LOGIN_ATTEMPTS_PER_1
 # (hundreds of thousands each) made the development Redis's background saves write gigabytes during later runs.
 export REDIS_KEY_PREFIX="bench:$(date +%s):routes:"
 PREFIXES=("$REDIS_KEY_PREFIX")
-forget_prefixes() {
-  local prefix
-  for prefix in "${PREFIXES[@]}"; do
-    redis-cli -p "$REDIS_PORT" --scan --pattern "$prefix*" | xargs -r -n 1000 redis-cli -p "$REDIS_PORT" UNLINK >/dev/null
-  done
-}
+forget_prefixes() { bench/forget-redis-keys.sh "$REDIS_PORT" "${PREFIXES[@]}"; }
 $BIN/subscription-service seed >/dev/null
 $BIN/subscription-service serve > .run/development/logs/bench-service.log 2>&1 &
 SERVICE=$!
@@ -67,7 +62,9 @@ done
 PSQL="/usr/lib/postgresql/15/bin/psql -h 127.0.0.1 -p $PG_PORT -U billing -d postgres -tA"
 export PGPASSWORD=dev-only-password
 xacts() { $PSQL -c "SELECT datname, xact_commit + xact_rollback FROM pg_stat_database WHERE datname LIKE 'billing_%' ORDER BY 1" | tr '\n' ' '; }
-pg_ticks() { for pid in $(pgrep -x postgres); do awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null; done | awk '{s += $1} END {print s + 0}'; }
+# CPU ticks (user + system) of every process named $1.
+ticks_of() { for pid in $(pgrep -x "$1"); do awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null; done | awk '{s += $1} END {print s + 0}'; }
+pg_ticks() { ticks_of postgres; }
 # CPU ticks (user + system) of each of the bench's processes (the load generator's: see `with_cpu`).
 process_ticks() {
   local name pid
@@ -75,7 +72,7 @@ process_ticks() {
     pid=${name#*:}
     echo -n "${name%%:*}=$(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null || echo 0) "
   done
-  echo "redis=$(for pid in $(pgrep -x redis-server); do awk '{print $14 + $15}' "/proc/$pid/stat"; done | awk '{s += $1} END {print s + 0}')"
+  echo "redis=$(ticks_of redis-server)"
 }
 # Runs a command and writes the CPU ticks it used (with its children) to the file named first.
 with_cpu() {

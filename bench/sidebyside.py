@@ -83,14 +83,14 @@ def start_ours(p, workers, name, extra=None, fresh=True):
 
 
 def forget_redis_prefix(p, prefix):
-    """Deletes every Redis key under `prefix` once a run is done. A run leaves hundreds of thousands of keys
-    (usage idempotency keys live until their period ends); kept, they made the development Redis's background
-    saves fork and write gigabytes during later runs, and its restart take longer than a bench waits."""
-    port = p["REDIS_PORT"]
-    keys = subprocess.Popen(["redis-cli", "-p", port, "--scan", "--pattern", f"{prefix}*"], stdout=subprocess.PIPE)
-    subprocess.run(["xargs", "-r", "-n", "1000", "redis-cli", "-p", port, "UNLINK"], stdin=keys.stdout,
-                   stdout=subprocess.DEVNULL, check=True)
-    keys.wait()
+    """Deletes every Redis key under `prefix` once a run is done (bench/forget-redis-keys.sh says why)."""
+    sh(["bench/forget-redis-keys.sh", p["REDIS_PORT"], prefix])
+
+
+def start_stores():
+    """The development PostgreSQL and Redis, started if they are not running (nothing else is touched)."""
+    for service in ["postgres", "redis"]:
+        sh(["./scripts/env-manager.sh", "-e", "development", "start", "-s", service], stdout=subprocess.DEVNULL)
 
 
 def stop_all(procs):
@@ -129,11 +129,10 @@ def per_pid_ticks(pids):
 
 
 def machine_busy():
-    """(busy, all) jiffies of the whole machine so far, from /proc/stat (iowait counts as idle)."""
+    """Busy jiffies of the whole machine so far, from /proc/stat (iowait counts as idle)."""
     with open("/proc/stat") as f:
         fields = [int(x) for x in f.readline().split()[1:]]
-    idle = fields[3] + fields[4]
-    return sum(fields[:8]) - idle, sum(fields[:8])
+    return sum(fields[:8]) - fields[3] - fields[4]
 
 
 def quiet(limit=30.0, window=0.5, cores=0.25):
@@ -141,10 +140,10 @@ def quiet(limit=30.0, window=0.5, cores=0.25):
     what one run left behind (our worker folding usage, autovacuum after writes, a pool closing) is neither
     measured in the next run nor lost from its own; gives up after `limit` seconds. Returns the seconds waited."""
     started, calm = time.monotonic(), 0
-    busy0, _ = machine_busy()
+    busy0 = machine_busy()
     while calm < 2 and time.monotonic() - started < limit:
         time.sleep(window)
-        busy1, _ = machine_busy()
+        busy1 = machine_busy()
         calm = calm + 1 if (busy1 - busy0) / TICK / window < cores else 0
         busy0 = busy1
     return time.monotonic() - started
@@ -193,8 +192,7 @@ def main():
         sys.exit(f"the peer is not at {args.peer_dir} (--peer-dir)")
 
     sh(["cargo", "build", "--release", "--locked", "-p", "subscription-service", "-p", "billing-bench", "--bins"])
-    for service in ["postgres", "redis"]:
-        sh(["./scripts/env-manager.sh", "-e", "development", "start", "-s", service], stdout=subprocess.DEVNULL)
+    start_stores()
     p = ports()
     env_pg = pg_environment(p)
     exists = subprocess.run([f"{PG_BIN}/psql", "-d", "postgres", "-tAc",
@@ -263,9 +261,10 @@ def start_sides(args, p, python, r):
 
 
 def run(args, scenarios, p, python):
-    """Each round starts both sides' processes anew: what differs from one start to the next (how the kernel
-    places the workers, Python's hash seed, where the allocator lands) varies between runs, and measured within
-    one set of processes it did not show in the min-max, so a second run's median fell outside it."""
+    """Each round starts both sides' processes anew: whatever differs from one start to the next (not pinned
+    down; where the kernel places the workers, Python's hash seed and the memory layout are candidates) varies
+    between runs, and measured within one set of processes it did not show in the min-max, so a second run's
+    median fell outside it."""
     results = {s: {"ours": [], "peer": []} for s in scenarios}
     for r in range(args.rounds):
         ours, worker, peer = start_sides(args, p, python, r)

@@ -25,7 +25,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from sidebyside import (OURS_PORT, ROOT, forget_redis_prefix, fresh_database, pg_environment, ports, sh,  # noqa: E402
-                        start_ours, stop_all, wait_http)
+                        start_ours, start_stores, stop_all, wait_http)
 
 PAY_PORT, GATEWAY_PORT = 8102, 8103
 
@@ -108,8 +108,7 @@ def main():
 
     sh(["cargo", "build", "--release", "--locked", "-p", "subscription-service", "-p", "payment-service", "-p",
         "gateway-simulator", "-p", "billing-bench", "--bins"])
-    for service in ["postgres", "redis"]:
-        sh(["./scripts/env-manager.sh", "-e", "development", "start", "-s", service], stdout=subprocess.DEVNULL)
+    start_stores()
     logs = os.path.join(ROOT, ".run", "bench")
     p = ports()
     shared = {"REDIS_KEY_PREFIX": f"storm:{int(time.time())}:",
